@@ -1,0 +1,28 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { TokenVerifier } from "../auth/token-verifier.js";
+
+/** Services anyone may call: probes and schema discovery (`buf curl` sends no token there). */
+export const PUBLIC_SERVICES: ReadonlySet<string> = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+]);
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+/** Requires `authorization: Bearer <token>` on every RPC outside PUBLIC_SERVICES. */
+export function authInterceptor(verifier: TokenVerifier): Interceptor {
+  return (next) => async (req) => {
+    if (!PUBLIC_SERVICES.has(req.service.typeName)) {
+      const header = req.header.get("authorization");
+      if (header === null) {
+        throw new ConnectError("missing authorization: Bearer <token>", Code.Unauthenticated);
+      }
+      const token = BEARER.exec(header)?.[1];
+      if (token === undefined || !verifier.verify(token)) {
+        throw new ConnectError("invalid bearer token", Code.Unauthenticated);
+      }
+    }
+    return next(req);
+  };
+}

@@ -1,0 +1,141 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { DomainError, isDomainError } from "../core/errors.js";
+import { type Ambient, applyUpdate, prepareNew } from "../core/lifecycle.js";
+import { assertNamespace, assertRef, isValidName, isValidNamespace } from "../core/names.js";
+import { redact } from "../core/redact.js";
+import { referencedName } from "../core/references.js";
+import { assertNotPast, validateCredential } from "../core/validate.js";
+import { verifyStructure } from "../core/verify.js";
+import type { CredentialStore } from "../store/credential-store.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+export interface CredentialServiceDeps {
+  store: CredentialStore;
+  ambient: Ambient;
+}
+
+/** CredentialService over a store. Every credential it returns is redacted. */
+export function credentialService({
+  store,
+  ambient,
+}: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+  return {
+    async createCredential(req) {
+      const input = required(req.credential, "credential");
+      assertNotPast("credential.expires_at", dateOf(input), ambient.now());
+      const credential = prepareNew(input, ambient);
+      validateCredential(credential);
+      return { credential: redact(await store.create(credential)) };
+    },
+
+    async getCredential(req) {
+      assertRef(req.namespace, req.name);
+      return { credential: redact(await store.get(req.namespace, req.name)) };
+    },
+
+    async listCredentials(req) {
+      assertNamespace(req.namespace);
+      if (req.pageSize < 0) {
+        throw new DomainError("invalid_argument", "page_size: must not be negative");
+      }
+      if (!Object.values(Provider).includes(req.provider)) {
+        throw new DomainError("invalid_argument", `provider: unknown value ${req.provider}`);
+      }
+      const limit = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+      const after = decodePageToken(req.pageToken, req.namespace, req.provider);
+      const page = await store.list({
+        namespace: req.namespace,
+        provider: req.provider,
+        limit,
+        after,
+      });
+      const last = page.credentials.at(-1);
+      return {
+        credentials: page.credentials.map(redact),
+        nextPageToken:
+          page.more && last !== undefined
+            ? encodePageToken({
+                namespace: req.namespace,
+                provider: req.provider,
+                after: last.name,
+              })
+            : "",
+      };
+    },
+
+    async updateCredential(req) {
+      assertRef(req.namespace, req.name);
+      const patch = required(req.credential, "credential");
+      const paths = req.updateMask?.paths ?? [];
+      if (paths.includes("expires_at")) {
+        assertNotPast("credential.expires_at", dateOf(patch), ambient.now());
+      }
+      const updated = await store.update(
+        req.namespace,
+        req.name,
+        (current) => {
+          const next = applyUpdate(current, patch, paths, ambient);
+          validateCredential(next);
+          return next;
+        },
+        patch.etag,
+      );
+      return { credential: redact(updated) };
+    },
+
+    async deleteCredential(req) {
+      assertRef(req.namespace, req.name);
+      await store.delete(req.namespace, req.name, req.etag);
+      return {};
+    },
+
+    async verifyCredential(req) {
+      if (req.live) {
+        throw new DomainError(
+          "unimplemented",
+          "live verification (through STS) is not available yet; verify with live = false",
+        );
+      }
+      let credential: Credential;
+      switch (req.target.case) {
+        case "stored":
+          assertRef(req.target.value.namespace, req.target.value.name, "stored.");
+          credential = await store.get(req.target.value.namespace, req.target.value.name);
+          break;
+        case "candidate":
+          credential = prepareNew(req.target.value, ambient);
+          break;
+        default:
+          throw new DomainError("invalid_argument", "target: set stored or candidate");
+      }
+      const source = await findSource(store, credential);
+      return verifyStructure(credential, { now: ambient.now(), source });
+    },
+  };
+}
+
+function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw new DomainError("invalid_argument", `${field}: is required`);
+  return value;
+}
+
+function dateOf(c: Credential): Date | undefined {
+  return c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
+}
+
+async function findSource(store: CredentialStore, c: Credential): Promise<Credential | undefined> {
+  const name = referencedName(c);
+  if (name === undefined || !isValidNamespace(c.namespace) || !isValidName(name)) return undefined;
+  try {
+    return await store.get(c.namespace, name);
+  } catch (err) {
+    if (isDomainError(err, "not_found")) return undefined;
+    throw err;
+  }
+}

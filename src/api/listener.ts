@@ -1,0 +1,141 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+/** The first bytes of every HTTP/2 connection (RFC 9113 §3.4). */
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  handler: RequestHandler;
+}
+
+export interface Listener {
+  readonly host: string;
+  readonly port: number;
+  /** http://host:port */
+  readonly url: string;
+  /**
+   * Stops accepting, lets in-flight requests finish (HTTP/2 sessions get
+   * GOAWAY, HTTP/1.1 connections close after their response), and after
+   * `graceMs` cuts off whatever is left. Resolves when every socket is closed.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/**
+ * One port that serves HTTP/2 cleartext (h2c, prior knowledge: gRPC, Connect,
+ * gRPC-Web) and HTTP/1.1 (Connect, gRPC-Web, plain curl). Node's cleartext
+ * http2 server has no HTTP/1.1 fallback, so each connection's first bytes are
+ * compared with the HTTP/2 preface and the socket handed to the right server.
+ */
+export async function listen(opts: ListenOptions): Promise<Listener> {
+  const sockets = new Set<net.Socket>();
+  const h1Busy = new Map<net.Socket, number>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let draining = false;
+  let inflight = 0;
+  let settle = () => {};
+
+  const track: RequestHandler = (req, res) => {
+    inflight++;
+    const socket = "stream" in req ? undefined : req.socket;
+    if (socket !== undefined) {
+      h1Busy.set(socket, (h1Busy.get(socket) ?? 0) + 1);
+      if (draining) res.setHeader("connection", "close");
+    }
+    res.once("close", () => {
+      inflight--;
+      if (socket !== undefined) {
+        const busy = (h1Busy.get(socket) ?? 1) - 1;
+        h1Busy.set(socket, busy);
+        if (draining && busy === 0) socket.destroySoon();
+      }
+      settle();
+    });
+    opts.handler(req, res);
+  };
+
+  const h1 = http.createServer(track);
+  const h2 = http2.createServer({}, track);
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    if (draining) session.close();
+  });
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      h1Busy.delete(socket);
+      settle();
+    });
+    socket.on("error", () => socket.destroy());
+    routeByPreface(socket, (isHttp2) => {
+      if (!isHttp2) h1Busy.set(socket, 0);
+      (isHttp2 ? h2 : h1).emit("connection", socket);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  return {
+    host: address.address,
+    port: address.port,
+    url: `http://${host}:${address.port}`,
+    async close(graceMs) {
+      draining = true;
+      server.close();
+      for (const session of sessions) session.close();
+      for (const [socket, busy] of h1Busy) if (busy === 0) socket.destroySoon();
+      const drained = new Promise<void>((resolve) => {
+        settle = () => {
+          if (inflight === 0 && sockets.size === 0) resolve();
+        };
+        settle();
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+/** Reads until the first bytes tell HTTP/2 from HTTP/1.x, then puts them back. */
+function routeByPreface(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+  let head = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    head = Buffer.concat([head, chunk]);
+    const n = Math.min(head.length, PREFACE.length);
+    const matches = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+    if (matches && head.length < PREFACE.length) return;
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(head);
+    route(matches);
+    // The HTTP/2 session reads the buffered bytes and then takes over the
+    // socket's handle itself; resuming would steal data from it. HTTP/1.1
+    // reads through the stream, so it must flow again.
+    if (!matches) socket.resume();
+  };
+  socket.on("data", onData);
+}

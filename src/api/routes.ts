@@ -1,0 +1,49 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import {
+  CredentialService,
+  file_credbroker_v1_credential_service,
+} from "../../gen/credbroker/v1/credential_service_pb.js";
+import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
+import {
+  file_grpc_reflection_v1_reflection,
+  ServerReflection as ReflectionV1,
+} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import {
+  file_grpc_reflection_v1alpha_reflection,
+  ServerReflection as ReflectionV1alpha,
+} from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { type CredentialServiceDeps, credentialService } from "./credential-service.js";
+import { type HealthState, healthService } from "./health-service.js";
+import {
+  ReflectionIndex,
+  reflectionServiceV1,
+  reflectionServiceV1alpha,
+} from "./reflection-service.js";
+
+/** The names health and reflection report. */
+export const SERVED_SERVICES = [
+  CredentialService.typeName,
+  Health.typeName,
+  ReflectionV1.typeName,
+  ReflectionV1alpha.typeName,
+];
+
+export interface RouteDeps extends CredentialServiceDeps {
+  health: HealthState;
+}
+
+/** Registers every service the API listener serves. */
+export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
+  const reflection = new ReflectionIndex(SERVED_SERVICES, [
+    file_credbroker_v1_credential_service,
+    file_grpc_health_v1_health,
+    file_grpc_reflection_v1_reflection,
+    file_grpc_reflection_v1alpha_reflection,
+  ]);
+  return (router) => {
+    router.service(CredentialService, credentialService(deps));
+    router.service(Health, healthService(deps.health));
+    router.service(ReflectionV1, reflectionServiceV1(reflection));
+    router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
+  };
+}

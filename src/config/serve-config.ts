@@ -1,0 +1,71 @@
+import os from "node:os";
+import path from "node:path";
+import { DomainError } from "../core/errors.js";
+
+export const DEFAULT_LISTEN = "127.0.0.1:50051";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Everything `credbroker serve` needs, validated. Built once, passed down. */
+export interface ServeConfig {
+  listen: HostPort;
+  dataDir: string;
+  /** The value of CREDBROKER_MASTER_KEY, if set (base64 of 32 bytes). */
+  masterKey: string | undefined;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+  /** How long shutdown waits for in-flight calls before cutting them off. */
+  shutdownGraceMs: number;
+}
+
+/** The default data dir: $XDG_DATA_HOME/credbroker, else ~/.local/share/credbroker. */
+export function defaultDataDir(env: NodeJS.ProcessEnv, home = os.homedir()): string {
+  const base = env.XDG_DATA_HOME || path.join(home, ".local", "share");
+  return path.join(base, "credbroker");
+}
+
+/** "127.0.0.1:50051", "[::1]:50051" or "localhost:0" → host and port. */
+export function parseHostPort(value: string, what: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (m === null || port > 65535) {
+    throw new DomainError("invalid_argument", `${what}: expected HOST:PORT, got "${value}"`);
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+
+export interface ServeInputs {
+  listen?: string | undefined;
+  dataDir?: string | undefined;
+  logLevel?: string | undefined;
+  shutdownGrace?: string | undefined;
+}
+
+/**
+ * Flags win over environment variables, which win over defaults:
+ * --listen / CREDBROKER_LISTEN, --data-dir / CREDBROKER_DATA_DIR,
+ * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE.
+ */
+export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
+  const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
+  const logLevel = flags.logLevel ?? env.CREDBROKER_LOG_LEVEL ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new DomainError("invalid_argument", `--log-level: one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const grace = flags.shutdownGrace ?? env.CREDBROKER_SHUTDOWN_GRACE ?? "10";
+  const graceSeconds = Number(grace);
+  if (!Number.isFinite(graceSeconds) || graceSeconds < 0 || graceSeconds > 3600) {
+    throw new DomainError("invalid_argument", "--shutdown-grace: seconds, 0-3600");
+  }
+  return {
+    listen: parseHostPort(listen, "--listen"),
+    dataDir: path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env)),
+    masterKey: env.CREDBROKER_MASTER_KEY,
+    logLevel: logLevel as ServeConfig["logLevel"],
+    shutdownGraceMs: graceSeconds * 1000,
+  };
+}

@@ -1,0 +1,231 @@
+import { create } from "@bufbuild/protobuf";
+import type { AccessScope, Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import {
+  type Check,
+  CheckSchema,
+  Severity,
+} from "../../gen/credbroker/v1/credential_service_pb.js";
+import { isValidName, isValidNamespace } from "./names.js";
+import { isS3Action, S3_ACTIONS } from "./s3-actions.js";
+
+/** Printable ASCII without spaces. */
+const PRINTABLE = /^[\x21-\x7e]+$/;
+const AWS_KEY_ID = /^(AKIA|ASIA)[A-Z0-9]{16}$/;
+const ROLE_ARN = /^arn:aws(-cn|-us-gov)?:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+/** STS ExternalId: 2–1224 of [\w+=,.@:/-]. */
+const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
+/** STS RoleSessionName: 2–64 of [\w+=,.@-]. */
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+const REGION = /^[a-z0-9-]{1,64}$/;
+const HOST_LABEL = "[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?";
+const HOST = new RegExp(`^(\\*\\.)?${HOST_LABEL}(\\.${HOST_LABEL})*$`, "i");
+const BRACKETED_IPV6 = /^\[[0-9a-f:.]+\]$/i;
+const BUCKET = /^[A-Za-z0-9._-]{1,255}$/;
+
+export const LIMITS = {
+  description: 1024,
+  principalName: 256,
+  metadataEntries: 64,
+  metadataKey: 128,
+  metadataValue: 1024,
+  secret: 1024,
+  sessionToken: 8192,
+  token: 8192,
+  hosts: 100,
+  scopes: 100,
+  prefixes: 100,
+  prefix: 1024,
+  minDurationSeconds: 900,
+  maxDurationSeconds: 43200,
+} as const;
+
+type Rule = [check: string, ok: boolean, message: string, severity?: Severity];
+
+function toCheck([check, ok, message, severity = Severity.ERROR]: Rule): Check {
+  return create(CheckSchema, { check, ok, severity, message });
+}
+
+/**
+ * Every structural check of a credential's fields, passed or failed, in a
+ * stable order. Messages start with the field path and never quote a secret.
+ * Pure: the same credential always gives the same checks.
+ */
+export function fieldChecks(c: Credential): Check[] {
+  const rules: Rule[] = [
+    [
+      "namespace.format",
+      isValidNamespace(c.namespace),
+      "namespace: empty (the workspace) or 1-64 of letters, digits, '.', '_', '-'",
+    ],
+    ["name.format", isValidName(c.name), "name: 1-64 of letters, digits, '.', '_', '-'"],
+    [
+      "kind.present",
+      c.kind.case !== undefined,
+      "kind: exactly one of access_key, role, token is required",
+    ],
+    ...kindRules(c),
+    ["region.format", c.region === "" || REGION.test(c.region), "region: 1-64 of a-z, 0-9, '-'"],
+    [
+      "description.length",
+      c.description.length <= LIMITS.description,
+      `description: at most ${LIMITS.description} characters`,
+    ],
+    [
+      "principal_name.length",
+      c.principalName.length <= LIMITS.principalName,
+      `principal_name: at most ${LIMITS.principalName} characters`,
+    ],
+    ...metadataRules(c.metadata),
+    ...hostRules(c.allowedHosts),
+    ...scopeRules(c.allowedScopes),
+  ];
+  return rules.map(toCheck);
+}
+
+function kindRules(c: Credential): Rule[] {
+  switch (c.kind.case) {
+    case "accessKey": {
+      const k = c.kind.value;
+      const idOk = k.accessKeyId.length <= 128 && PRINTABLE.test(k.accessKeyId);
+      const rules: Rule[] = [
+        [
+          "access_key.access_key_id.format",
+          idOk,
+          "access_key.access_key_id: 1-128 printable ASCII characters without spaces",
+        ],
+        [
+          "access_key.access_key_id.aws_shape",
+          !idOk || AWS_KEY_ID.test(k.accessKeyId),
+          "access_key.access_key_id: not AWS-shaped (AKIA or ASIA and 16 more); fine for S3-compatible stores",
+          Severity.WARNING,
+        ],
+        [
+          "access_key.secret_access_key.format",
+          k.secretAccessKey.length <= LIMITS.secret && PRINTABLE.test(k.secretAccessKey),
+          `access_key.secret_access_key: required, 1-${LIMITS.secret} printable ASCII characters without spaces`,
+        ],
+      ];
+      if (k.sessionToken !== undefined) {
+        rules.push([
+          "access_key.session_token.format",
+          k.sessionToken.length <= LIMITS.sessionToken && PRINTABLE.test(k.sessionToken),
+          `access_key.session_token: when set, 1-${LIMITS.sessionToken} printable ASCII characters`,
+        ]);
+      }
+      if (k.accessKeyId.startsWith("ASIA")) {
+        rules.push([
+          "access_key.session_token.present",
+          k.sessionToken !== undefined,
+          "access_key.session_token: an ASIA key is temporary and needs its session token",
+          Severity.WARNING,
+        ]);
+      }
+      return rules;
+    }
+    case "role": {
+      const r = c.kind.value;
+      const rules: Rule[] = [
+        [
+          "role.role_arn.format",
+          ROLE_ARN.test(r.roleArn),
+          "role.role_arn: must look like arn:aws:iam::123456789012:role/NAME (aws, aws-cn or aws-us-gov)",
+        ],
+        [
+          "role.external_id.format",
+          EXTERNAL_ID.test(r.externalId),
+          "role.external_id: 2-1224 of letters, digits and + = , . @ : / - _",
+        ],
+        [
+          "role.duration_seconds.range",
+          r.durationSeconds >= LIMITS.minDurationSeconds &&
+            r.durationSeconds <= LIMITS.maxDurationSeconds,
+          `role.duration_seconds: ${LIMITS.minDurationSeconds}-${LIMITS.maxDurationSeconds}`,
+        ],
+        [
+          "role.source_credential.format",
+          isValidName(r.sourceCredential),
+          "role.source_credential: the name of an access_key credential in the same namespace",
+        ],
+      ];
+      if (r.sessionName !== undefined) {
+        rules.push([
+          "role.session_name.format",
+          SESSION_NAME.test(r.sessionName),
+          "role.session_name: 2-64 of letters, digits and + = , . @ - _",
+        ]);
+      }
+      return rules;
+    }
+    case "token":
+      return [
+        [
+          "token.token.format",
+          c.kind.value.token.length <= LIMITS.token && PRINTABLE.test(c.kind.value.token),
+          `token.token: required, 1-${LIMITS.token} printable ASCII characters without spaces`,
+        ],
+      ];
+    default:
+      return [];
+  }
+}
+
+function metadataRules(metadata: Record<string, string>): Rule[] {
+  const entries = Object.entries(metadata);
+  return [
+    [
+      "metadata.size",
+      entries.length <= LIMITS.metadataEntries,
+      `metadata: at most ${LIMITS.metadataEntries} entries`,
+    ],
+    [
+      "metadata.entries",
+      entries.every(
+        ([k, v]) =>
+          k.length >= 1 && k.length <= LIMITS.metadataKey && v.length <= LIMITS.metadataValue,
+      ),
+      `metadata: keys 1-${LIMITS.metadataKey} characters, values at most ${LIMITS.metadataValue}`,
+    ],
+  ];
+}
+
+function hostRules(hosts: string[]): Rule[] {
+  const bad = hosts.filter((h) => !(HOST.test(h) || BRACKETED_IPV6.test(h)));
+  return [
+    ["allowed_hosts.size", hosts.length <= LIMITS.hosts, `allowed_hosts: at most ${LIMITS.hosts}`],
+    [
+      "allowed_hosts.format",
+      bad.length === 0,
+      `allowed_hosts: each an exact host or *.suffix, without scheme or port${bad.length ? ` (bad: ${bad.slice(0, 3).join(", ")})` : ""}`,
+    ],
+  ];
+}
+
+function scopeRules(scopes: AccessScope[]): Rule[] {
+  const unknown = scopes.flatMap((s) => s.actions.filter((a) => !isS3Action(a)));
+  return [
+    [
+      "allowed_scopes.size",
+      scopes.length <= LIMITS.scopes,
+      `allowed_scopes: at most ${LIMITS.scopes}`,
+    ],
+    [
+      "allowed_scopes.bucket",
+      scopes.every((s) => BUCKET.test(s.bucket)),
+      "allowed_scopes.bucket: required, 1-255 of letters, digits, '.', '_', '-'",
+    ],
+    [
+      "allowed_scopes.prefixes",
+      scopes.every(
+        (s) =>
+          s.prefixes.length <= LIMITS.prefixes &&
+          s.prefixes.every((p) => p.length <= LIMITS.prefix),
+      ),
+      `allowed_scopes.prefixes: at most ${LIMITS.prefixes}, each at most ${LIMITS.prefix} characters`,
+    ],
+    [
+      "allowed_scopes.actions",
+      unknown.length === 0 && scopes.every((s) => s.actions.length > 0),
+      `allowed_scopes.actions: at least one, each of ${S3_ACTIONS.join(", ")}${unknown.length ? ` (unknown: ${unknown.slice(0, 3).join(", ")})` : ""}`,
+    ],
+  ];
+}

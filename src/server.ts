@@ -1,0 +1,90 @@
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { authInterceptor } from "./api/auth.js";
+import { errorInterceptor } from "./api/error-mapping.js";
+import { HealthState } from "./api/health-service.js";
+import { type Listener, listen } from "./api/listener.js";
+import { apiRoutes, SERVED_SERVICES } from "./api/routes.js";
+import { ensureAdminToken } from "./auth/admin-token.js";
+import { hashToken, TokenVerifier } from "./auth/token-verifier.js";
+import type { ServeConfig } from "./config/serve-config.js";
+import type { Ambient } from "./core/lifecycle.js";
+import type { CredentialStore } from "./store/credential-store.js";
+import { LevelCredentialStore } from "./store/level-store.js";
+import { loadMasterKey } from "./store/master-key.js";
+import { deriveDataKey, Sealer } from "./store/sealing.js";
+
+/** Largest request message accepted (bounded request sizes). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface Daemon {
+  readonly url: string;
+  readonly listener: Listener;
+  /** Drains in-flight calls, closes the listener and the store. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config → store → services → listener. Nothing else
+ * in the daemon reads the environment, the clock's source, or the data dir's layout.
+ */
+export async function startDaemon(config: ServeConfig, log: Logger): Promise<Daemon> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const ambient: Ambient = { now: () => new Date(), newId: randomUUID };
+
+  const store = await LevelCredentialStore.open({
+    location: path.join(config.dataDir, "db"),
+    now: ambient.now,
+    async sealer(fresh) {
+      const master = await loadMasterKey({
+        envValue: config.masterKey,
+        file: path.join(config.dataDir, "master.key"),
+        fresh,
+      });
+      const key = deriveDataKey(master.key);
+      log.info({ keyId: key.id, origin: master.origin }, "master key loaded");
+      return new Sealer([key]);
+    },
+  });
+
+  try {
+    return await serve(config, log, store, ambient);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+async function serve(
+  config: ServeConfig,
+  log: Logger,
+  store: CredentialStore,
+  ambient: Ambient,
+): Promise<Daemon> {
+  const admin = await ensureAdminToken(config.dataDir);
+  log.info({ file: admin.file, created: admin.created }, "admin token file");
+  const verifier = new TokenVerifier([hashToken(admin.token)]);
+
+  const health = new HealthState(SERVED_SERVICES);
+  const handler = connectNodeAdapter({
+    routes: apiRoutes({ store, ambient, health }),
+    interceptors: [errorInterceptor(log), authInterceptor(verifier)],
+    readMaxBytes: MAX_MESSAGE_BYTES,
+  });
+  const listener = await listen({ ...config.listen, handler });
+  log.info({ url: listener.url, dataDir: config.dataDir }, "listening");
+
+  return {
+    url: listener.url,
+    listener,
+    async stop() {
+      health.drain();
+      await listener.close(config.shutdownGraceMs);
+      await store.close();
+      log.info("stopped");
+    },
+  };
+}

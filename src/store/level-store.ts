@@ -1,0 +1,301 @@
+import { randomBytes } from "node:crypto";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Level } from "level";
+import {
+  type Credential,
+  CredentialSchema,
+  type Provider,
+} from "../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../core/errors.js";
+import { displayName } from "../core/names.js";
+import { referencedName, sourceCheck } from "../core/references.js";
+import type { CredentialStore, ListPage, ListQuery } from "./credential-store.js";
+import {
+  defaultKey,
+  indexEntries,
+  KEYCHECK_KEY,
+  nameKey,
+  namePrefix,
+  prefixEnd,
+  recordKey,
+  referrerPrefix,
+} from "./keys.js";
+import { Mutex } from "./mutex.js";
+import { Sealer } from "./sealing.js";
+
+const KEYCHECK_PLAINTEXT = Buffer.from("credbroker keycheck v1");
+
+type Db = Level<string, Buffer>;
+type BatchOp = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
+
+export interface LevelStoreOptions {
+  /** The LevelDB directory. */
+  location: string;
+  /**
+   * Returns the sealer for this database; `fresh` is true when the database
+   * holds no sealed record yet (the only time a new master key may be made).
+   */
+  sealer(fresh: boolean): Promise<Sealer>;
+  now(): Date;
+}
+
+/**
+ * The embedded store: LevelDB, one process at a time (LevelDB's lock), every
+ * value that holds credential data sealed with AES-256-GCM. Writes are
+ * serialized in-process and each acknowledged write is one synced batch.
+ */
+export class LevelCredentialStore implements CredentialStore {
+  private readonly writes = new Mutex();
+
+  private constructor(
+    private readonly db: Db,
+    private readonly sealer: Sealer,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * Opens the store. Fails with `unavailable` when another process holds the
+   * data dir, and `failed_precondition` when the master key does not open it;
+   * either way nothing is written.
+   */
+  static async open(opts: LevelStoreOptions): Promise<LevelCredentialStore> {
+    const db: Db = new Level<string, Buffer>(opts.location, {
+      keyEncoding: "utf8",
+      valueEncoding: "buffer",
+    });
+    try {
+      await db.open();
+    } catch (err) {
+      throw openError(opts.location, err);
+    }
+    try {
+      const check = await db.get(KEYCHECK_KEY);
+      const sealer = await opts.sealer(check === undefined);
+      if (check === undefined) {
+        await db.put(KEYCHECK_KEY, sealer.seal(KEYCHECK_PLAINTEXT, KEYCHECK_KEY), { sync: true });
+      } else {
+        assertKeyOpens(sealer, check);
+      }
+      return new LevelCredentialStore(db, sealer, opts.now);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  async create(credential: Credential): Promise<Credential> {
+    return this.writes.run(async () => {
+      const { namespace, name } = credential;
+      if ((await this.db.get(nameKey(namespace, name))) !== undefined) {
+        throw new DomainError(
+          "already_exists",
+          `credential ${displayName(namespace, name)} already exists`,
+        );
+      }
+      await this.assertSourceUsable(credential);
+      const stored = this.stamp(credential);
+      const ops = [
+        ...(await this.demotePreviousDefault(stored)),
+        this.putRecord(stored),
+        ...indexOps(undefined, stored),
+      ];
+      await this.db.batch(ops, { sync: true });
+      return stored;
+    });
+  }
+
+  async get(namespace: string, name: string): Promise<Credential> {
+    const found = await this.find(namespace, name);
+    if (found === undefined) throw notFound(namespace, name);
+    return found;
+  }
+
+  async getDefault(namespace: string, provider: Provider): Promise<Credential | undefined> {
+    const id = await this.db.get(defaultKey(namespace, provider));
+    return id === undefined ? undefined : this.readRecord(id.toString("utf8"));
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const prefix = namePrefix(query.namespace, query.provider);
+    const range = query.after === "" ? { gte: prefix } : { gt: `${prefix}${query.after}` };
+    const ids: string[] = [];
+    for await (const [, id] of this.db.iterator({
+      ...range,
+      lt: prefixEnd(prefix),
+      limit: query.limit + 1,
+    })) {
+      ids.push(id.toString("utf8"));
+    }
+    const more = ids.length > query.limit;
+    const page = ids.slice(0, query.limit);
+    const values = await this.db.getMany(page.map(recordKey));
+    const credentials: Credential[] = [];
+    page.forEach((id, i) => {
+      const value = values[i];
+      // A record deleted between the index read and this one is simply gone.
+      if (value !== undefined) credentials.push(this.openRecord(id, value));
+    });
+    return { credentials, more };
+  }
+
+  async update(
+    namespace: string,
+    name: string,
+    change: (current: Credential) => Credential,
+    expectedEtag: string,
+  ): Promise<Credential> {
+    return this.writes.run(async () => {
+      const current = await this.get(namespace, name);
+      assertEtag(current, expectedEtag);
+      const next = change(current);
+      if (next.id !== current.id || next.namespace !== current.namespace) {
+        throw new DomainError("invalid_argument", "id and namespace cannot change");
+      }
+      if (next.name !== current.name) {
+        if ((await this.db.get(nameKey(namespace, next.name))) !== undefined) {
+          throw new DomainError(
+            "already_exists",
+            `cannot rename to ${displayName(namespace, next.name)}: it already exists`,
+          );
+        }
+        await this.assertNotReferred(current, "renamed");
+      }
+      if (next.kind.case !== "accessKey")
+        await this.assertNotReferred(current, "changed from an access_key");
+      await this.assertSourceUsable(next);
+      const stored = this.stamp(next);
+      const ops = [
+        ...(await this.demotePreviousDefault(stored)),
+        this.putRecord(stored),
+        ...indexOps(current, stored),
+      ];
+      await this.db.batch(ops, { sync: true });
+      return stored;
+    });
+  }
+
+  async delete(namespace: string, name: string, expectedEtag: string): Promise<void> {
+    await this.writes.run(async () => {
+      const current = await this.get(namespace, name);
+      assertEtag(current, expectedEtag);
+      await this.assertNotReferred(current, "deleted");
+      const ops: BatchOp[] = [
+        { type: "del", key: recordKey(current.id) },
+        ...indexOps(current, undefined),
+      ];
+      await this.db.batch(ops, { sync: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    // Wait for queued writes, so nothing acknowledged is cut off.
+    await this.writes.run(async () => this.db.close());
+  }
+
+  private async find(namespace: string, name: string): Promise<Credential | undefined> {
+    const id = await this.db.get(nameKey(namespace, name));
+    return id === undefined ? undefined : this.readRecord(id.toString("utf8"));
+  }
+
+  private async readRecord(id: string): Promise<Credential | undefined> {
+    const value = await this.db.get(recordKey(id));
+    return value === undefined ? undefined : this.openRecord(id, value);
+  }
+
+  private openRecord(id: string, value: Buffer): Credential {
+    return fromBinary(CredentialSchema, this.sealer.open(value, recordKey(id)));
+  }
+
+  private putRecord(c: Credential): BatchOp {
+    const key = recordKey(c.id);
+    return { type: "put", key, value: this.sealer.seal(toBinary(CredentialSchema, c), key) };
+  }
+
+  /** A copy with a fresh etag: every write changes it. */
+  private stamp(c: Credential): Credential {
+    return { ...c, etag: randomBytes(12).toString("base64url") };
+  }
+
+  private async assertSourceUsable(c: Credential): Promise<void> {
+    const source = referencedName(c);
+    if (source === undefined) return;
+    const problem = sourceCheck(c, await this.find(c.namespace, source));
+    if (problem !== undefined) throw new DomainError("failed_precondition", problem);
+  }
+
+  private async assertNotReferred(c: Credential, action: string): Promise<void> {
+    const prefix = referrerPrefix(c.namespace, c.name);
+    const referrers = await this.db.keys({ gte: prefix, lt: prefixEnd(prefix), limit: 1 }).all();
+    const first = referrers[0];
+    if (first !== undefined) {
+      const referrer = displayName(c.namespace, first.slice(prefix.length));
+      throw new DomainError(
+        "failed_precondition",
+        `${displayName(c.namespace, c.name)} cannot be ${action}: role ${referrer} uses it as its source_credential`,
+      );
+    }
+  }
+
+  /** When `c` becomes its provider's default, the previous default stops being one. */
+  private async demotePreviousDefault(c: Credential): Promise<BatchOp[]> {
+    if (!c.providerDefault) return [];
+    const previous = await this.getDefault(c.namespace, c.provider);
+    if (previous === undefined || previous.id === c.id) return [];
+    const demoted = this.stamp({
+      ...previous,
+      providerDefault: false,
+      updatedAt: timestampFromDate(this.now()),
+    });
+    // Its default index entry is overwritten by c's, later in the same batch.
+    return [this.putRecord(demoted)];
+  }
+}
+
+/** Removes the index entries `before` had and `after` lacks, then writes `after`'s. */
+function indexOps(before: Credential | undefined, after: Credential | undefined): BatchOp[] {
+  const old = before === undefined ? new Map<string, string>() : indexEntries(before);
+  const next = after === undefined ? new Map<string, string>() : indexEntries(after);
+  const ops: BatchOp[] = [];
+  for (const key of old.keys()) if (!next.has(key)) ops.push({ type: "del", key });
+  for (const [key, id] of next) ops.push({ type: "put", key, value: Buffer.from(id, "utf8") });
+  return ops;
+}
+
+function assertEtag(current: Credential, expected: string): void {
+  if (expected !== "" && expected !== current.etag) {
+    throw new DomainError(
+      "aborted",
+      `etag mismatch: ${displayName(current.namespace, current.name)} changed since it was read; read it again and retry`,
+    );
+  }
+}
+
+function notFound(namespace: string, name: string): DomainError {
+  return new DomainError("not_found", `credential ${displayName(namespace, name)} not found`);
+}
+
+function assertKeyOpens(sealer: Sealer, check: Buffer): void {
+  try {
+    sealer.open(check, KEYCHECK_KEY);
+  } catch (cause) {
+    const sealedWith = Sealer.keyIdOf(check) ?? "unknown";
+    throw new DomainError(
+      "failed_precondition",
+      `the master key (id ${sealer.currentKeyId}) does not open this data dir (sealed with key id ${sealedWith})`,
+      { cause },
+    );
+  }
+}
+
+function openError(location: string, err: unknown): DomainError {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  if (cause?.code === "LEVEL_LOCKED") {
+    return new DomainError(
+      "unavailable",
+      `data dir ${location} is in use by another credbroker process (LevelDB lock held)`,
+      { cause: err },
+    );
+  }
+  return new DomainError("unavailable", `cannot open the database at ${location}`, { cause: err });
+}

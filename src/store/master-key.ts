@@ -1,0 +1,56 @@
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { DomainError } from "../core/errors.js";
+import { MASTER_KEY_BYTES } from "./sealing.js";
+
+export interface MasterKeyOptions {
+  /** The value of CREDBROKER_MASTER_KEY (base64 of 32 bytes), if set. */
+  envValue: string | undefined;
+  /** The master.key file in the data dir. */
+  file: string;
+  /** True when the data dir holds no records yet: only then may a key be created. */
+  fresh: boolean;
+}
+
+export interface MasterKey {
+  key: Buffer;
+  origin: "env" | "file" | "created";
+}
+
+/**
+ * The master key: from the environment, else the key file, else (only for a
+ * fresh data dir) a new random key written 0600. Errors name where the key was
+ * looked for and never echo key material.
+ */
+export async function loadMasterKey(opts: MasterKeyOptions): Promise<MasterKey> {
+  if (opts.envValue !== undefined && opts.envValue !== "") {
+    return { key: decode(opts.envValue, "CREDBROKER_MASTER_KEY"), origin: "env" };
+  }
+  const text = await readFile(opts.file, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw new DomainError("failed_precondition", `cannot read master key file ${opts.file}`, {
+      cause: err,
+    });
+  });
+  if (text !== undefined) return { key: decode(text.trim(), opts.file), origin: "file" };
+  if (!opts.fresh) {
+    throw new DomainError(
+      "failed_precondition",
+      `the data dir holds sealed records but no master key was given: set CREDBROKER_MASTER_KEY or restore ${opts.file}`,
+    );
+  }
+  const key = randomBytes(MASTER_KEY_BYTES);
+  await writeFile(opts.file, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+  return { key, origin: "created" };
+}
+
+function decode(value: string, where: string): Buffer {
+  const key = Buffer.from(value, "base64");
+  if (key.length !== MASTER_KEY_BYTES || key.toString("base64") !== value) {
+    throw new DomainError(
+      "invalid_argument",
+      `${where}: the master key must be the base64 of exactly ${MASTER_KEY_BYTES} bytes`,
+    );
+  }
+  return key;
+}

@@ -1,0 +1,105 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
+import { DomainError } from "../core/errors.js";
+
+/**
+ * AES-256-GCM sealing of stored records.
+ *
+ * Envelope: version (1 byte, 0x01) | key id (8 bytes) | nonce (12) | ciphertext | tag (16).
+ * The record's storage key is the additional authenticated data, so a record
+ * copied or moved under another key fails to open (threat: an attacker with
+ * write access to the data dir swapping records between credentials).
+ */
+const VERSION = 0x01;
+const KEY_ID_BYTES = 8;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const HEADER_BYTES = 1 + KEY_ID_BYTES + NONCE_BYTES;
+
+export const MASTER_KEY_BYTES = 32;
+
+/** A data key derived from a master key, named by a fingerprint of the master key. */
+export interface DataKey {
+  /** Hex, 16 characters: safe to log, reveals nothing about the key. */
+  readonly id: string;
+  readonly key: Buffer;
+}
+
+/** Derives the record-sealing key and its id from a 32-byte master key. */
+export function deriveDataKey(master: Uint8Array): DataKey {
+  if (master.length !== MASTER_KEY_BYTES) {
+    throw new DomainError("invalid_argument", `master key must be ${MASTER_KEY_BYTES} bytes`);
+  }
+  const key = Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), "credbroker/v1 records", 32));
+  const id = createHash("sha256")
+    .update("credbroker/v1 key id\0")
+    .update(master)
+    .digest()
+    .subarray(0, KEY_ID_BYTES)
+    .toString("hex");
+  return { id, key };
+}
+
+/** Seals under the first key; opens with whichever key the record names. */
+export class Sealer {
+  private readonly byId: Map<string, DataKey>;
+
+  constructor(private readonly keys: readonly [DataKey, ...DataKey[]]) {
+    this.byId = new Map(keys.map((k) => [k.id, k]));
+  }
+
+  get currentKeyId(): string {
+    return this.keys[0].id;
+  }
+
+  seal(plaintext: Uint8Array, aad: string): Buffer {
+    const key = this.keys[0];
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", key.key, nonce);
+    cipher.setAAD(Buffer.from(aad, "utf8"));
+    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([
+      Buffer.of(VERSION),
+      Buffer.from(key.id, "hex"),
+      nonce,
+      body,
+      cipher.getAuthTag(),
+    ]);
+  }
+
+  /** The key id a sealed record names, or undefined when it is not an envelope. */
+  static keyIdOf(sealed: Uint8Array): string | undefined {
+    if (sealed.length < HEADER_BYTES + TAG_BYTES || sealed[0] !== VERSION) return undefined;
+    return Buffer.from(sealed.subarray(1, 1 + KEY_ID_BYTES)).toString("hex");
+  }
+
+  /** Throws data_loss when the record is damaged, moved, or sealed under an unknown key. */
+  open(sealed: Uint8Array, aad: string): Buffer {
+    const keyId = Sealer.keyIdOf(sealed);
+    if (keyId === undefined) {
+      throw new DomainError("data_loss", `record ${aad} is damaged: not a sealed envelope`);
+    }
+    const key = this.byId.get(keyId);
+    if (key === undefined) {
+      throw new DomainError(
+        "data_loss",
+        `record ${aad} is sealed under key ${keyId}, which is not loaded (loaded: ${[...this.byId.keys()].join(", ")})`,
+      );
+    }
+    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    const nonce = buf.subarray(1 + KEY_ID_BYTES, HEADER_BYTES);
+    const body = buf.subarray(HEADER_BYTES, buf.length - TAG_BYTES);
+    const tag = buf.subarray(buf.length - TAG_BYTES);
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", key.key, nonce);
+      decipher.setAAD(Buffer.from(aad, "utf8"));
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(body), decipher.final()]);
+    } catch (cause) {
+      throw new DomainError(
+        "data_loss",
+        `record ${aad} failed authentication: damaged, or moved from another key`,
+        { cause },
+      );
+    }
+  }
+}
