@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): install missing tools, type-check and
+# build, then run every test file with node:test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/test-deps.sh
+npx tsc -p tsconfig.json
+mapfile -t files < <(find dist/test -name '*.test.js' | sort)
+if ((${#files[@]} == 0)); then
+  echo "no test files found under dist/test" >&2
+  exit 1
+fi
+exec node --test --test-reporter=spec "$@" "${files[@]}"
