@@ -42,7 +42,8 @@ async function snapshot(dataDir: string): Promise<string[]> {
   for await (const [key, value] of db.iterator()) out.push(`${key}=${value.toString("hex")}`);
   await db.close();
   for (const name of await readdir(dataDir)) {
-    if (name !== "db") out.push(`${name}:${(await readFile(path.join(dataDir, name))).toString("hex")}`);
+    if (name !== "db")
+      out.push(`${name}:${(await readFile(path.join(dataDir, name))).toString("hex")}`);
   }
   return out;
 }
@@ -66,7 +67,13 @@ describe("daemon lifecycle", () => {
     try {
       const client = credentialClient(first.url, "connect-h1", first.token);
       await client.createCredential(accessKey("before"));
-      const second = await runCli(["serve", "--listen", "127.0.0.1:0", "--data-dir", first.dataDir]);
+      const second = await runCli([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        first.dataDir,
+      ]);
       assert.equal(second.code, 1);
       assert.match(second.stderr, /in use by another credbroker process/);
       const got = await client.getCredential({ namespace: "ops", name: "before" });

@@ -69,7 +69,11 @@ describe("no secret leaves the daemon", () => {
       });
       responses.push(toJsonString(CreateCredentialResponseSchema, created));
       const token = await c.createCredential({
-        credential: { namespace: ns, name: "tok", kind: { case: "token", value: { token: TOKEN } } },
+        credential: {
+          namespace: ns,
+          name: "tok",
+          kind: { case: "token", value: { token: TOKEN } },
+        },
       });
       responses.push(toJsonString(CreateCredentialResponseSchema, token));
       recordIds.push(created.credential?.id ?? "", token.credential?.id ?? "");
@@ -108,7 +112,10 @@ describe("no secret leaves the daemon", () => {
               name: bad.name,
               kind: {
                 case: "accessKey",
-                value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: bad.secretAccessKey },
+                value: {
+                  accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+                  secretAccessKey: bad.secretAccessKey,
+                },
               },
             },
           })

@@ -82,7 +82,8 @@ export function grpcJsClient<S extends DescService>(
       path: `/${service.typeName}/${method.name}`,
       requestStream: false,
       responseStream: false,
-      requestSerialize: (m) => Buffer.from(toBinary(method.input, m as MessageShape<typeof method.input>)),
+      requestSerialize: (m) =>
+        Buffer.from(toBinary(method.input, m as MessageShape<typeof method.input>)),
       requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
       responseSerialize: (m) =>
         Buffer.from(toBinary(method.output, m as MessageShape<typeof method.output>)),
