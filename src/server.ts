@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { accessLogInterceptor } from "./api/access-log.js";
 import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/error-mapping.js";
 import { HealthState } from "./api/health-service.js";
@@ -71,7 +72,7 @@ async function serve(
   const health = new HealthState(SERVED_SERVICES);
   const handler = connectNodeAdapter({
     routes: apiRoutes({ store, ambient, health }),
-    interceptors: [errorInterceptor(log), authInterceptor(verifier)],
+    interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
     readMaxBytes: MAX_MESSAGE_BYTES,
   });
   const listener = await listen({ ...config.listen, handler });

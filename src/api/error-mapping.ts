@@ -46,7 +46,7 @@ export function errorInterceptor(log: Logger): Interceptor {
     try {
       return await next(req);
     } catch (err) {
-      throw toConnectError(err, log, req.url);
+      throw toConnectError(err, log, `/${req.service.typeName}/${req.method.name}`);
     }
   };
 }

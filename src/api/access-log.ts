@@ -1,0 +1,31 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+
+/**
+ * One line per RPC: procedure, code and duration; never a message body or a
+ * header value (bodies carry secrets, headers carry tokens). Successful calls
+ * log at debug, failures at info.
+ */
+export function accessLogInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const line = (code: string) => ({
+      procedure: `/${req.service.typeName}/${req.method.name}`,
+      code,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+    try {
+      const res = await next(req);
+      log.debug(line("ok"), "rpc");
+      return res;
+    } catch (err) {
+      log.info(line(codeName(err instanceof ConnectError ? err.code : Code.Unknown)), "rpc");
+      throw err;
+    }
+  };
+}
+
+/** "invalid_argument" for Code.InvalidArgument: the name callers see on the wire. */
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+}
