@@ -113,28 +113,31 @@ export class LevelCredentialStore implements CredentialStore {
 
   async getDefault(namespace: string, provider: Provider): Promise<Credential | undefined> {
     const id = await this.db.get(defaultKey(namespace, provider));
-    return id === undefined ? undefined : this.readRecord(id.toString("utf8"));
+    const record = id === undefined ? undefined : await this.readRecord(id.toString("utf8"));
+    return record === undefined ? undefined : matching(record, namespace, record.name);
   }
 
   async list(query: ListQuery): Promise<ListPage> {
     const prefix = namePrefix(query.namespace, query.provider);
     const range = query.after === "" ? { gte: prefix } : { gt: `${prefix}${query.after}` };
-    const ids: string[] = [];
-    for await (const [, id] of this.db.iterator({
+    const entries: { name: string; id: string }[] = [];
+    for await (const [key, id] of this.db.iterator({
       ...range,
       lt: prefixEnd(prefix),
       limit: query.limit + 1,
     })) {
-      ids.push(id.toString("utf8"));
+      entries.push({ name: key.slice(prefix.length), id: id.toString("utf8") });
     }
-    const more = ids.length > query.limit;
-    const page = ids.slice(0, query.limit);
-    const values = await this.db.getMany(page.map(recordKey));
+    const more = entries.length > query.limit;
+    const page = entries.slice(0, query.limit);
+    const values = await this.db.getMany(page.map((e) => recordKey(e.id)));
     const credentials: Credential[] = [];
-    page.forEach((id, i) => {
+    page.forEach(({ name, id }, i) => {
       const value = values[i];
       // A record deleted between the index read and this one is simply gone.
-      if (value !== undefined) credentials.push(this.openRecord(id, value));
+      if (value !== undefined) {
+        credentials.push(matching(this.openRecord(id, value), query.namespace, name));
+      }
     });
     return { credentials, more };
   }
@@ -163,7 +166,7 @@ export class LevelCredentialStore implements CredentialStore {
       }
       if (next.kind.case !== "accessKey")
         await this.assertNotReferred(current, "changed from an access_key");
-      await this.assertSourceUsable(next);
+      await this.assertSourceUsable(next, current);
       const stored = this.stamp(next);
       const ops = [
         ...(await this.demotePreviousDefault(stored)),
@@ -195,7 +198,9 @@ export class LevelCredentialStore implements CredentialStore {
 
   private async find(namespace: string, name: string): Promise<Credential | undefined> {
     const id = await this.db.get(nameKey(namespace, name));
-    return id === undefined ? undefined : this.readRecord(id.toString("utf8"));
+    if (id === undefined) return undefined;
+    const record = await this.readRecord(id.toString("utf8"));
+    return record === undefined ? undefined : matching(record, namespace, name);
   }
 
   private async readRecord(id: string): Promise<Credential | undefined> {
@@ -217,10 +222,21 @@ export class LevelCredentialStore implements CredentialStore {
     return { ...c, etag: randomBytes(12).toString("base64url") };
   }
 
-  private async assertSourceUsable(c: Credential): Promise<void> {
-    const source = referencedName(c);
+  /**
+   * Throws failed_precondition unless `next`'s source is usable once the write
+   * lands: a source named like `next` is `next` itself, and one named like the
+   * credential before a rename no longer exists.
+   */
+  private async assertSourceUsable(next: Credential, current?: Credential): Promise<void> {
+    const source = referencedName(next);
     if (source === undefined) return;
-    const problem = sourceCheck(c, await this.find(c.namespace, source));
+    const after =
+      source === next.name
+        ? next
+        : source === current?.name
+          ? undefined
+          : await this.find(next.namespace, source);
+    const problem = sourceCheck(next, after);
     if (problem !== undefined) throw new DomainError("failed_precondition", problem);
   }
 
@@ -260,6 +276,21 @@ function indexOps(before: Credential | undefined, after: Credential | undefined)
   for (const key of old.keys()) if (!next.has(key)) ops.push({ type: "del", key });
   for (const [key, id] of next) ops.push({ type: "put", key, value: Buffer.from(id, "utf8") });
   return ops;
+}
+
+/**
+ * An index entry names the record it points at; the sealed record names
+ * itself. A mismatch means the index was tampered with (index keys are not
+ * sealed), so fail rather than hand out another credential.
+ */
+function matching(record: Credential, namespace: string, name: string): Credential {
+  if (record.namespace !== namespace || record.name !== name) {
+    throw new DomainError(
+      "data_loss",
+      `index entry for ${displayName(namespace, name)} points at another credential's record`,
+    );
+  }
+  return record;
 }
 
 function assertEtag(current: Credential, expected: string): void {
