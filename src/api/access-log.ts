@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 
 /**
@@ -19,13 +20,8 @@ export function accessLogInterceptor(log: Logger): Interceptor {
       log.debug(line("ok"), "rpc");
       return res;
     } catch (err) {
-      log.info(line(codeName(err instanceof ConnectError ? err.code : Code.Unknown)), "rpc");
+      log.info(line(codeToString(err instanceof ConnectError ? err.code : Code.Unknown)), "rpc");
       throw err;
     }
   };
-}
-
-/** "invalid_argument" for Code.InvalidArgument: the name callers see on the wire. */
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

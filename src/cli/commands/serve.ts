@@ -1,0 +1,116 @@
+import { pino } from "pino";
+import { buildServeConfig, DEFAULT_LISTEN, type ServeConfig } from "../../config/serve-config.js";
+import { type Daemon, startDaemon } from "../../server.js";
+import { EXIT } from "../exit-codes.js";
+import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
+import type { Io } from "../io.js";
+
+const SERVE_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "listen",
+    kind: "string",
+    value: "HOST:PORT",
+    env: "CREDBROKER_LISTEN",
+    default: DEFAULT_LISTEN,
+    help: "API address (gRPC, gRPC-Web, Connect; h2c and HTTP/1.1)",
+  },
+  {
+    name: "data-dir",
+    kind: "string",
+    value: "DIR",
+    env: "CREDBROKER_DATA_DIR",
+    default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
+    help: "database, master.key and admin.token",
+  },
+  {
+    name: "log-level",
+    kind: "string",
+    value: "LEVEL",
+    env: "CREDBROKER_LOG_LEVEL",
+    default: "info",
+    help: "fatal, error, warn, info, debug or trace",
+  },
+  {
+    name: "shutdown-grace",
+    kind: "string",
+    value: "SECONDS",
+    env: "CREDBROKER_SHUTDOWN_GRACE",
+    default: "10",
+    help: "how long SIGTERM waits for in-flight calls",
+  },
+  { name: "help", short: "h", kind: "boolean", help: "show this help" },
+];
+
+const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
+port. The master key comes from env CREDBROKER_MASTER_KEY (base64 of 32 bytes)
+or master.key in the data dir (created 0600 on first start). On first start
+admin.token (0600) receives the admin's bearer token; the token is never logged.
+SIGTERM or SIGINT: finish in-flight calls, close the database, exit 0.`;
+
+/** `credbroker serve`: runs until SIGTERM/SIGINT; returns the exit code. */
+export async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
+  let config: ServeConfig;
+  try {
+    const flags = parseFlags(SERVE_FLAGS, argv, {});
+    if (flags.bool("help")) {
+      io.out(helpText("credbroker serve [flags]", ABOUT, SERVE_FLAGS));
+      return EXIT.ok;
+    }
+    if (flags.positionals.length > 0) {
+      throw new UsageError(`unexpected argument "${flags.positionals[0]}"`);
+    }
+    // buildServeConfig applies env and defaults itself (one precedence rule).
+    config = buildServeConfig(
+      {
+        listen: flags.given("listen") ? flags.string("listen") : undefined,
+        dataDir: flags.given("data-dir") ? flags.string("data-dir") : undefined,
+        logLevel: flags.given("log-level") ? flags.string("log-level") : undefined,
+        shutdownGrace: flags.given("shutdown-grace") ? flags.string("shutdown-grace") : undefined,
+      },
+      io.env,
+    );
+  } catch (err) {
+    io.err(
+      `credbroker serve: ${(err as Error).message}\nUsage: credbroker serve [flags] (see --help)\n`,
+    );
+    return EXIT.usage;
+  }
+
+  const log = pino(
+    {
+      level: config.logLevel,
+      base: { pid: process.pid },
+      // Defence in depth: nothing should log these, and if it does they are masked.
+      redact: ["*.secretAccessKey", "*.sessionToken", "*.token", "*.authorization"],
+    },
+    pino.destination({ fd: 1, sync: true }),
+  );
+
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.fatal({ err }, message);
+    io.err(`credbroker serve: ${message}\n`);
+    return EXIT.error;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      daemon.stop().then(
+        () => resolve(EXIT.ok),
+        (err: unknown) => {
+          log.error({ err }, "shutdown failed");
+          resolve(EXIT.error);
+        },
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}

@@ -1,0 +1,343 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  AccessKeySchema,
+  type AccessScope,
+  AccessScopeSchema,
+  type Credential,
+  CredentialSchema,
+  Provider,
+  RoleSchema,
+  TokenSchema,
+} from "../../gen/credbroker/v1/credential_pb.js";
+import { type FlagSpec, type ParsedFlags, UsageError } from "./flags.js";
+import { secretFlags, secretGiven } from "./secret-input.js";
+
+/** Every Credential field as a flag; create, update and verify --candidate share them. */
+export const FIELD_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "kind",
+    kind: "string",
+    value: "KIND",
+    help: "access-key, role or token (inferred from --access-key-id or --role-arn)",
+  },
+  { name: "access-key-id", kind: "string", value: "ID", help: "access key id (not a secret)" },
+  ...secretFlags("secret", "secret access key (access-key) or token (token)"),
+  ...secretFlags("session-token", "session token of a temporary access key"),
+  { name: "role-arn", kind: "string", value: "ARN", help: "role to assume" },
+  {
+    name: "external-id",
+    kind: "string",
+    value: "ID",
+    help: "role external id (generated if unset)",
+  },
+  { name: "session-name", kind: "string", value: "NAME", help: "role session name" },
+  { name: "duration", kind: "string", value: "SECONDS", help: "role session duration, 900-43200" },
+  {
+    name: "source",
+    kind: "string",
+    value: "NAME",
+    help: "access-key credential (same namespace) that assumes the role",
+  },
+  { name: "provider", kind: "string", value: "aws|generic", help: "provider (unset: aws)" },
+  { name: "region", kind: "string", value: "REGION", help: "default signing region" },
+  { name: "description", kind: "string", value: "TEXT", help: "description" },
+  {
+    name: "principal-name",
+    kind: "string",
+    value: "NAME",
+    help: "identity the credential acts as",
+  },
+  { name: "metadata", kind: "list", value: "KEY=VALUE", help: "metadata entry" },
+  {
+    name: "provider-default",
+    kind: "string",
+    value: "true|false",
+    help: "the namespace's default for its provider",
+  },
+  {
+    name: "allowed-in-tasks",
+    kind: "string",
+    value: "true|false",
+    help: "may be served to IMDS/container endpoints",
+  },
+  { name: "enabled", kind: "string", value: "true|false", help: "signs only when enabled" },
+  {
+    name: "expires-at",
+    kind: "string",
+    value: "RFC3339",
+    help: "signs nothing after this instant",
+  },
+  { name: "allowed-host", kind: "list", value: "HOST", help: "host it may sign for (or *.suffix)" },
+  {
+    name: "scope",
+    kind: "list",
+    value: "BUCKET[/PREFIX]=ACTION,…",
+    help: "S3 scope, e.g. reports/2026/=get_object,list_bucket",
+  },
+];
+
+type KindCase = "accessKey" | "role" | "token";
+
+/** Flags that set a field of one kind, with their field path inside the kind. */
+const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
+  "access-key-id": { kind: "accessKey", path: "access_key.access_key_id" },
+  "role-arn": { kind: "role", path: "role.role_arn" },
+  "external-id": { kind: "role", path: "role.external_id" },
+  "session-name": { kind: "role", path: "role.session_name" },
+  duration: { kind: "role", path: "role.duration_seconds" },
+  source: { kind: "role", path: "role.source_credential" },
+};
+
+/** Flags for top-level fields, with their field path. */
+const FIELD_PATHS: Record<string, string> = {
+  provider: "provider",
+  region: "region",
+  description: "description",
+  "principal-name": "principal_name",
+  metadata: "metadata",
+  "provider-default": "provider_default",
+  "allowed-in-tasks": "allowed_in_tasks",
+  enabled: "enabled",
+  "expires-at": "expires_at",
+  "allowed-host": "allowed_hosts",
+  scope: "allowed_scopes",
+};
+
+const KIND_NAMES: Record<string, KindCase> = {
+  "access-key": "accessKey",
+  role: "role",
+  token: "token",
+};
+
+/** The paths `--clear FIELD` may empty. */
+export const CLEARABLE: Record<string, string> = {
+  region: "region",
+  description: "description",
+  "principal-name": "principal_name",
+  metadata: "metadata",
+  "expires-at": "expires_at",
+  "allowed-hosts": "allowed_hosts",
+  scopes: "allowed_scopes",
+  "session-token": "access_key.session_token",
+  "session-name": "role.session_name",
+};
+
+export interface Secrets {
+  secret?: string | undefined;
+  sessionToken?: string | undefined;
+}
+
+/** The kind the flags describe: --kind, else the kind of the kind-specific flags given. */
+export function kindFromFlags(flags: ParsedFlags): KindCase | undefined {
+  const explicit = flags.string("kind");
+  if (explicit !== undefined) {
+    const kind = KIND_NAMES[explicit];
+    if (kind === undefined) throw new UsageError("--kind: one of access-key, role, token");
+    return kind;
+  }
+  const implied = new Set(
+    Object.entries(KIND_FIELD_FLAGS)
+      .filter(([flag]) => flags.given(flag))
+      .map(([, f]) => f.kind),
+  );
+  if (secretGiven(flags, "session-token")) implied.add("accessKey");
+  if (implied.size > 1) throw new UsageError("flags of more than one kind given; say --kind");
+  return [...implied][0];
+}
+
+/** A whole credential from the flags (create, verify --candidate). */
+export function credentialFromFlags(
+  flags: ParsedFlags,
+  namespace: string,
+  name: string,
+  secrets: Secrets,
+): Credential {
+  const kind = kindFromFlags(flags);
+  if (kind === undefined) {
+    throw new UsageError(
+      "say what kind: --kind access-key|role|token (or --access-key-id / --role-arn)",
+    );
+  }
+  const c = create(CredentialSchema, { namespace, name });
+  c.kind = kindValue(kind, flags, secrets);
+  for (const flag of Object.keys(FIELD_PATHS)) {
+    if (flags.given(flag)) setField(c, flag, flags);
+  }
+  return c;
+}
+
+/**
+ * The patch and update mask the flags describe, for a credential whose current
+ * kind is `currentKind`: only flags given on the command line (or --clear) change
+ * anything. With --kind, the whole kind is replaced.
+ */
+export function updateFromFlags(
+  flags: ParsedFlags,
+  currentKind: KindCase | undefined,
+  secrets: Secrets,
+): { patch: Credential; paths: string[] } {
+  const patch = create(CredentialSchema);
+  const paths: string[] = [];
+  if (flags.given("rename")) {
+    patch.name = flags.string("rename") ?? "";
+    paths.push("name");
+  }
+  for (const [flag, path] of Object.entries(FIELD_PATHS)) {
+    if (flags.given(flag)) {
+      setField(patch, flag, flags);
+      paths.push(path);
+    }
+  }
+  for (const field of flags.list("clear")) {
+    const path = CLEARABLE[field];
+    if (path === undefined) {
+      throw new UsageError(`--clear: one of ${Object.keys(CLEARABLE).join(", ")}`);
+    }
+    paths.push(path);
+  }
+
+  const kind = kindFromFlags(flags) ?? currentKind;
+  const kindPaths: string[] = [];
+  for (const [flag, f] of Object.entries(KIND_FIELD_FLAGS)) {
+    if (flags.given(flag)) kindPaths.push(f.path);
+  }
+  if (secrets.secret !== undefined) {
+    kindPaths.push(kind === "token" ? "token.token" : "access_key.secret_access_key");
+  }
+  if (secrets.sessionToken !== undefined) kindPaths.push("access_key.session_token");
+  const clearsKindField = paths.some((p) => p.includes("."));
+  if (kind !== undefined && (kindPaths.length > 0 || clearsKindField || flags.given("kind"))) {
+    patch.kind = kindValue(kind, flags, secrets);
+    if (flags.given("kind")) {
+      paths.push(kind === "accessKey" ? "access_key" : kind);
+    } else {
+      paths.push(...kindPaths);
+    }
+  }
+  return { patch, paths };
+}
+
+function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Credential["kind"] {
+  switch (kind) {
+    case "accessKey":
+      return {
+        case: "accessKey",
+        value: create(AccessKeySchema, {
+          accessKeyId: flags.string("access-key-id") ?? "",
+          secretAccessKey: secrets.secret ?? "",
+          sessionToken: secrets.sessionToken,
+        }),
+      };
+    case "role": {
+      const duration = flags.string("duration");
+      return {
+        case: "role",
+        value: create(RoleSchema, {
+          roleArn: flags.string("role-arn") ?? "",
+          externalId: flags.string("external-id") ?? "",
+          sessionName: flags.string("session-name"),
+          durationSeconds: duration === undefined ? 0 : integer(duration, "--duration"),
+          sourceCredential: flags.string("source") ?? "",
+        }),
+      };
+    }
+    case "token":
+      return { case: "token", value: create(TokenSchema, { token: secrets.secret ?? "" }) };
+  }
+}
+
+function setField(c: Credential, flag: string, flags: ParsedFlags): void {
+  const value = flags.string(flag) ?? "";
+  switch (flag) {
+    case "provider":
+      c.provider = provider(value);
+      break;
+    case "region":
+      c.region = value;
+      break;
+    case "description":
+      c.description = value;
+      break;
+    case "principal-name":
+      c.principalName = value;
+      break;
+    case "metadata":
+      c.metadata = Object.fromEntries(flags.list(flag).map(keyValue));
+      break;
+    case "provider-default":
+      c.providerDefault = bool(value, "--provider-default");
+      break;
+    case "allowed-in-tasks":
+      c.allowedInTasks = bool(value, "--allowed-in-tasks");
+      break;
+    case "enabled":
+      c.enabled = bool(value, "--enabled");
+      break;
+    case "expires-at":
+      c.expiresAt = timestampFromDate(instant(value));
+      break;
+    case "allowed-host":
+      c.allowedHosts = flags.list(flag);
+      break;
+    case "scope":
+      c.allowedScopes = flags.list(flag).map(scope);
+      break;
+  }
+}
+
+function provider(value: string): Provider {
+  switch (value.toLowerCase()) {
+    case "aws":
+      return Provider.AWS;
+    case "generic":
+      return Provider.GENERIC;
+    default:
+      throw new UsageError("--provider: aws or generic");
+  }
+}
+
+function bool(value: string, flag: string): boolean {
+  if (/^(true|yes|1)$/i.test(value)) return true;
+  if (/^(false|no|0)$/i.test(value)) return false;
+  throw new UsageError(`${flag}: true or false`);
+}
+
+function integer(value: string, flag: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new UsageError(`${flag}: a whole number`);
+  return Number(value);
+}
+
+function instant(value: string): Date {
+  const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/i.test(value)
+    ? Date.parse(value)
+    : Number.NaN;
+  if (Number.isNaN(ms))
+    throw new UsageError("--expires-at: an RFC 3339 time, e.g. 2027-01-31T00:00:00Z");
+  return new Date(ms);
+}
+
+function keyValue(entry: string): [string, string] {
+  const at = entry.indexOf("=");
+  if (at <= 0) throw new UsageError(`--metadata: KEY=VALUE, got "${entry}"`);
+  return [entry.slice(0, at), entry.slice(at + 1)];
+}
+
+/** "bucket=get_object", "bucket/prefix/=get_object,list_bucket". */
+function scope(entry: string): AccessScope {
+  const at = entry.lastIndexOf("=");
+  if (at <= 0) throw new UsageError(`--scope: BUCKET[/PREFIX]=ACTION,…, got "${entry}"`);
+  const target = entry.slice(0, at);
+  const slash = target.indexOf("/");
+  const bucket = slash < 0 ? target : target.slice(0, slash);
+  const prefix = slash < 0 ? "" : target.slice(slash + 1);
+  return create(AccessScopeSchema, {
+    bucket,
+    prefixes: prefix === "" ? [] : [prefix],
+    actions: entry
+      .slice(at + 1)
+      .split(",")
+      .map((a) => a.trim())
+      .filter(Boolean),
+  });
+}

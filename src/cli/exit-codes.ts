@@ -1,0 +1,45 @@
+import { Code } from "@connectrpc/connect";
+
+/**
+ * Exit codes, stable for scripts (documented in docs/CLI.md):
+ * 0 ok · 1 other error · 2 usage (bad flags) · 3 unauthenticated ·
+ * 4 not found · 5 invalid input · 6 unavailable (daemon not reachable) ·
+ * 7 already exists · 8 conflict (stale etag, failed precondition) · 9 permission denied.
+ */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  unauthenticated: 3,
+  notFound: 4,
+  invalidInput: 5,
+  unavailable: 6,
+  alreadyExists: 7,
+  conflict: 8,
+  permissionDenied: 9,
+} as const;
+
+/** The exit code for an RPC that failed with `code`. */
+export function exitCodeFor(code: Code): number {
+  switch (code) {
+    case Code.Unauthenticated:
+      return EXIT.unauthenticated;
+    case Code.NotFound:
+      return EXIT.notFound;
+    case Code.InvalidArgument:
+    case Code.OutOfRange:
+      return EXIT.invalidInput;
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+      return EXIT.unavailable;
+    case Code.AlreadyExists:
+      return EXIT.alreadyExists;
+    case Code.Aborted:
+    case Code.FailedPrecondition:
+      return EXIT.conflict;
+    case Code.PermissionDenied:
+      return EXIT.permissionDenied;
+    default:
+      return EXIT.error;
+  }
+}

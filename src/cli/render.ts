@@ -1,0 +1,137 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import type { Check } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { Severity } from "../../gen/credbroker/v1/credential_service_pb.js";
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .map((line) => `${line}\n`)
+    .join("");
+}
+
+const KIND_NAMES = { accessKey: "access-key", role: "role", token: "token" } as const;
+
+export function kindName(c: Credential): string {
+  return c.kind.case === undefined ? "-" : KIND_NAMES[c.kind.case];
+}
+
+export function providerName(p: Provider): string {
+  return Provider[p]?.toLowerCase() ?? String(p);
+}
+
+function when(t: Credential["createdAt"]): string {
+  return t === undefined ? "-" : timestampDate(t).toISOString();
+}
+
+/** One credential as FIELD / VALUE rows; secrets are never there to show. */
+export function credentialTable(c: Credential): string {
+  const rows: string[][] = [
+    ["namespace", c.namespace === "" ? '"" (workspace)' : c.namespace],
+    ["name", c.name],
+    ["id", c.id],
+    ["kind", kindName(c)],
+  ];
+  switch (c.kind.case) {
+    case "accessKey":
+      rows.push(["access key id", c.kind.value.accessKeyId]);
+      rows.push(["session token", c.kind.value.sessionToken === undefined ? "no" : "set (hidden)"]);
+      break;
+    case "role":
+      rows.push(
+        ["role arn", c.kind.value.roleArn],
+        ["external id", c.kind.value.externalId],
+        ["session name", c.kind.value.sessionName ?? "-"],
+        ["duration", `${c.kind.value.durationSeconds}s`],
+        ["source", c.kind.value.sourceCredential],
+      );
+      break;
+    default:
+      break;
+  }
+  rows.push(
+    ["provider", providerName(c.provider)],
+    ["region", c.region || "-"],
+    ["enabled", String(c.enabled !== false)],
+    ["provider default", String(c.providerDefault)],
+    ["allowed in tasks", String(c.allowedInTasks)],
+    ["expires at", when(c.expiresAt)],
+    ["allowed hosts", c.allowedHosts.join(", ") || "-"],
+    [
+      "scopes",
+      c.allowedScopes
+        .map(
+          (s) =>
+            `${s.bucket}${s.prefixes.length ? `/{${s.prefixes.join(",")}}` : ""}=${s.actions.join(",")}`,
+        )
+        .join("; ") || "-",
+    ],
+    ["principal", c.principalName || "-"],
+    ["description", c.description || "-"],
+    [
+      "metadata",
+      Object.entries(c.metadata)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ") || "-",
+    ],
+    ["created", when(c.createdAt)],
+    ["updated", when(c.updatedAt)],
+    ["etag", c.etag],
+  );
+  return table(rows);
+}
+
+/** A listing, one credential per line. */
+export function credentialList(credentials: readonly Credential[]): string {
+  return table([
+    [
+      "NAMESPACE",
+      "NAME",
+      "KIND",
+      "PROVIDER",
+      "ENABLED",
+      "DEFAULT",
+      "ACCESS KEY ID / ROLE",
+      "UPDATED",
+    ],
+    ...credentials.map((c) => [
+      c.namespace || '""',
+      c.name,
+      kindName(c),
+      providerName(c.provider),
+      String(c.enabled !== false),
+      c.providerDefault ? "yes" : "",
+      c.kind.case === "accessKey"
+        ? c.kind.value.accessKeyId
+        : c.kind.case === "role"
+          ? c.kind.value.roleArn
+          : "",
+      when(c.updatedAt),
+    ]),
+  ]);
+}
+
+/** A verdict: the overall answer, then every check. */
+export function verdictTable(valid: boolean, checks: readonly Check[]): string {
+  return `valid: ${valid ? "yes" : "no"}\n${table([
+    ["CHECK", "OK", "SEVERITY", "MESSAGE"],
+    ...checks.map((k) => [
+      k.check,
+      k.ok ? "ok" : "FAIL",
+      (Severity[k.severity] ?? "").toLowerCase(),
+      k.ok ? "" : k.message,
+    ]),
+  ])}`;
+}

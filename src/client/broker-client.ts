@@ -1,0 +1,43 @@
+import { readFileSync } from "node:fs";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { baseUrl } from "./address.js";
+
+export interface BrokerClientOptions {
+  /** `host:port` or `http(s)://host:port`. */
+  addr: string;
+  /** The bearer token, or a file holding it (e.g. the daemon's admin.token). */
+  token?: string;
+  tokenFile?: string;
+  /** Wire protocol, both over HTTP/2: "connect" (default) or "grpc". */
+  transport?: "connect" | "grpc";
+}
+
+export interface BrokerClient {
+  readonly baseUrl: string;
+  readonly credentials: Client<typeof CredentialService>;
+}
+
+/** Adds `authorization: Bearer <token>` to every call. */
+export function bearerInterceptor(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/**
+ * A typed client for the daemon. The token is read once, here; it is sent
+ * only as a header, never logged.
+ */
+export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
+  const url = baseUrl(opts.addr);
+  const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : "");
+  const interceptors = token === "" ? [] : [bearerInterceptor(token)];
+  const transport: Transport =
+    opts.transport === "grpc"
+      ? createGrpcTransport({ baseUrl: url, interceptors })
+      : createConnectTransport({ baseUrl: url, httpVersion: "2", interceptors });
+  return { baseUrl: url, credentials: createClient(CredentialService, transport) };
+}
