@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const run = promisify(execFile);
+const CLI_SECRET = "cliSECRETvalue0123456789abcdefghijklmnopq";
 
 /** The ```sh blocks under a README heading, joined. */
 async function walkthrough(heading: string): Promise<string> {
@@ -26,11 +27,18 @@ async function walkthrough(heading: string): Promise<string> {
 async function paste(script: string, daemon: RunningDaemon): Promise<string> {
   const body = script
     .split("\n")
-    .filter((l) => !/^(TOKEN|ADDR)=/.test(l))
+    .filter((l) => !/^(export )?(TOKEN|ADDR|CREDBROKER_ADDR)=/.test(l))
     .join("\n");
   const { stdout, stderr } = await run("bash", ["-euo", "pipefail", "-c", body], {
     cwd: ROOT,
-    env: { ...process.env, TOKEN: daemon.token, ADDR: daemon.url },
+    env: {
+      ...process.env,
+      TOKEN: daemon.token,
+      ADDR: daemon.url,
+      CREDBROKER_ADDR: daemon.url,
+      CREDBROKER_TOKEN_FILE: `${daemon.dataDir}/admin.token`,
+      AWS_SECRET_ACCESS_KEY: CLI_SECRET,
+    },
   });
   return stdout + stderr;
 }
@@ -64,5 +72,24 @@ describe("the README's walkthroughs work as written", () => {
     const etags = [...out.matchAll(/"etag":"([^"]+)"/g)].map((m) => m[1]);
     assert.equal(etags.length, 2);
     assert.notEqual(etags[0], etags[1]);
+  });
+
+  test("the CLI session: create from stdin, list, disable, verify, get as JSON, delete", async () => {
+    // Its own daemon: the walkthroughs above already made team-a/s3-reader.
+    const fresh = await startDaemon();
+    let out: string;
+    try {
+      out = await paste(await walkthrough("A CLI session"), fresh);
+    } finally {
+      await fresh.stop();
+      await removeDir(fresh.dataDir);
+    }
+    assert.match(out, /access key id\s+AKIAIOSFODNN7EXAMPLE/);
+    assert.match(out, /team-a\s+s3-reader\s+access-key\s+aws\s+true/);
+    assert.match(out, /enabled\s+false/);
+    assert.match(out, /valid: yes/);
+    assert.match(out, /"name": "s3-reader"/);
+    assert.match(out, /deleted team-a\/s3-reader/);
+    assert.ok(!out.includes(CLI_SECRET));
   });
 });
