@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { accessLogInterceptor } from "./api/access-log.js";
 import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/error-mapping.js";
+import { specCompliantGrpcMessage } from "./api/grpc-message.js";
 import { HealthState } from "./api/health-service.js";
 import { type Listener, listen } from "./api/listener.js";
 import { apiRoutes, SERVED_SERVICES } from "./api/routes.js";
@@ -75,7 +76,7 @@ async function serve(
     interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
     readMaxBytes: MAX_MESSAGE_BYTES,
   });
-  const listener = await listen({ ...config.listen, handler });
+  const listener = await listen({ ...config.listen, handler: specCompliantGrpcMessage(handler) });
   log.info({ url: listener.url, dataDir: config.dataDir }, "listening");
 
   return {

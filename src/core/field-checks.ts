@@ -1,5 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import type { AccessScope, Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import {
+  type AccessScope,
+  type Credential,
+  Provider,
+} from "../../gen/credbroker/v1/credential_pb.js";
 import {
   type Check,
   CheckSchema,
@@ -64,6 +68,11 @@ export function fieldChecks(c: Credential): Check[] {
       "kind: exactly one of access_key, role, token is required",
     ],
     ...kindRules(c),
+    [
+      "provider.known",
+      c.provider === Provider.AWS || c.provider === Provider.GENERIC,
+      "provider: PROVIDER_AWS or PROVIDER_GENERIC",
+    ],
     ["region.format", c.region === "" || REGION.test(c.region), "region: 1-64 of a-z, 0-9, '-'"],
     [
       "description.length",
