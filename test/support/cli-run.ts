@@ -37,12 +37,16 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
 }
 
 /** Runs the built CLI (`node dist/src/cli/main.js ARGS…`, as `npx credbroker` does) to completion. */
-export function runCredbroker(args: readonly string[], opts: CliRunOptions = {}): Promise<CliResult> {
+export function runCredbroker(
+  args: readonly string[],
+  opts: CliRunOptions = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: cliEnv(opts.env),
       stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    if (child.stdout === null || child.stderr === null) throw new Error("no stdout/stderr pipe");
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => {

@@ -281,9 +281,13 @@ Run "credbroker cred COMMAND --help" for its flags.
 /** `credbroker cred …`: returns the exit code. */
 export async function credCommand(argv: readonly string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+  if (sub === undefined) {
+    io.err(CRED_USAGE);
+    return EXIT.usage;
+  }
+  if (sub === "--help" || sub === "-h" || sub === "help") {
     io.out(CRED_USAGE);
-    return sub === undefined ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
   }
   const command = SUBCOMMANDS[sub];
   if (command === undefined) {
