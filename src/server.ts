@@ -31,11 +31,16 @@ export interface Daemon {
 
 /**
  * The composition root: config → store → services → listener. Nothing else
- * in the daemon reads the environment, the clock's source, or the data dir's layout.
+ * in the daemon reads the environment, the clock's source, or the data dir's
+ * layout. `ambient` (clock and ids) is the real one unless a test composes
+ * the daemon with a fixed clock; no flag or request can set it.
  */
-export async function startDaemon(config: ServeConfig, log: Logger): Promise<Daemon> {
+export async function startDaemon(
+  config: ServeConfig,
+  log: Logger,
+  ambient: Ambient = { now: () => new Date(), newId: randomUUID },
+): Promise<Daemon> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const ambient: Ambient = { now: () => new Date(), newId: randomUUID };
 
   const store = await LevelCredentialStore.open({
     location: path.join(config.dataDir, "db"),

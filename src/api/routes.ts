@@ -3,6 +3,10 @@ import {
   CredentialService,
   file_credbroker_v1_credential_service,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
+import {
+  file_credbroker_v1_signing_service,
+  SigningService,
+} from "../../gen/credbroker/v1/signing_service_pb.js";
 import { file_grpc_health_v1_health, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import {
   file_grpc_reflection_v1_reflection,
@@ -19,10 +23,12 @@ import {
   reflectionServiceV1,
   reflectionServiceV1alpha,
 } from "./reflection-service.js";
+import { signingService } from "./signing-service.js";
 
 /** The names health and reflection report. */
 export const SERVED_SERVICES = [
   CredentialService.typeName,
+  SigningService.typeName,
   Health.typeName,
   ReflectionV1.typeName,
   ReflectionV1alpha.typeName,
@@ -36,12 +42,14 @@ export interface RouteDeps extends CredentialServiceDeps {
 export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = new ReflectionIndex(SERVED_SERVICES, [
     file_credbroker_v1_credential_service,
+    file_credbroker_v1_signing_service,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
   ]);
   return (router) => {
     router.service(CredentialService, credentialService(deps));
+    router.service(SigningService, signingService(deps));
     router.service(Health, healthService(deps.health));
     router.service(ReflectionV1, reflectionServiceV1(reflection));
     router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));

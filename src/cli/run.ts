@@ -1,5 +1,6 @@
 import { credCommand } from "./commands/cred.js";
 import { serveCommand } from "./commands/serve.js";
+import { signCommand } from "./commands/sign.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
 
@@ -13,6 +14,7 @@ Usage:
   credbroker cred update NAME [flags]      change the fields whose flags are given
   credbroker cred delete NAME [flags]      delete one
   credbroker cred verify [NAME] [flags]    check one, stored or --candidate
+  credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -38,6 +40,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return serveCommand(rest, io);
     case "cred":
       return credCommand(rest, io);
+    case "sign":
+      return signCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

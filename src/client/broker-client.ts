@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { baseUrl } from "./address.js";
 
 export interface BrokerClientOptions {
@@ -17,6 +18,7 @@ export interface BrokerClientOptions {
 export interface BrokerClient {
   readonly baseUrl: string;
   readonly credentials: Client<typeof CredentialService>;
+  readonly signing: Client<typeof SigningService>;
 }
 
 /** Adds `authorization: Bearer <token>` to every call. */
@@ -39,5 +41,9 @@ export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
     opts.transport === "grpc"
       ? createGrpcTransport({ baseUrl: url, interceptors })
       : createConnectTransport({ baseUrl: url, httpVersion: "2", interceptors });
-  return { baseUrl: url, credentials: createClient(CredentialService, transport) };
+  return {
+    baseUrl: url,
+    credentials: createClient(CredentialService, transport),
+    signing: createClient(SigningService, transport),
+  };
 }

@@ -1,8 +1,3 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type Credential, Provider } from "../../../gen/credbroker/v1/credential_pb.js";
 import {
   CreateCredentialResponseSchema,
@@ -13,9 +8,13 @@ import {
   UpdateCredentialResponseSchema,
   VerifyCredentialResponseSchema,
 } from "../../../gen/credbroker/v1/credential_service_pb.js";
-import { DEFAULT_ADDR } from "../../client/address.js";
-import { type BrokerClient, createBrokerClient } from "../../client/broker-client.js";
-import { defaultDataDir } from "../../config/serve-config.js";
+import type { BrokerClient } from "../../client/broker-client.js";
+import {
+  type ClientCommand,
+  ExitWith,
+  NAMESPACE_FLAG,
+  runClientCommand,
+} from "../client-command.js";
 import {
   CLEARABLE,
   credentialFromFlags,
@@ -23,50 +22,11 @@ import {
   kindFromFlags,
   updateFromFlags,
 } from "../credential-flags.js";
-import { EXIT, exitCodeFor } from "../exit-codes.js";
-import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";
+import { EXIT } from "../exit-codes.js";
+import { type FlagSpec, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 import { credentialList, credentialTable, verdictTable } from "../render.js";
 import { readSecret } from "../secret-input.js";
-
-const CONNECTION_FLAGS: readonly FlagSpec[] = [
-  {
-    name: "addr",
-    kind: "string",
-    value: "ADDR",
-    env: "CREDBROKER_ADDR",
-    default: DEFAULT_ADDR,
-    help: "daemon address: host:port or http(s)://host:port",
-  },
-  {
-    name: "token-file",
-    kind: "string",
-    value: "FILE",
-    env: "CREDBROKER_TOKEN_FILE",
-    default: "<data dir>/admin.token",
-    help: "file holding the bearer token (else env CREDBROKER_TOKEN holds the token itself)",
-  },
-  {
-    name: "output",
-    short: "o",
-    kind: "string",
-    value: "table|json",
-    env: "CREDBROKER_OUTPUT",
-    default: "table",
-    help: "json prints the response's proto3 JSON",
-  },
-  { name: "help", short: "h", kind: "boolean", help: "show this help" },
-];
-
-const NAMESPACE_FLAG: FlagSpec = {
-  name: "namespace",
-  short: "n",
-  kind: "string",
-  value: "NS",
-  env: "CREDBROKER_NAMESPACE",
-  default: "",
-  help: 'namespace ("" is the workspace)',
-};
 
 const ETAG_FLAG: FlagSpec = {
   name: "etag",
@@ -75,22 +35,7 @@ const ETAG_FLAG: FlagSpec = {
   help: "only if the credential still has this etag (else exit 8)",
 };
 
-interface Context {
-  readonly flags: ParsedFlags;
-  readonly io: Io;
-  readonly namespace: string;
-  /** The NAME argument. */
-  readonly name: string;
-  client(): BrokerClient;
-  print<D extends DescMessage>(schema: D, message: MessageShape<D>, table: () => string): void;
-}
-
-interface Subcommand {
-  readonly args: "NAME" | "[NAME]" | "";
-  readonly about: string;
-  readonly flags: readonly FlagSpec[];
-  run(ctx: Context): Promise<void>;
-}
+type Subcommand = Omit<ClientCommand, "command">;
 
 const SUBCOMMANDS: Record<string, Subcommand> = {
   create: {
@@ -112,7 +57,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
         );
       }
       const sessionToken = await readSecret(ctx.flags, "session-token", ctx.io);
-      const credential = credentialFromFlags(ctx.flags, ctx.namespace, ctx.name, {
+      const credential = credentialFromFlags(ctx.flags, ctx.namespace, ctx.arg, {
         secret,
         sessionToken,
       });
@@ -128,7 +73,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     async run(ctx) {
       const res = await ctx
         .client()
-        .credentials.getCredential({ namespace: ctx.namespace, name: ctx.name });
+        .credentials.getCredential({ namespace: ctx.namespace, name: ctx.arg });
       ctx.print(GetCredentialResponseSchema, res, () => credentialTable(need(res.credential)));
     },
   },
@@ -192,7 +137,7 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
       // Which kind a secret or kind field belongs to is the stored credential's.
       const current = ctx.flags.given("kind")
         ? undefined
-        : (await client.credentials.getCredential({ namespace: ctx.namespace, name: ctx.name }))
+        : (await client.credentials.getCredential({ namespace: ctx.namespace, name: ctx.arg }))
             .credential;
       const { patch, paths } = updateFromFlags(ctx.flags, current?.kind.case, {
         secret,
@@ -203,7 +148,7 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
       patch.etag = ctx.flags.string("etag") ?? "";
       const res = await client.credentials.updateCredential({
         namespace: ctx.namespace,
-        name: ctx.name,
+        name: ctx.arg,
         credential: patch,
         updateMask: { paths },
       });
@@ -218,13 +163,13 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
     async run(ctx) {
       const res = await ctx.client().credentials.deleteCredential({
         namespace: ctx.namespace,
-        name: ctx.name,
+        name: ctx.arg,
         etag: ctx.flags.string("etag") ?? "",
       });
       ctx.print(
         DeleteCredentialResponseSchema,
         res,
-        () => `deleted ${ctx.namespace ? `${ctx.namespace}/` : ""}${ctx.name}\n`,
+        () => `deleted ${ctx.namespace ? `${ctx.namespace}/` : ""}${ctx.arg}\n`,
       );
     },
   },
@@ -247,21 +192,18 @@ flags (not stored). Exit 0 when valid, 5 when a check fails with severity error.
         const sessionToken = await readSecret(ctx.flags, "session-token", ctx.io);
         target = {
           case: "candidate",
-          value: credentialFromFlags(ctx.flags, ctx.namespace, ctx.name, { secret, sessionToken }),
+          value: credentialFromFlags(ctx.flags, ctx.namespace, ctx.arg, { secret, sessionToken }),
         };
       } else {
-        if (ctx.name === "") throw new UsageError("NAME is required (or --candidate)");
-        target = { case: "stored", value: { namespace: ctx.namespace, name: ctx.name } };
+        if (ctx.arg === "") throw new UsageError("NAME is required (or --candidate)");
+        target = { case: "stored", value: { namespace: ctx.namespace, name: ctx.arg } };
       }
       const res = await ctx.client().credentials.verifyCredential({ target, live });
       ctx.print(VerifyCredentialResponseSchema, res, () => verdictTable(res.valid, res.checks));
-      if (!res.valid) throw new InvalidVerdict();
+      if (!res.valid) throw new ExitWith(EXIT.invalidInput);
     },
   },
 };
-
-/** Verify answered, and the answer is "not valid": exit 5 without an error message. */
-class InvalidVerdict extends Error {}
 
 function need<T>(value: T | undefined): T {
   if (value === undefined) throw new Error("the daemon's answer is missing its credential");
@@ -294,98 +236,5 @@ export async function credCommand(argv: readonly string[], io: Io): Promise<numb
     io.err(`credbroker cred: unknown command "${sub}"\n\n${CRED_USAGE}`);
     return EXIT.usage;
   }
-  const specs = [...command.flags, ...CONNECTION_FLAGS];
-  const usage = `credbroker cred ${sub}${command.args ? ` ${command.args}` : ""} [flags]`;
-  let addr = DEFAULT_ADDR;
-  try {
-    const flags = parseFlags(specs, rest, io.env);
-    if (flags.bool("help")) {
-      io.out(helpText(usage, command.about, specs));
-      return EXIT.ok;
-    }
-    addr = flags.string("addr") ?? DEFAULT_ADDR;
-    const ctx = await context(flags, command, io);
-    await command.run(ctx);
-    return EXIT.ok;
-  } catch (err) {
-    return report(err, io, `credbroker cred ${sub}`, usage, addr);
-  }
-}
-
-async function context(flags: ParsedFlags, command: Subcommand, io: Io): Promise<Context> {
-  const max = command.args === "" ? 0 : 1;
-  if (flags.positionals.length > max) {
-    throw new UsageError(`unexpected argument "${flags.positionals[max]}"`);
-  }
-  const name = flags.positionals[0] ?? "";
-  if (command.args === "NAME" && name === "") throw new UsageError("NAME is required");
-  const output = flags.string("output");
-  if (output !== "table" && output !== "json") throw new UsageError("--output: table or json");
-  let client: BrokerClient | undefined;
-  const token = await resolveToken(flags, io.env);
-  return {
-    flags,
-    io,
-    namespace: flags.string("namespace") ?? "",
-    name,
-    client() {
-      client ??= createBrokerClient({ addr: flags.string("addr") ?? DEFAULT_ADDR, token });
-      return client;
-    },
-    print(schema, message, render) {
-      io.out(
-        output === "json" ? `${toJsonString(schema, message, { prettySpaces: 2 })}\n` : render(),
-      );
-    },
-  };
-}
-
-/** --token-file, else CREDBROKER_TOKEN, else admin.token in the default data dir. */
-async function resolveToken(flags: ParsedFlags, env: NodeJS.ProcessEnv): Promise<string> {
-  const explicit = flags.given("token-file") || (env.CREDBROKER_TOKEN_FILE ?? "") !== "";
-  if (!explicit && env.CREDBROKER_TOKEN) return env.CREDBROKER_TOKEN.trim();
-  const file = explicit
-    ? (flags.string("token-file") ?? "")
-    : path.join(env.CREDBROKER_DATA_DIR || defaultDataDir(env), "admin.token");
-  try {
-    return (await readFile(file, "utf8")).trim();
-  } catch {
-    throw new NoToken(file);
-  }
-}
-
-class NoToken extends Error {
-  constructor(readonly file: string) {
-    super(`no token: cannot read ${file}; give --token-file FILE or set CREDBROKER_TOKEN`);
-  }
-}
-
-function report(err: unknown, io: Io, command: string, usage: string, addr: string): number {
-  if (err instanceof InvalidVerdict) return EXIT.invalidInput;
-  if (err instanceof UsageError || err instanceof TypeError) {
-    io.err(`${command}: ${err.message}\nUsage: ${usage} (see --help)\n`);
-    return EXIT.usage;
-  }
-  if (err instanceof NoToken) {
-    io.err(`${command}: ${err.message}\n`);
-    return EXIT.unauthenticated;
-  }
-  if (err instanceof ConnectError) {
-    if (err.code === Code.Unavailable && refused(err)) {
-      io.err(
-        `${command}: cannot reach credbroker at ${addr} (connection refused).\n` +
-          "Start the daemon with `credbroker serve` (or `npm start`), or point --addr / CREDBROKER_ADDR at it.\n",
-      );
-      return EXIT.unavailable;
-    }
-    io.err(`${command}: ${codeToString(err.code)}: ${err.rawMessage}\n`);
-    return exitCodeFor(err.code);
-  }
-  io.err(`${command}: ${err instanceof Error ? err.message : String(err)}\n`);
-  return EXIT.error;
-}
-
-function refused(err: ConnectError): boolean {
-  const cause = err.cause as { code?: string } | undefined;
-  return cause?.code === "ECONNREFUSED" || /ECONNREFUSED/.test(err.rawMessage);
+  return runClientCommand({ ...command, command: `credbroker cred ${sub}` }, rest, io);
 }

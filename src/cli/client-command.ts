@@ -1,0 +1,182 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { DEFAULT_ADDR } from "../client/address.js";
+import { type BrokerClient, createBrokerClient } from "../client/broker-client.js";
+import { defaultDataDir } from "../config/serve-config.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "./flags.js";
+import type { Io } from "./io.js";
+
+export const CONNECTION_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "addr",
+    kind: "string",
+    value: "ADDR",
+    env: "CREDBROKER_ADDR",
+    default: DEFAULT_ADDR,
+    help: "daemon address: host:port or http(s)://host:port",
+  },
+  {
+    name: "token-file",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_TOKEN_FILE",
+    default: "<data dir>/admin.token",
+    help: "file holding the bearer token (else env CREDBROKER_TOKEN holds the token itself)",
+  },
+  {
+    name: "output",
+    short: "o",
+    kind: "string",
+    value: "table|json",
+    env: "CREDBROKER_OUTPUT",
+    default: "table",
+    help: "json prints the response's proto3 JSON",
+  },
+  { name: "help", short: "h", kind: "boolean", help: "show this help" },
+];
+
+export const NAMESPACE_FLAG: FlagSpec = {
+  name: "namespace",
+  short: "n",
+  kind: "string",
+  value: "NS",
+  env: "CREDBROKER_NAMESPACE",
+  default: "",
+  help: 'namespace ("" is the workspace)',
+};
+
+/** What a command that talks to the daemon gets: its flags, streams, and a lazily made client. */
+export interface Context {
+  readonly flags: ParsedFlags;
+  readonly io: Io;
+  readonly namespace: string;
+  /** The positional argument (NAME or URL), "" when absent. */
+  readonly arg: string;
+  client(): BrokerClient;
+  print<D extends DescMessage>(schema: D, message: MessageShape<D>, table: () => string): void;
+}
+
+/** A command that talks to the daemon. */
+export interface ClientCommand {
+  /** "credbroker cred get", for messages. */
+  readonly command: string;
+  /** The positional argument it takes. */
+  readonly args: "NAME" | "[NAME]" | "URL" | "";
+  readonly about: string;
+  readonly flags: readonly FlagSpec[];
+  run(ctx: Context): Promise<void>;
+}
+
+/** Ends a command with an exit code and no further message (e.g. verify: not valid). */
+export class ExitWith extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
+/** Parses flags (adding the connection flags), answers --help, runs, and maps every failure to an exit code. */
+export async function runClientCommand(
+  spec: ClientCommand,
+  argv: readonly string[],
+  io: Io,
+): Promise<number> {
+  const specs = [...spec.flags, ...CONNECTION_FLAGS];
+  const usage = `${spec.command}${spec.args ? ` ${spec.args}` : ""} [flags]`;
+  let addr = DEFAULT_ADDR;
+  try {
+    const flags = parseFlags(specs, argv, io.env);
+    if (flags.bool("help")) {
+      io.out(helpText(usage, spec.about, specs));
+      return EXIT.ok;
+    }
+    addr = flags.string("addr") ?? DEFAULT_ADDR;
+    await spec.run(await context(flags, spec, io));
+    return EXIT.ok;
+  } catch (err) {
+    return report(err, io, spec.command, usage, addr);
+  }
+}
+
+async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Promise<Context> {
+  const max = command.args === "" ? 0 : 1;
+  if (flags.positionals.length > max) {
+    throw new UsageError(`unexpected argument "${flags.positionals[max]}"`);
+  }
+  const arg = flags.positionals[0] ?? "";
+  if ((command.args === "NAME" || command.args === "URL") && arg === "") {
+    throw new UsageError(`${command.args} is required`);
+  }
+  const output = flags.string("output");
+  if (output !== "table" && output !== "json") throw new UsageError("--output: table or json");
+  let client: BrokerClient | undefined;
+  const token = await resolveToken(flags, io.env);
+  return {
+    flags,
+    io,
+    namespace: flags.string("namespace") ?? "",
+    arg,
+    client() {
+      client ??= createBrokerClient({ addr: flags.string("addr") ?? DEFAULT_ADDR, token });
+      return client;
+    },
+    print(schema, message, render) {
+      io.out(
+        output === "json" ? `${toJsonString(schema, message, { prettySpaces: 2 })}\n` : render(),
+      );
+    },
+  };
+}
+
+/** --token-file, else CREDBROKER_TOKEN, else admin.token in the default data dir. */
+async function resolveToken(flags: ParsedFlags, env: NodeJS.ProcessEnv): Promise<string> {
+  const explicit = flags.given("token-file") || (env.CREDBROKER_TOKEN_FILE ?? "") !== "";
+  if (!explicit && env.CREDBROKER_TOKEN) return env.CREDBROKER_TOKEN.trim();
+  const file = explicit
+    ? (flags.string("token-file") ?? "")
+    : path.join(env.CREDBROKER_DATA_DIR || defaultDataDir(env), "admin.token");
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch {
+    throw new NoToken(file);
+  }
+}
+
+class NoToken extends Error {
+  constructor(readonly file: string) {
+    super(`no token: cannot read ${file}; give --token-file FILE or set CREDBROKER_TOKEN`);
+  }
+}
+
+function report(err: unknown, io: Io, command: string, usage: string, addr: string): number {
+  if (err instanceof ExitWith) return err.exitCode;
+  if (err instanceof UsageError || err instanceof TypeError) {
+    io.err(`${command}: ${err.message}\nUsage: ${usage} (see --help)\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof NoToken) {
+    io.err(`${command}: ${err.message}\n`);
+    return EXIT.unauthenticated;
+  }
+  if (err instanceof ConnectError) {
+    if (err.code === Code.Unavailable && refused(err)) {
+      io.err(
+        `${command}: cannot reach credbroker at ${addr} (connection refused).\n` +
+          "Start the daemon with `credbroker serve` (or `npm start`), or point --addr / CREDBROKER_ADDR at it.\n",
+      );
+      return EXIT.unavailable;
+    }
+    io.err(`${command}: ${codeToString(err.code)}: ${err.rawMessage}\n`);
+    return exitCodeFor(err.code);
+  }
+  io.err(`${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT.error;
+}
+
+function refused(err: ConnectError): boolean {
+  const cause = err.cause as { code?: string } | undefined;
+  return cause?.code === "ECONNREFUSED" || /ECONNREFUSED/.test(err.rawMessage);
+}

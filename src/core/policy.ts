@@ -1,0 +1,112 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { AccessScope, Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import { isAwsHost } from "./aws-endpoint.js";
+import { DomainError } from "./errors.js";
+import { displayName } from "./names.js";
+import type { S3Action } from "./s3-actions.js";
+import { mapS3Request, type S3RequestParts } from "./s3-request.js";
+
+/** What a signature is asked for, reduced to what policy decides on. */
+export interface SignIntent {
+  /** Lower-case host, without port. */
+  host: string;
+  service: string;
+  /** Present for S3 requests. */
+  s3?: S3RequestParts;
+}
+
+/**
+ * Whether `c` may sign `intent` at `now`. Pure: throws permission_denied
+ * naming the rule (AccessDenied, ExpiredCredentials, HostNotAllowed,
+ * OperationNotScoped, ActionNotInScope), or failed_precondition for a kind
+ * that cannot sign, and returns nothing when the signature may be made.
+ */
+export function authorize(c: Credential, intent: SignIntent, now: Date): void {
+  const who = displayName(c.namespace, c.name);
+  if (c.kind.case === "token") {
+    throw new DomainError(
+      "failed_precondition",
+      `${who} is a token credential: signing with it would reveal the token itself`,
+    );
+  }
+  if (c.enabled === false) deny("AccessDenied", `${who} is disabled`);
+  if (c.expiresAt !== undefined && timestampDate(c.expiresAt).getTime() <= now.getTime()) {
+    deny("ExpiredCredentials", `${who} expired at ${timestampDate(c.expiresAt).toISOString()}`);
+  }
+  if (!hostAllowed(c.allowedHosts, intent.host)) {
+    deny(
+      "HostNotAllowed",
+      c.allowedHosts.length === 0
+        ? `${who} has no allowed_hosts, so it signs only for AWS endpoints (*.amazonaws.com, *.amazonaws.com.cn), not ${intent.host}`
+        : `${intent.host} is not in ${who}'s allowed_hosts`,
+    );
+  }
+  if (c.allowedScopes.length === 0) return;
+  if (intent.s3 === undefined) {
+    deny(
+      "OperationNotScoped",
+      `${who} is scoped to S3 actions; a ${intent.service} request is in no scope`,
+    );
+  }
+  const mapping = mapS3Request(intent.s3);
+  if (!mapping.ok) deny("OperationNotScoped", `${mapping.reason}, and ${who} has scopes`);
+  const op = mapping.operation;
+  const target = op.action === "list_bucket" ? (op.listPrefix ?? "") : op.key;
+  if (!inScope(c.allowedScopes, op.action, op.bucket, target)) {
+    deny(
+      "ActionNotInScope",
+      `${op.action} on ${op.bucket}/${target} is outside ${who}'s allowed_scopes`,
+    );
+  }
+  if (
+    op.copySource &&
+    !inScope(c.allowedScopes, "get_object", op.copySource.bucket, op.copySource.key)
+  ) {
+    deny(
+      "ActionNotInScope",
+      `the copy source ${op.copySource.bucket}/${op.copySource.key} needs get_object, outside ${who}'s allowed_scopes`,
+    );
+  }
+}
+
+function deny(rule: string, detail: string): never {
+  throw new DomainError("permission_denied", `${rule}: ${detail}`);
+}
+
+/**
+ * `*.example.com` matches deeper subdomains only (not example.com itself);
+ * matching is case-insensitive and the port is not part of the host. With no
+ * allowed_hosts, only AWS endpoints.
+ */
+export function hostAllowed(allowed: readonly string[], host: string): boolean {
+  const h = host.toLowerCase();
+  if (allowed.length === 0) return isAwsHost(h);
+  return allowed.some((pattern) => {
+    const p = pattern.toLowerCase();
+    return p.startsWith("*.") ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
+  });
+}
+
+/**
+ * An empty prefix, or one ending in "/", is a plain starts-with; otherwise the
+ * key equals the prefix or starts with prefix + "/" (so "data" does not match
+ * "data-private/x"). `prefixes = []` is the whole bucket.
+ */
+export function prefixMatches(prefix: string, key: string): boolean {
+  if (prefix === "" || prefix.endsWith("/")) return key.startsWith(prefix);
+  return key === prefix || key.startsWith(`${prefix}/`);
+}
+
+function inScope(
+  scopes: readonly AccessScope[],
+  action: S3Action,
+  bucket: string,
+  key: string,
+): boolean {
+  return scopes.some(
+    (s) =>
+      s.bucket === bucket &&
+      s.actions.includes(action) &&
+      (s.prefixes.length === 0 || s.prefixes.some((p) => prefixMatches(p, key))),
+  );
+}

@@ -1,0 +1,135 @@
+import type { S3Action } from "./s3-actions.js";
+
+/** An S3 request reduced to what policy decides on. */
+export interface S3Operation {
+  action: S3Action;
+  bucket: string;
+  /** The object key (decoded); "" for bucket-level actions. */
+  key: string;
+  /** list_bucket: the `prefix` query parameter ("" when absent). */
+  listPrefix?: string;
+  /** A copy's source (x-amz-copy-source): needs get_object there too. */
+  copySource?: { bucket: string; key: string };
+}
+
+export type S3Mapping = { ok: true; operation: S3Operation } | { ok: false; reason: string };
+
+/** Query parameters that do not change what an object or list request does. */
+const OBJECT_READ_PARAMS = new Set([
+  "versionId",
+  "partNumber",
+  "response-cache-control",
+  "response-content-disposition",
+  "response-content-encoding",
+  "response-content-language",
+  "response-content-type",
+  "response-expires",
+]);
+const LIST_PARAMS = new Set([
+  "list-type",
+  "prefix",
+  "delimiter",
+  "max-keys",
+  "marker",
+  "continuation-token",
+  "start-after",
+  "encoding-type",
+  "fetch-owner",
+]);
+
+export interface S3RequestParts {
+  method: string;
+  /** The bucket from a virtual-hosted host name, if any. */
+  hostBucket: string | undefined;
+  /** The path, percent-decoded. */
+  path: string;
+  query: readonly [string, string][];
+  /** Lower-case header names. */
+  headers: ReadonlyMap<string, string>;
+}
+
+/**
+ * Maps an S3 request to the one action a scope can grant, or says why it
+ * cannot be mapped (ListBuckets, ?acl, ?policy, ?delete, bucket creation, …):
+ * while a credential has scopes, whatever cannot be mapped is denied.
+ */
+export function mapS3Request(r: S3RequestParts): S3Mapping {
+  const method = r.method.toUpperCase();
+  let bucket = r.hostBucket;
+  let key = r.path.replace(/^\//, "");
+  if (bucket === undefined) {
+    const slash = key.indexOf("/");
+    bucket = slash < 0 ? key : key.slice(0, slash);
+    key = slash < 0 ? "" : key.slice(slash + 1);
+  }
+  if (bucket === "")
+    return { ok: false, reason: `${method} / (ListBuckets) is not a scoped action` };
+  if (key.split("/").some((s) => s === "." || s === "..")) {
+    return { ok: false, reason: `key "${key}" has "." or ".." segments` };
+  }
+  const params = new Map(r.query);
+  const only = (allowed: ReadonlySet<string>) => [...params.keys()].every((k) => allowed.has(k));
+  const unmapped = (): S3Mapping => ({
+    ok: false,
+    reason: `${method} ${key === "" ? `bucket ${bucket}` : "object"}${params.size ? ` with ?${[...params.keys()].join("&")}` : ""} is not a scoped action`,
+  });
+  const op = (action: S3Action, extra: Partial<S3Operation> = {}): S3Mapping => ({
+    ok: true,
+    operation: { action, bucket: bucket as string, key, ...extra },
+  });
+
+  if (key === "") {
+    return method === "GET" && only(LIST_PARAMS)
+      ? op("list_bucket", { listPrefix: params.get("prefix") ?? "" })
+      : unmapped();
+  }
+  const has = (k: string) => params.has(k);
+  switch (method) {
+    case "GET":
+      return only(OBJECT_READ_PARAMS) ? op("get_object") : unmapped();
+    case "HEAD":
+      return only(OBJECT_READ_PARAMS) ? op("head_object") : unmapped();
+    case "PUT": {
+      if (has("partNumber") && has("uploadId") && params.size === 2) {
+        return copyAware("upload_part");
+      }
+      return params.size === 0 ? copyAware("put_object") : unmapped();
+    }
+    case "POST":
+      if (has("uploads") && params.size === 1) return op("create_multipart_upload");
+      if (has("uploadId") && params.size === 1) return op("complete_multipart_upload");
+      return unmapped();
+    case "DELETE":
+      if (has("uploadId") && params.size === 1) return op("abort_multipart_upload");
+      return only(new Set(["versionId"])) ? op("delete_object") : unmapped();
+    default:
+      return unmapped();
+  }
+
+  function copyAware(action: S3Action): S3Mapping {
+    const source = r.headers.get("x-amz-copy-source");
+    if (source === undefined) return op(action);
+    const parsed = parseCopySource(source);
+    if (parsed === undefined)
+      return { ok: false, reason: `x-amz-copy-source "${source}" is not /bucket/key` };
+    return op(action, { copySource: parsed });
+  }
+}
+
+/** "/bucket/key?versionId=…" or "bucket/key", URL-encoded. */
+function parseCopySource(value: string): { bucket: string; key: string } | undefined {
+  const path = decodeLoose(value.split("?")[0] ?? "").replace(/^\//, "");
+  const slash = path.indexOf("/");
+  if (slash <= 0 || slash === path.length - 1) return undefined;
+  const key = path.slice(slash + 1);
+  if (key.split("/").some((s) => s === "." || s === "..")) return undefined;
+  return { bucket: path.slice(0, slash), key };
+}
+
+function decodeLoose(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,189 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import type { SignRequestRequest } from "../../gen/credbroker/v1/signing_service_pb.js";
+import { inferEndpoint } from "./aws-endpoint.js";
+import { DomainError } from "./errors.js";
+import { assertNamespace, assertRef } from "./names.js";
+import { authorize } from "./policy.js";
+import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
+
+export const MAX_PRESIGN_SECONDS = 604800;
+export const MAX_SIGN_HEADERS = 200;
+
+export type Payload =
+  | { kind: "body"; body: Uint8Array }
+  | { kind: "hash"; value: string }
+  | { kind: "unsigned" }
+  | { kind: "none" };
+
+/** A SignRequest checked for form: what can be known before the credential is read. */
+export interface ValidSignRequest {
+  namespace: string;
+  /** "" = the provider default. */
+  credential: string;
+  method: string;
+  url: RawUrl;
+  headers: [string, string][];
+  payload: Payload;
+  region: string;
+  service: string;
+  presignExpiresSeconds: number | undefined;
+  normalizePath: boolean | undefined;
+}
+
+/** Everything the signer needs, decided; policy has allowed it. */
+export interface SignPlan {
+  method: string;
+  url: RawUrl;
+  headers: readonly (readonly [string, string])[];
+  payload: Payload;
+  region: string;
+  service: string;
+  /** S3 path rules: segments decoded and encoded once, dot segments kept. */
+  s3PathRules: boolean;
+  /** Sign x-amz-content-sha256 as a header: S3, or the caller gave a payload. */
+  payloadHeader: boolean;
+  presignExpiresSeconds: number | undefined;
+  now: Date;
+  /** The credential's expiry, if any: no signature outlives it. */
+  notAfter: Date | undefined;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]{1,64})$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is rejected
+const BAD_HEADER_VALUE = /[\u0000\r\n]/;
+/** Set by the signer from its own clock and credential: a caller-chosen date would mint future signatures. */
+const SIGNER_HEADERS = new Set(["x-amz-date", "x-amz-security-token"]);
+
+/** Checks a SignRequest's form; throws invalid_argument naming the field. */
+export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
+  assertNamespace(req.namespace);
+  if (req.credential !== "") assertRef(req.namespace, req.credential, "");
+  if (!TOKEN.test(req.method)) invalid("method: an HTTP method such as GET or PUT");
+  const url = parseRawUrl(req.url);
+  if (req.headers.length > MAX_SIGN_HEADERS) invalid(`headers: at most ${MAX_SIGN_HEADERS}`);
+  const headers: [string, string][] = [];
+  req.headers.forEach((h, i) => {
+    const name = h.name.toLowerCase();
+    if (!TOKEN.test(h.name)) invalid(`headers[${i}].name: not a valid header name`);
+    if (BAD_HEADER_VALUE.test(h.value)) invalid(`headers[${i}].value (${name}): no CR, LF or NUL`);
+    if (SIGNER_HEADERS.has(name))
+      invalid(`headers[${i}]: ${name} is set by the signer, not the caller`);
+    if (name === "host" && h.value.toLowerCase() !== url.authority.toLowerCase()) {
+      invalid(`headers[${i}]: host "${h.value}" differs from the URL's "${url.authority}"`);
+    }
+    headers.push([h.name, h.value]);
+  });
+  const presign = req.presignExpiresSeconds;
+  if (presign !== 0 && (presign < 1 || presign > MAX_PRESIGN_SECONDS)) {
+    invalid(`presign_expires_seconds: 1-${MAX_PRESIGN_SECONDS} (0 signs headers)`);
+  }
+  return {
+    namespace: req.namespace,
+    credential: req.credential,
+    method: req.method,
+    url,
+    headers,
+    payload: payloadOf(req, headers),
+    region: req.region,
+    service: req.service,
+    presignExpiresSeconds: presign === 0 ? undefined : presign,
+    normalizePath: req.normalizePath,
+  };
+}
+
+function payloadOf(req: SignRequestRequest, headers: [string, string][]): Payload {
+  const fromHeader = headers.find(([n]) => n.toLowerCase() === "x-amz-content-sha256")?.[1];
+  let payload: Payload;
+  switch (req.payload.case) {
+    case "body":
+      payload = { kind: "body", body: req.payload.value };
+      break;
+    case "payloadSha256":
+      if (!PAYLOAD_HASH.test(req.payload.value)) {
+        invalid("payload_sha256: 64 lower-case hex digits, UNSIGNED-PAYLOAD or STREAMING-…");
+      }
+      payload = { kind: "hash", value: req.payload.value };
+      break;
+    case "unsignedPayload":
+      payload = req.payload.value ? { kind: "unsigned" } : { kind: "none" };
+      break;
+    default:
+      payload = { kind: "none" };
+  }
+  if (fromHeader === undefined) return payload;
+  if (!PAYLOAD_HASH.test(fromHeader)) {
+    invalid(
+      "x-amz-content-sha256 header: 64 lower-case hex digits, UNSIGNED-PAYLOAD or STREAMING-…",
+    );
+  }
+  if (payload.kind === "none") return { kind: "hash", value: fromHeader };
+  if (payload.kind !== "hash" || payload.value !== fromHeader) {
+    invalid("x-amz-content-sha256 header disagrees with the payload field; send one of them");
+  }
+  return payload;
+}
+
+/**
+ * Decides service, region and path rules, then asks policy. Pure: the same
+ * request, credential and instant always give the same plan or the same error.
+ */
+export function planSignature(req: ValidSignRequest, c: Credential, now: Date): SignPlan {
+  const endpoint = inferEndpoint(req.url.host);
+  const service = req.service || endpoint?.service;
+  if (service === undefined) {
+    invalid(`service: required, since ${req.url.host} is not an AWS endpoint (e.g. "s3")`);
+  }
+  const region = req.region || endpoint?.region || c.region;
+  if (region === "") {
+    invalid(`region: required, since neither ${req.url.host} nor the credential says it`);
+  }
+  const s3 = service === "s3";
+  authorize(
+    c,
+    {
+      host: req.url.host,
+      service,
+      ...(s3
+        ? {
+            s3: {
+              method: req.method,
+              hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
+              path: percentDecode(req.url.path),
+              query: queryParams(req.url.query),
+              headers: new Map(req.headers.map(([n, v]) => [n.toLowerCase(), v])),
+            },
+          }
+        : {}),
+    },
+    now,
+  );
+  const notAfter = c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
+  if (
+    req.presignExpiresSeconds !== undefined &&
+    notAfter !== undefined &&
+    now.getTime() + req.presignExpiresSeconds * 1000 > notAfter.getTime()
+  ) {
+    invalid(
+      `presign_expires_seconds: the URL would outlive the credential, which expires at ${notAfter.toISOString()}`,
+    );
+  }
+  return {
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    payload: req.payload,
+    region,
+    service,
+    s3PathRules: req.normalizePath === undefined ? s3 : !req.normalizePath,
+    payloadHeader: s3 || req.payload.kind !== "none",
+    presignExpiresSeconds: req.presignExpiresSeconds,
+    now,
+    notAfter,
+  };
+}
+
+function invalid(message: string): never {
+  throw new DomainError("invalid_argument", message);
+}
