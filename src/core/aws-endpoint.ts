@@ -22,23 +22,27 @@ export function inferEndpoint(host: string): EndpointInfo | undefined {
   const suffix = AWS_SUFFIX.exec(host);
   if (suffix === null) return undefined;
   const labels = host.slice(0, suffix.index).split(".");
-  const china = suffix[1] !== undefined;
-  const s3 = labels.findIndex((l) => l === "s3" || /^s3-/.test(l));
+  const partitionDefault = suffix[1] !== undefined ? "cn-north-1" : "us-east-1";
+  // The S3 label is the last one that looks like it: a bucket (left of it) may
+  // itself be called "s3-logs" or "s3.backups", a region (right of it) never is.
+  const s3 = labels.findLastIndex((l) => l === "s3" || l.startsWith("s3-"));
   if (s3 >= 0) {
-    const bucket = s3 > 0 ? labels.slice(0, s3).join(".") : undefined;
     const label = labels[s3] ?? "s3";
-    const rest = labels.slice(s3 + 1).filter((l) => l !== "dualstack" && l !== "s3-control");
+    const rest = labels.slice(s3 + 1).filter((l) => l !== "dualstack");
+    const inLabel = label.slice(3);
     const region =
-      label !== "s3" && label !== "s3-external-1"
-        ? label.slice(3)
-        : (rest[0] ?? (china ? "cn-north-1" : "us-east-1"));
+      label === "s3" || S3_LABEL_VARIANTS.has(inLabel) ? (rest[0] ?? partitionDefault) : inLabel;
+    const bucket = label === "s3-control" || s3 === 0 ? undefined : labels.slice(0, s3).join(".");
     return { service: "s3", region, ...(bucket ? { bucket } : {}) };
   }
-  const [service, region] = labels;
-  if (service === undefined || service === "") return undefined;
-  if (region === undefined) {
+  if (labels.length === 1) {
     // Global endpoints (sts.amazonaws.com, iam.amazonaws.com) sign in the partition's first region.
-    return { service, region: china ? "cn-north-1" : "us-east-1" };
+    return labels[0] ? { service: labels[0], region: partitionDefault } : undefined;
   }
-  return { service, region };
+  // <prefix…>.<service>.<region>: execute-api, runtime.sagemaker, …
+  const service = labels.at(-2);
+  return service ? { service, region: labels.at(-1) } : undefined;
 }
+
+/** s3-<variant> labels that are not s3-<region>: the region, if any, follows them. */
+const S3_LABEL_VARIANTS = new Set(["fips", "control", "accesspoint", "external-1", "website"]);

@@ -51,8 +51,9 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
   const mapping = mapS3Request(intent.s3);
   if (!mapping.ok) deny("OperationNotScoped", `${mapping.reason}, and ${who} has scopes`);
   const op = mapping.operation;
-  const target = op.action === "list_bucket" ? (op.listPrefix ?? "") : op.key;
-  if (!inScope(c.allowedScopes, op.action, op.bucket, target)) {
+  const listing = op.action === "list_bucket";
+  const target = listing ? (op.listPrefix ?? "") : op.key;
+  if (!inScope(c.allowedScopes, op.action, op.bucket, target, listing)) {
     deny(
       "ActionNotInScope",
       `${op.action} on ${op.bucket}/${target} is outside ${who}'s allowed_scopes`,
@@ -97,16 +98,28 @@ export function prefixMatches(prefix: string, key: string): boolean {
   return key === prefix || key.startsWith(`${prefix}/`);
 }
 
+/**
+ * A listing prefix is inside a scope prefix only when every key it can list
+ * is: under scope "data", listing "data" would also show "data-private/…",
+ * so only "data/…" listings are allowed.
+ */
+export function listPrefixMatches(prefix: string, listPrefix: string): boolean {
+  if (prefix === "" || prefix.endsWith("/")) return listPrefix.startsWith(prefix);
+  return listPrefix.startsWith(`${prefix}/`);
+}
+
 function inScope(
   scopes: readonly AccessScope[],
   action: S3Action,
   bucket: string,
   key: string,
+  listing = false,
 ): boolean {
+  const matches = listing ? listPrefixMatches : prefixMatches;
   return scopes.some(
     (s) =>
       s.bucket === bucket &&
       s.actions.includes(action) &&
-      (s.prefixes.length === 0 || s.prefixes.some((p) => prefixMatches(p, key))),
+      (s.prefixes.length === 0 || s.prefixes.some((p) => matches(p, key))),
   );
 }

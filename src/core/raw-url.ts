@@ -52,14 +52,32 @@ export function parseRawUrl(url: string): RawUrl {
   };
 }
 
-/** Decodes %XX sequences; a malformed one stays as written. '+' stays '+'. */
+/**
+ * Decodes %XX sequences; an escape that is not part of valid UTF-8 stays as
+ * written, the valid ones around it are decoded. '+' stays '+'.
+ */
 export function percentDecode(text: string): string {
   return text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
+    const escapes = run.match(/%[0-9a-f]{2}/gi) ?? [];
+    let out = "";
+    for (let i = 0; i < escapes.length; ) {
+      let taken = 0;
+      // A UTF-8 sequence is 1-4 bytes: take the longest that decodes.
+      for (let n = Math.min(4, escapes.length - i); n > 0 && taken === 0; n--) {
+        try {
+          out += decodeURIComponent(escapes.slice(i, i + n).join(""));
+          taken = n;
+        } catch {
+          // shorter, or not decodable at all
+        }
+      }
+      if (taken === 0) {
+        out += escapes[i];
+        taken = 1;
+      }
+      i += taken;
     }
+    return out;
   });
 }
 

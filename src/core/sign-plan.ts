@@ -1,9 +1,10 @@
+import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import type { SignRequestRequest } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { inferEndpoint } from "./aws-endpoint.js";
 import { DomainError } from "./errors.js";
-import { assertNamespace, assertRef } from "./names.js";
+import { assertNamespace, isValidName } from "./names.js";
 import { authorize } from "./policy.js";
 import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
 
@@ -59,7 +60,11 @@ const SIGNER_HEADERS = new Set(["x-amz-date", "x-amz-security-token"]);
 /** Checks a SignRequest's form; throws invalid_argument naming the field. */
 export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
   assertNamespace(req.namespace);
-  if (req.credential !== "") assertRef(req.namespace, req.credential, "");
+  if (req.credential !== "" && !isValidName(req.credential)) {
+    invalid(
+      "credential: 1-64 of letters, digits, '.', '_', '-' (or \"\" for the provider default)",
+    );
+  }
   if (!TOKEN.test(req.method)) invalid("method: an HTTP method such as GET or PUT");
   const url = parseRawUrl(req.url);
   if (req.headers.length > MAX_SIGN_HEADERS) invalid(`headers: at most ${MAX_SIGN_HEADERS}`);
@@ -119,10 +124,22 @@ function payloadOf(req: SignRequestRequest, headers: [string, string][]): Payloa
     );
   }
   if (payload.kind === "none") return { kind: "hash", value: fromHeader };
-  if (payload.kind !== "hash" || payload.value !== fromHeader) {
-    invalid("x-amz-content-sha256 header disagrees with the payload field; send one of them");
+  if (payloadHashOf(payload) !== fromHeader) {
+    invalid("x-amz-content-sha256 header: differs from the payload field's hash; send one of them");
   }
   return payload;
+}
+
+/** The hash a payload stands for (none has no fixed one: it depends on the service). */
+function payloadHashOf(payload: Exclude<Payload, { kind: "none" }>): string {
+  switch (payload.kind) {
+    case "body":
+      return createHash("sha256").update(payload.body).digest("hex");
+    case "hash":
+      return payload.value;
+    case "unsigned":
+      return "UNSIGNED-PAYLOAD";
+  }
 }
 
 /**

@@ -1,0 +1,214 @@
+/**
+ * SignRequest cost, as ratios against baselines measured in the same run:
+ *
+ * - over gRPC on loopback (connect-node's gRPC transport as the client), at
+ *   1 and 64 calls in flight, against a bare connect-node server answering
+ *   the same RPC with a canned response of the same size (bench/echo-server.ts);
+ * - in process, policy + SigV4 signing against a minimal node:crypto signer
+ *   holding a cached signing key.
+ *
+ *   npm run bench:sign
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { CredentialSchema } from "../gen/credbroker/v1/credential_pb.js";
+import { CredentialService } from "../gen/credbroker/v1/credential_service_pb.js";
+import {
+  SigningService,
+  SignRequestRequestSchema,
+} from "../gen/credbroker/v1/signing_service_pb.js";
+import { prepareNew } from "../src/core/lifecycle.js";
+import { planSignature, validateSignRequest } from "../src/core/sign-plan.js";
+import { sigv4 } from "../src/sign/sigv4.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const URL_TO_SIGN = "https://reports.s3.eu-west-1.amazonaws.com/2026/q1.csv";
+
+function startChild(args: string[], ready: RegExp): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m?.[1]) resolve({ child, url: m[1] });
+    });
+    child.once("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
+  });
+}
+
+interface Load {
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+/** Keeps `inFlight` calls going for SECONDS (after a 1 s warm-up); latencies in ms. */
+async function load(call: () => Promise<unknown>, inFlight: number): Promise<Load> {
+  const run = async (seconds: number, record: boolean) => {
+    const samples: number[] = [];
+    const end = performance.now() + seconds * 1000;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (performance.now() < end) {
+          const t = performance.now();
+          await call();
+          if (record) samples.push(performance.now() - t);
+          done++;
+        }
+      }),
+    );
+    return { samples, done };
+  };
+  await run(1, false);
+  const t = performance.now();
+  const { samples, done } = await run(SECONDS, true);
+  const elapsed = (performance.now() - t) / 1000;
+  samples.sort((a, b) => a - b);
+  const at = (q: number) =>
+    samples[Math.min(samples.length - 1, Math.floor(samples.length * q))] ?? 0;
+  return { perSecond: done / elapsed, p50: at(0.5), p99: at(0.99) };
+}
+
+/** Median µs per call of a synchronous-ish task, over many rounds. */
+async function micros(task: () => Promise<unknown> | unknown, rounds = 20000): Promise<number> {
+  for (let i = 0; i < 2000; i++) await task();
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < rounds; i++) await task();
+  return Number(process.hrtime.bigint() - t) / 1000 / rounds;
+}
+
+/** The smallest honest SigV4 header signer: node:crypto, signing key derived once. */
+function minimalSigner() {
+  const hmac = (key: Buffer | string, data: string) =>
+    createHmac("sha256", key).update(data).digest();
+  const date = "20261124";
+  const key = ["eu-west-1", "s3", "aws4_request"].reduce(
+    (k, part) => hmac(k, part),
+    hmac(`AWS4${SECRET}`, date),
+  );
+  return (now: Date) => {
+    const amzDate = `${now.toISOString().replace(/[-:]/g, "").slice(0, 15)}Z`;
+    const canonical = [
+      "GET",
+      "/2026/q1.csv",
+      "",
+      "host:reports.s3.eu-west-1.amazonaws.com",
+      "x-amz-content-sha256:UNSIGNED-PAYLOAD",
+      `x-amz-date:${amzDate}`,
+      "",
+      "host;x-amz-content-sha256;x-amz-date",
+      "UNSIGNED-PAYLOAD",
+    ].join("\n");
+    const scope = `${date}/eu-west-1/s3/aws4_request`;
+    const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash("sha256").update(canonical).digest("hex")}`;
+    return createHmac("sha256", key).update(toSign).digest("hex");
+  };
+}
+
+const dataDir = await mkdtemp(path.join(os.tmpdir(), "credbroker-bench-sign-"));
+const daemon = await startChild(
+  [
+    path.join(here, "../src/cli/main.js"),
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    "warn",
+  ],
+  /"url":"(http:\/\/[^"]+)"/,
+);
+const echo = await startChild([path.join(here, "echo-server.js")], /(http:\/\/\S+)/);
+try {
+  const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
+  const auth = { headers: { authorization: `Bearer ${token}` } };
+  await createClient(
+    CredentialService,
+    createConnectTransport({ baseUrl: daemon.url, httpVersion: "2" }),
+  ).createCredential(
+    {
+      credential: {
+        name: "bench",
+        kind: {
+          case: "accessKey",
+          value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET },
+        },
+        allowedScopes: [{ bucket: "reports", prefixes: ["2026/"], actions: ["get_object"] }],
+      },
+    },
+    auth,
+  );
+  const request = { credential: "bench", method: "GET", url: URL_TO_SIGN };
+  const rows: string[][] = [];
+  for (const inFlight of [1, 64]) {
+    const broker = createClient(SigningService, createGrpcTransport({ baseUrl: daemon.url }));
+    const bare = createClient(SigningService, createGrpcTransport({ baseUrl: echo.url }));
+    const base = await load(() => bare.signRequest(request), inFlight);
+    const ours = await load(() => broker.signRequest(request, auth), inFlight);
+    rows.push([
+      `SignRequest throughput, gRPC, ${inFlight} in flight`,
+      `${Math.round(ours.perSecond)}/s`,
+      `${Math.round(base.perSecond)}/s (bare connect-node echo)`,
+      `${(ours.perSecond / base.perSecond).toFixed(2)}×`,
+      "≥ 0.6×",
+    ]);
+    if (inFlight === 1) {
+      rows.push([
+        "SignRequest p99 latency, 1 in flight",
+        `${ours.p99.toFixed(2)} ms (p50 ${ours.p50.toFixed(2)})`,
+        `${base.p99.toFixed(2)} ms (p50 ${base.p50.toFixed(2)})`,
+        `${(ours.p99 / base.p99).toFixed(2)}×`,
+        "(recorded)",
+      ]);
+    }
+  }
+
+  const credential = prepareNew(
+    create(CredentialSchema, {
+      name: "bench",
+      kind: {
+        case: "accessKey",
+        value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET },
+      },
+      allowedScopes: [{ bucket: "reports", prefixes: ["2026/"], actions: ["get_object"] }],
+    }),
+    { now: () => new Date(), newId: () => "bench" },
+  );
+  const key = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET };
+  const signReq = create(SignRequestRequestSchema, request);
+  const oursUs = await micros(() =>
+    sigv4(planSignature(validateSignRequest(signReq), credential, new Date()), key),
+  );
+  const minimal = minimalSigner();
+  const minimalUs = await micros(() => minimal(new Date()), 50000);
+  rows.push([
+    "in-process policy + signing",
+    `${oursUs.toFixed(1)} µs`,
+    `${minimalUs.toFixed(1)} µs (node:crypto, cached key)`,
+    `${(minimalUs / oursUs).toFixed(2)}×`,
+    "≥ 0.5×",
+  ]);
+
+  console.log("\n| figure | credbroker | baseline, same run | ratio | target |");
+  console.log("|---|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log(
+    `\n(node ${process.version}, ${os.cpus().length} cores, ${SECONDS} s per load figure)`,
+  );
+} finally {
+  daemon.child.kill("SIGTERM");
+  echo.child.kill("SIGTERM");
+  await rm(dataDir, { recursive: true, force: true });
+}
