@@ -1,15 +1,40 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when missing. Called by
 # `npm test` and .ci/run, so no test ever skips for want of a tool.
+#
+# - curl: the README's CLI session.
+# - python3-swift: OpenStack Swift (proxy, account, container and object
+#   servers, s3api and tempauth middlewares, the ring builder), run by
+#   test/support/swift.ts as a real SigV4-verifying S3 on 127.0.0.1. Only the
+#   python package, without recommends: the swift, swift-proxy,
+#   swift-account, swift-container and swift-object packages add nothing the
+#   tests need (their /usr/bin scripts are two-line wrappers around the
+#   python entry points the harness calls itself) but do pull in rsyslog and
+#   uwsgi and enable and start systemd units / init scripts on install.
+#   python3-swift and its dependencies ship no service; its postinst only adds
+#   a `swift` system user and /var/{lib,log,backups}/swift.
 set -euo pipefail
+
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+
+installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+need_swift=()
+installed python3-swift || need_swift+=(python3-swift)
 
-if ((${#need[@]} > 0)); then
-  echo "test-deps: installing ${need[*]}" >&2
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
+if ((${#need[@]} + ${#need_swift[@]} > 0)); then
+  echo "test-deps: installing ${need[*]} ${need_swift[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+  if ((${#need[@]} > 0)); then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+  if ((${#need_swift[@]} > 0)); then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${need_swift[@]}"
+  fi
 fi
