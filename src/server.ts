@@ -14,6 +14,7 @@ import { ensureAdminToken } from "./auth/admin-token.js";
 import { hashToken, TokenVerifier } from "./auth/token-verifier.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import type { Ambient } from "./core/lifecycle.js";
+import { SigningKeyCache } from "./sign/signing-keys.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
@@ -77,7 +78,7 @@ async function serve(
 
   const health = new HealthState(SERVED_SERVICES);
   const handler = connectNodeAdapter({
-    routes: apiRoutes({ store, ambient, health }),
+    routes: apiRoutes({ store, ambient, health, signingKeys: new SigningKeyCache() }),
     interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
     readMaxBytes: MAX_MESSAGE_BYTES,
   });

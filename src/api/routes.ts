@@ -23,7 +23,7 @@ import {
   reflectionServiceV1,
   reflectionServiceV1alpha,
 } from "./reflection-service.js";
-import { signingService } from "./signing-service.js";
+import { type SigningServiceDeps, signingService } from "./signing-service.js";
 
 /** The names health and reflection report. */
 export const SERVED_SERVICES = [
@@ -34,7 +34,7 @@ export const SERVED_SERVICES = [
   ReflectionV1alpha.typeName,
 ];
 
-export interface RouteDeps extends CredentialServiceDeps {
+export interface RouteDeps extends CredentialServiceDeps, SigningServiceDeps {
   health: HealthState;
 }
 

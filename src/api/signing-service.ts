@@ -6,11 +6,14 @@ import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { displayName } from "../core/names.js";
 import { planSignature, validateSignRequest } from "../core/sign-plan.js";
+import type { SigningKeyCache } from "../sign/signing-keys.js";
 import { sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
 
 export interface SigningServiceDeps {
   store: CredentialStore;
+  /** Derived signing keys, one cache per daemon. */
+  signingKeys: SigningKeyCache;
   /** The signing clock: injected where the server is composed, never a request field. */
   ambient: Ambient;
 }
@@ -18,6 +21,7 @@ export interface SigningServiceDeps {
 /** SigningService: form check, credential lookup, policy, then SigV4. */
 export function signingService({
   store,
+  signingKeys,
   ambient,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   return {
@@ -41,7 +45,17 @@ export function signingService({
         );
       }
       const key = credential.kind.value;
-      const signed = await sigv4(plan, key);
+      const signed = sigv4(
+        plan,
+        {
+          id: credential.id,
+          etag: credential.etag,
+          accessKeyId: key.accessKeyId,
+          secretAccessKey: key.secretAccessKey,
+          sessionToken: key.sessionToken,
+        },
+        signingKeys,
+      );
       return {
         url: signed.url,
         headers: signed.headers.map(([name, value]) => ({ name, value })),

@@ -57,6 +57,7 @@ export function parseRawUrl(url: string): RawUrl {
  * written, the valid ones around it are decoded. '+' stays '+'.
  */
 export function percentDecode(text: string): string {
+  if (!text.includes("%")) return text;
   return text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
     const escapes = run.match(/%[0-9a-f]{2}/gi) ?? [];
     let out = "";
@@ -108,6 +109,8 @@ export function queryParams(query: string): [string, string][] {
  * canonical path (no dot-segment removal, no double encoding).
  */
 export function encodeOnce(path: string): string {
+  // Already canonical (the common case): nothing to decode or encode.
+  if (/^[A-Za-z0-9\-._~/]*$/.test(path)) return path;
   return path
     .split("/")
     .map((segment) => uriEncode(percentDecode(segment)))

@@ -1,17 +1,21 @@
-import { createHash } from "node:crypto";
-import { Hash } from "@smithy/hash-node";
-import { HttpRequest } from "@smithy/protocol-http";
-import { SignatureV4 } from "@smithy/signature-v4";
+import { createHash, createHmac } from "node:crypto";
+import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
 import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
 import type { Payload, SignPlan } from "../core/sign-plan.js";
+import type { SigningKeyCache } from "./signing-keys.js";
 
 export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const ALGORITHM = "AWS4-HMAC-SHA256";
 const CONTENT_SHA256 = "x-amz-content-sha256";
 /** How long AWS accepts a header-signed request after its x-amz-date (clock skew window). */
 export const HEADER_SIGNATURE_LIFETIME_SECONDS = 15 * 60;
 
-/** Never signed: hop-by-hop headers, and headers proxies and clients rewrite. */
+/**
+ * Never signed: hop-by-hop headers and headers proxies and clients rewrite
+ * (smithy's getCanonicalHeaders also skips its own list: authorization,
+ * cache-control, user-agent, proxy-*, sec-*, …).
+ */
 const UNSIGNABLE = new Set([
   "connection",
   "keep-alive",
@@ -25,7 +29,10 @@ const UNSIGNABLE = new Set([
   "expect",
 ]);
 
-export interface SigningKeyMaterial {
+/** The credential being signed with: its key material and what names its cached keys. */
+export interface SigningCredential {
+  id: string;
+  etag: string;
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string | undefined;
@@ -53,95 +60,143 @@ export function payloadHash(payload: Payload, s3: boolean): string {
 }
 
 /**
- * SigV4 over @smithy/signature-v4. The path is signed as it will be sent:
- * with S3 rules it is handed to the signer already in canonical form (and
- * not escaped again), otherwise the signer normalizes and encodes it again,
- * as AWS's other services expect. Returns the headers to send, or the
- * presigned URL.
+ * The canonical path. S3 rules: each segment decoded and encoded once, dot
+ * segments kept. Otherwise AWS's generic rules: empty and dot segments
+ * resolved, then the path (as sent) encoded again.
  */
-export async function sigv4(input: SignPlan, key: SigningKeyMaterial): Promise<Signed> {
-  const signer = new SignatureV4({
-    credentials: key,
-    region: input.region,
-    service: input.service,
-    sha256: Hash.bind(null, "sha256"),
-    uriEscapePath: !input.s3PathRules,
-    applyChecksum: false,
-  });
-  const presign = input.presignExpiresSeconds !== undefined;
-  const hash = payloadHash(input.payload, input.service === "s3");
-  const headers: Record<string, string> = { host: input.url.authority };
-  for (const [name, value] of input.headers) {
-    const lower = name.toLowerCase();
-    if (lower === "authorization") continue;
-    // Repeated headers are one header whose values are joined in order.
-    headers[lower] =
-      lower in headers && lower !== "host" ? `${headers[lower]},${value.trim()}` : value.trim();
+export function canonicalPath(path: string, s3Rules: boolean): string {
+  if (s3Rules) return encodeOnce(path);
+  const segments: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") segments.pop();
+    else segments.push(segment);
   }
-  const callerHash = CONTENT_SHA256 in headers;
-  if (presign || input.payloadHeader) headers[CONTENT_SHA256] ??= hash;
+  const trailing = segments.length > 0 && path.endsWith("/") ? "/" : "";
+  return `/${segments.map(uriEncode).join("/")}${trailing}`;
+}
 
+/** "20150830T123600Z" and "20150830". */
+export function amzDate(now: Date): { long: string; short: string } {
+  const d = now;
+  const p2 = (n: number) => (n < 10 ? `0${n}` : String(n));
+  const short = `${d.getUTCFullYear()}${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}`;
+  return {
+    long: `${short}T${p2(d.getUTCHours())}${p2(d.getUTCMinutes())}${p2(d.getUTCSeconds())}Z`,
+    short,
+  };
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * SigV4, header or presigned. The canonical request's parts come from
+ * @smithy/signature-v4's own functions (headers, query); the path is signed
+ * as it will be sent (S3 rules or generic); keys come from the daemon's cache.
+ */
+export function sigv4(
+  plan: SignPlan,
+  credential: SigningCredential,
+  keys: SigningKeyCache,
+): Signed {
+  const presign = plan.presignExpiresSeconds !== undefined;
+  const date = amzDate(plan.now);
+  const scope = `${date.short}/${plan.region}/${plan.service}/aws4_request`;
+  const hash = payloadHash(plan.payload, plan.service === "s3");
+
+  const headers: Record<string, string> = { host: plan.url.authority };
+  for (const [name, value] of plan.headers) {
+    const lower = name.toLowerCase();
+    if (lower === "authorization" || lower === "host") continue;
+    // Repeated headers are one header whose values are joined in order.
+    headers[lower] = lower in headers ? `${headers[lower]},${value.trim()}` : value.trim();
+  }
   const query: Record<string, string | string[]> = {};
-  for (const [k, v] of queryParams(input.url.query)) {
+  const add = (k: string, v: string) => {
     const prev = query[k];
     query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  };
+  for (const [k, v] of queryParams(plan.url.query)) add(k, v);
+
+  const added: [string, string][] = [];
+  if (presign) {
+    // x-amz-* headers travel in the query string, so a plain GET of the URL works.
+    for (const name of Object.keys(headers)) {
+      if (name.startsWith("x-amz-") && name !== CONTENT_SHA256) {
+        added.push([name, headers[name] as string]);
+        delete headers[name];
+      }
+    }
+    if (credential.sessionToken) added.push(["X-Amz-Security-Token", credential.sessionToken]);
+    added.push(
+      ["X-Amz-Algorithm", ALGORITHM],
+      ["X-Amz-Credential", `${credential.accessKeyId}/${scope}`],
+      ["X-Amz-Date", date.long],
+      ["X-Amz-Expires", String(plan.presignExpiresSeconds)],
+    );
+  } else {
+    headers["x-amz-date"] = date.long;
+    if (credential.sessionToken) headers["x-amz-security-token"] = credential.sessionToken;
+    if (plan.payloadHeader) headers[CONTENT_SHA256] ??= hash;
   }
-  const request = new HttpRequest({
-    method: input.method,
-    protocol: `${input.url.scheme}:`,
-    hostname: input.url.host,
-    ...(input.url.port !== undefined ? { port: input.url.port } : {}),
-    path: input.s3PathRules ? encodeOnce(input.url.path) : input.url.path,
-    query,
-    headers,
-    ...(input.payload.kind === "body" ? { body: input.payload.body } : {}),
-  });
+
+  const canonical = getCanonicalHeaders({ headers } as never, UNSIGNABLE) as Record<string, string>;
+  const names = Object.keys(canonical).sort();
+  const signedHeaders = names.join(";");
+  if (presign) added.push(["X-Amz-SignedHeaders", signedHeaders]);
+  for (const [k, v] of added) if (presign) add(k, v);
+
+  const canonicalRequest = [
+    plan.method,
+    canonicalPath(plan.url.path, plan.s3PathRules),
+    getCanonicalQuery({ query } as never),
+    ...names.map((n) => `${n}:${canonical[n]}`),
+    "",
+    signedHeaders,
+    hash,
+  ].join("\n");
+  const stringToSign = `${ALGORITHM}\n${date.long}\n${scope}\n${sha256Hex(canonicalRequest)}`;
+  const signingKey = keys.get(
+    credential,
+    credential.secretAccessKey,
+    date.short,
+    plan.region,
+    plan.service,
+  );
+  const signature = createHmac("sha256", signingKey).update(stringToSign).digest("hex");
+
+  const base = `${plan.url.scheme}://${plan.url.authority}${plan.url.path}`;
+  const callerHeaders = plan.headers
+    .filter(([n]) => n.toLowerCase() !== "authorization")
+    .map(([n, v]) => [n, v] as [string, string]);
 
   if (presign) {
-    const expiresIn = input.presignExpiresSeconds ?? 0;
-    const noPayloadHeader = new Set([CONTENT_SHA256]);
-    const signed = await signer.presign(request, {
-      signingDate: input.now,
-      expiresIn,
-      // The hash goes into the canonical request, but a presigned URL must
-      // work without the caller sending any x-amz-content-sha256 header.
-      unsignableHeaders: new Set([...UNSIGNABLE, ...(callerHash ? [] : noPayloadHeader)]),
-      unhoistableHeaders: noPayloadHeader,
-    });
-    const added = Object.entries(signed.query ?? {}).filter(([k]) => !(k in query));
-    const extra = added
-      .flatMap(([k, v]) =>
-        (Array.isArray(v) ? v : [v ?? ""]).map((x) => `${uriEncode(k)}=${uriEncode(x)}`),
-      )
+    const extra = [...added, ["X-Amz-Signature", signature]]
+      .map(([k, v]) => `${uriEncode(k ?? "")}=${uriEncode(v ?? "")}`)
       .join("&");
-    const base = `${input.url.scheme}://${input.url.authority}${input.url.path}`;
-    const url = `${base}?${input.url.query === "" ? "" : `${input.url.query}&`}${extra}`;
     const hoisted = new Set(added.map(([k]) => k.toLowerCase()));
     return {
-      url,
-      headers: input.headers
-        .filter(([n]) => !hoisted.has(n.toLowerCase()) && n.toLowerCase() !== "authorization")
-        .map(([n, v]) => [n, v] as [string, string]),
-      expiresAt: capped(input, expiresIn),
+      url: `${base}?${plan.url.query === "" ? "" : `${plan.url.query}&`}${extra}`,
+      headers: callerHeaders.filter(([n]) => !hoisted.has(n.toLowerCase())),
+      expiresAt: capped(plan, plan.presignExpiresSeconds ?? 0),
     };
   }
-
-  const signed = await signer.sign(request, {
-    signingDate: input.now,
-    unsignableHeaders: UNSIGNABLE,
-  });
-  const out: [string, string][] = input.headers
-    .filter(([n]) => n.toLowerCase() !== "authorization")
-    .map(([n, v]) => [n, v]);
+  const out = callerHeaders;
   const given = new Set(out.map(([n]) => n.toLowerCase()));
-  for (const name of ["x-amz-date", "x-amz-security-token", CONTENT_SHA256, "authorization"]) {
-    const value = signed.headers[name];
+  for (const name of ["x-amz-date", "x-amz-security-token", CONTENT_SHA256]) {
+    const value = headers[name];
     if (value !== undefined && !given.has(name)) out.push([name, value]);
   }
+  out.push([
+    "authorization",
+    `${ALGORITHM} Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+  ]);
   return {
-    url: `${input.url.scheme}://${input.url.authority}${input.url.path}${input.url.query ? `?${input.url.query}` : ""}`,
+    url: `${base}${plan.url.query ? `?${plan.url.query}` : ""}`,
     headers: out,
-    expiresAt: capped(input, HEADER_SIGNATURE_LIFETIME_SECONDS),
+    expiresAt: capped(plan, HEADER_SIGNATURE_LIFETIME_SECONDS),
   };
 }
 
