@@ -77,8 +77,15 @@ async function serve(
   const verifier = new TokenVerifier([hashToken(admin.token)]);
 
   const health = new HealthState(SERVED_SERVICES);
+  const signingKeys = new SigningKeyCache();
   const handler = connectNodeAdapter({
-    routes: apiRoutes({ store, ambient, health, signingKeys: new SigningKeyCache() }),
+    routes: apiRoutes({
+      store,
+      ambient,
+      health,
+      signingKeys,
+      changed: (id) => signingKeys.drop(id),
+    }),
     interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
     readMaxBytes: MAX_MESSAGE_BYTES,
   });

@@ -18,12 +18,15 @@ export const MAX_PAGE_SIZE = 1000;
 export interface CredentialServiceDeps {
   store: CredentialStore;
   ambient: Ambient;
+  /** Told the id of every credential updated or deleted, so caches drop it at once. */
+  changed?: (credentialId: string) => void;
 }
 
 /** CredentialService over a store. Every credential it returns is redacted. */
 export function credentialService({
   store,
   ambient,
+  changed = () => {},
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
     async createCredential(req) {
@@ -86,12 +89,15 @@ export function credentialService({
         },
         patch.etag,
       );
+      changed(updated.id);
       return { credential: redact(updated) };
     },
 
     async deleteCredential(req) {
       assertRef(req.namespace, req.name);
+      const { id } = await store.get(req.namespace, req.name);
       await store.delete(req.namespace, req.name, req.etag);
+      changed(id);
       return {};
     },
 

@@ -1724,6 +1724,7 @@ function defineCases(target: () => Target, ns: string): void {
 
 const EXPECTED_SERVICES = [
   "credbroker.v1.CredentialService",
+  "credbroker.v1.SigningService",
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",
   "grpc.reflection.v1alpha.ServerReflection",

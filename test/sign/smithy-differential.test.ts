@@ -185,3 +185,21 @@ describe("SigV4: credbroker and @smithy/signature-v4 agree", () => {
     });
   }
 });
+
+describe("SigningKeyCache", () => {
+  test("derives once per (credential, etag, date, region, service); drop forgets a credential", () => {
+    const keys = new SigningKeyCache(3);
+    const a = { id: "a", etag: "1" };
+    const k1 = keys.get(a, "secret", "20261124", "eu-west-1", "s3");
+    assert.equal(keys.get(a, "secret", "20261124", "eu-west-1", "s3"), k1, "a hit returns the same key");
+    // A rotated secret comes with a new etag: a new key, never the stale one.
+    const rotated = keys.get({ id: "a", etag: "2" }, "other", "20261124", "eu-west-1", "s3");
+    assert.notDeepEqual(rotated, k1);
+    keys.get({ id: "b", etag: "1" }, "secret", "20261124", "eu-west-1", "s3");
+    assert.equal(keys.size, 3);
+    keys.get({ id: "c", etag: "1" }, "secret", "20261124", "eu-west-1", "s3");
+    assert.equal(keys.size, 3, "bounded: the oldest entry goes");
+    keys.drop("a");
+    assert.equal(keys.size, 2);
+  });
+});
