@@ -191,7 +191,11 @@ describe("SigningKeyCache", () => {
     const keys = new SigningKeyCache(3);
     const a = { id: "a", etag: "1" };
     const k1 = keys.get(a, "secret", "20261124", "eu-west-1", "s3");
-    assert.equal(keys.get(a, "secret", "20261124", "eu-west-1", "s3"), k1, "a hit returns the same key");
+    assert.equal(
+      keys.get(a, "secret", "20261124", "eu-west-1", "s3"),
+      k1,
+      "a hit returns the same key",
+    );
     // A rotated secret comes with a new etag: a new key, never the stale one.
     const rotated = keys.get({ id: "a", etag: "2" }, "other", "20261124", "eu-west-1", "s3");
     assert.notDeepEqual(rotated, k1);
