@@ -124,21 +124,30 @@ function payloadOf(req: SignRequestRequest, headers: [string, string][]): Payloa
     );
   }
   if (payload.kind === "none") return { kind: "hash", value: fromHeader };
-  if (payloadHashOf(payload) !== fromHeader) {
+  if (payloadHash(payload, false) !== fromHeader) {
     invalid("x-amz-content-sha256 header: differs from the payload field's hash; send one of them");
   }
   return payload;
 }
 
-/** The hash a payload stands for (none has no fixed one: it depends on the service). */
-function payloadHashOf(payload: Exclude<Payload, { kind: "none" }>): string {
+export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * The payload hash the canonical request ends with. With no payload given,
+ * S3 signs UNSIGNED-PAYLOAD (what Swift and presigned URLs want), other
+ * services the hash of an empty body.
+ */
+export function payloadHash(payload: Payload, s3: boolean): string {
   switch (payload.kind) {
     case "body":
       return createHash("sha256").update(payload.body).digest("hex");
     case "hash":
       return payload.value;
     case "unsigned":
-      return "UNSIGNED-PAYLOAD";
+      return UNSIGNED_PAYLOAD;
+    case "none":
+      return s3 ? UNSIGNED_PAYLOAD : EMPTY_SHA256;
   }
 }
 

@@ -1,11 +1,9 @@
 import { createHash, createHmac } from "node:crypto";
 import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
 import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
-import type { Payload, SignPlan } from "../core/sign-plan.js";
+import { payloadHash, type SignPlan } from "../core/sign-plan.js";
 import type { SigningKeyCache } from "./signing-keys.js";
 
-export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
-export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const ALGORITHM = "AWS4-HMAC-SHA256";
 const CONTENT_SHA256 = "x-amz-content-sha256";
 /** How long AWS accepts a header-signed request after its x-amz-date (clock skew window). */
@@ -43,20 +41,6 @@ export interface Signed {
   headers: [string, string][];
   /** When the signature stops working: its own lifetime, capped by the credential's expiry. */
   expiresAt: Date;
-}
-
-/** The payload hash the canonical request ends with. */
-export function payloadHash(payload: Payload, s3: boolean): string {
-  switch (payload.kind) {
-    case "body":
-      return createHash("sha256").update(payload.body).digest("hex");
-    case "hash":
-      return payload.value;
-    case "unsigned":
-      return UNSIGNED_PAYLOAD;
-    case "none":
-      return s3 ? UNSIGNED_PAYLOAD : EMPTY_SHA256;
-  }
 }
 
 /**

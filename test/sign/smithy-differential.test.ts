@@ -11,9 +11,9 @@ import { Hash } from "@smithy/hash-node";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { encodeOnce, parseRawUrl, queryParams } from "../../src/core/raw-url.js";
-import type { Payload, SignPlan } from "../../src/core/sign-plan.js";
+import { type Payload, payloadHash, type SignPlan } from "../../src/core/sign-plan.js";
 import { SigningKeyCache } from "../../src/sign/signing-keys.js";
-import { payloadHash, sigv4 } from "../../src/sign/sigv4.js";
+import { sigv4 } from "../../src/sign/sigv4.js";
 
 /** mulberry32: a small seeded generator, so every run signs the same requests. */
 function rng(seed: number): () => number {
