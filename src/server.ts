@@ -19,6 +19,9 @@ import type { CredentialStore } from "./store/credential-store.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
 import { deriveDataKey, Sealer } from "./store/sealing.js";
+import { RoleSessions } from "./sts/role-sessions.js";
+import { SessionCache } from "./sts/session-cache.js";
+import { StsGateway } from "./sts/sts-gateway.js";
 
 /** Largest request message accepted (bounded request sizes). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -78,13 +81,28 @@ async function serve(
 
   const health = new HealthState(SERVED_SERVICES);
   const signingKeys = new SigningKeyCache();
+  const sts = new StsGateway(config.sts);
+  const sessions = new SessionCache({
+    now: ambient.now,
+    onStaleServe: (credentialId, err) =>
+      log.warn(
+        { credentialId, err: (err as Error).message },
+        "STS renewal failed; the cached session still serves",
+      ),
+  });
+  const roleSessions = new RoleSessions({ store, sts, cache: sessions, now: ambient.now });
   const handler = connectNodeAdapter({
     routes: apiRoutes({
       store,
       ambient,
       health,
       signingKeys,
-      changed: (id) => signingKeys.drop(id),
+      roleSessions,
+      live: { sts, roleSessions },
+      changed: (id) => {
+        signingKeys.drop(id);
+        sessions.drop(id);
+      },
     }),
     interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
     readMaxBytes: MAX_MESSAGE_BYTES,

@@ -8,8 +8,9 @@ import { assertNamespace, assertRef, isValidName, isValidNamespace } from "../co
 import { redact } from "../core/redact.js";
 import { referencedName } from "../core/references.js";
 import { assertNotPast, validateCredential } from "../core/validate.js";
-import { verifyStructure } from "../core/verify.js";
+import { verdict, verifyStructure } from "../core/verify.js";
 import type { CredentialStore } from "../store/credential-store.js";
+import { type LiveVerifier, liveChecks } from "../sts/live-verify.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -20,6 +21,8 @@ export interface CredentialServiceDeps {
   ambient: Ambient;
   /** Told the id of every credential updated or deleted, so caches drop it at once. */
   changed?: (credentialId: string) => void;
+  /** Live verification through STS; without it, live = true is unimplemented. */
+  live?: LiveVerifier;
 }
 
 /** CredentialService over a store. Every credential it returns is redacted. */
@@ -27,6 +30,7 @@ export function credentialService({
   store,
   ambient,
   changed = () => {},
+  live,
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
     async createCredential(req) {
@@ -102,10 +106,10 @@ export function credentialService({
     },
 
     async verifyCredential(req) {
-      if (req.live) {
+      if (req.live && live === undefined) {
         throw new DomainError(
           "unimplemented",
-          "live verification (through STS) is not available yet; verify with live = false",
+          "live verification is not configured on this daemon",
         );
       }
       let credential: Credential;
@@ -121,7 +125,9 @@ export function credentialService({
           throw new DomainError("invalid_argument", "target: set stored or candidate");
       }
       const source = await findSource(store, credential);
-      return verifyStructure(credential, { now: ambient.now(), source });
+      const structural = verifyStructure(credential, { now: ambient.now(), source });
+      if (!req.live || live === undefined) return structural;
+      return verdict([...structural.checks, ...(await liveChecks(credential, live))]);
     },
   };
 }

@@ -1,16 +1,19 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import type { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { displayName } from "../core/names.js";
 import { planSignature, validateSignRequest } from "../core/sign-plan.js";
 import type { SigningKeyCache } from "../sign/signing-keys.js";
-import { sigv4 } from "../sign/sigv4.js";
+import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
+import type { RoleSessions } from "../sts/role-sessions.js";
 
 export interface SigningServiceDeps {
+  /** STS sessions for role credentials. */
+  roleSessions: RoleSessions;
   store: CredentialStore;
   /** Derived signing keys, one cache per daemon. */
   signingKeys: SigningKeyCache;
@@ -22,8 +25,40 @@ export interface SigningServiceDeps {
 export function signingService({
   store,
   signingKeys,
+  roleSessions,
   ambient,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
+  /**
+   * What signs for a credential: an access key itself, or a role's STS
+   * session (its key id names the cached signing keys, so a new session
+   * derives new ones).
+   */
+  async function signerFor(
+    c: Credential,
+  ): Promise<{ signer: SigningCredential; sessionEnd?: Date }> {
+    if (c.kind.case === "accessKey") {
+      const k = c.kind.value;
+      return {
+        signer: {
+          id: c.id,
+          etag: c.etag,
+          accessKeyId: k.accessKeyId,
+          secretAccessKey: k.secretAccessKey,
+          sessionToken: k.sessionToken,
+        },
+      };
+    }
+    if (c.kind.case === "role") {
+      const session = await roleSessions.session(c);
+      return {
+        signer: { id: c.id, etag: session.accessKeyId, ...session },
+        sessionEnd: session.expiration,
+      };
+    }
+    // policy already refused token credentials; nothing else can sign.
+    throw new DomainError("failed_precondition", `${displayName(c.namespace, c.name)} cannot sign`);
+  }
+
   return {
     async signRequest(req) {
       const valid = validateSignRequest(req);
@@ -38,30 +73,25 @@ export function signingService({
         );
       }
       const plan = planSignature(valid, credential, ambient.now());
-      if (credential.kind.case !== "accessKey") {
-        throw new DomainError(
-          "unimplemented",
-          `${displayName(credential.namespace, credential.name)} is a role: signing with roles (through STS) is not available yet`,
-        );
-      }
-      const key = credential.kind.value;
+      const { signer, sessionEnd } = await signerFor(credential);
+      // No signature outlives the credential, nor the session it was made with.
       const signed = sigv4(
-        plan,
-        {
-          id: credential.id,
-          etag: credential.etag,
-          accessKeyId: key.accessKeyId,
-          secretAccessKey: key.secretAccessKey,
-          sessionToken: key.sessionToken,
-        },
+        { ...plan, notAfter: earliest(plan.notAfter, sessionEnd) },
+        signer,
         signingKeys,
       );
       return {
         url: signed.url,
         headers: signed.headers.map(([name, value]) => ({ name, value })),
-        accessKeyId: key.accessKeyId,
+        accessKeyId: signer.accessKeyId,
         expiresAt: timestampFromDate(signed.expiresAt),
       };
     },
   };
+}
+
+function earliest(a: Date | undefined, b: Date | undefined): Date | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
 }

@@ -8,6 +8,7 @@ import {
   CredentialSchema,
   Provider,
   RoleSchema,
+  RoleSource,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { type FlagSpec, type ParsedFlags, UsageError } from "./flags.js";
@@ -38,6 +39,12 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     kind: "string",
     value: "NAME",
     help: "access-key credential (same namespace) that assumes the role",
+  },
+  {
+    name: "role-source",
+    kind: "string",
+    value: "credential|ambient",
+    help: "who calls STS: --source's access key, or the daemon's own identity",
   },
   { name: "provider", kind: "string", value: "aws|generic", help: "provider (unset: aws)" },
   { name: "region", kind: "string", value: "REGION", help: "default signing region" },
@@ -87,6 +94,7 @@ const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   "session-name": { kind: "role", path: "role.session_name" },
   duration: { kind: "role", path: "role.duration_seconds" },
   source: { kind: "role", path: "role.source_credential" },
+  "role-source": { kind: "role", path: "role.source" },
 };
 
 /** Flags for top-level fields, with their field path. */
@@ -239,6 +247,7 @@ function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Creden
           sessionName: flags.string("session-name"),
           durationSeconds: duration === undefined ? 0 : integer(duration, "--duration"),
           sourceCredential: flags.string("source") ?? "",
+          source: roleSource(flags.string("role-source")),
         }),
       };
     }
@@ -283,6 +292,19 @@ function setField(c: Credential, flag: string, flags: ParsedFlags): void {
     case "scope":
       c.allowedScopes = flags.list(flag).map(scope);
       break;
+  }
+}
+
+function roleSource(value: string | undefined): RoleSource {
+  switch (value?.toLowerCase()) {
+    case undefined:
+      return RoleSource.UNSPECIFIED;
+    case "credential":
+      return RoleSource.CREDENTIAL;
+    case "ambient":
+      return RoleSource.AMBIENT;
+    default:
+      throw new UsageError("--role-source: credential or ambient");
   }
 }
 

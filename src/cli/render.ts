@@ -1,5 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import { type Credential, Provider, RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
 import type { Check } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { Severity } from "../../gen/credbroker/v1/credential_service_pb.js";
 
@@ -55,7 +55,12 @@ export function credentialTable(c: Credential): string {
         ["external id", c.kind.value.externalId],
         ["session name", c.kind.value.sessionName ?? "-"],
         ["duration", `${c.kind.value.durationSeconds}s`],
-        ["source", c.kind.value.sourceCredential],
+        [
+          "source",
+          c.kind.value.source === RoleSource.AMBIENT
+            ? "(the daemon's own identity)"
+            : c.kind.value.sourceCredential,
+        ],
       );
       break;
     default:

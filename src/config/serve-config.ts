@@ -18,6 +18,13 @@ export interface ServeConfig {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
+  sts: {
+    /** Unset: the regional endpoint of `region`. */
+    endpoint: string | undefined;
+    region: string;
+    /** The daemon's own AWS identity may be a role's source. */
+    allowAmbient: boolean;
+  };
 }
 
 /** The default data dir: $XDG_DATA_HOME/credbroker, else ~/.local/share/credbroker. */
@@ -43,12 +50,17 @@ export interface ServeInputs {
   dataDir?: string | undefined;
   logLevel?: string | undefined;
   shutdownGrace?: string | undefined;
+  stsEndpoint?: string | undefined;
+  stsRegion?: string | undefined;
+  allowAmbient?: boolean | undefined;
 }
 
 /**
  * Flags win over environment variables, which win over defaults:
  * --listen / CREDBROKER_LISTEN, --data-dir / CREDBROKER_DATA_DIR,
- * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE.
+ * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE,
+ * --sts-endpoint / CREDBROKER_STS_ENDPOINT, --sts-region / CREDBROKER_STS_REGION,
+ * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false).
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
   const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
@@ -61,11 +73,32 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
   if (!Number.isFinite(graceSeconds) || graceSeconds < 0 || graceSeconds > 3600) {
     throw new DomainError("invalid_argument", "--shutdown-grace: seconds, 0-3600");
   }
+  const stsEndpoint = flags.stsEndpoint ?? env.CREDBROKER_STS_ENDPOINT ?? undefined;
+  if (
+    stsEndpoint !== undefined &&
+    stsEndpoint !== "" &&
+    !/^https?:\/\/[^/\s]+\/?$/.test(stsEndpoint)
+  ) {
+    throw new DomainError("invalid_argument", "--sts-endpoint: an http(s)://host[:port] URL");
+  }
+  const stsRegion = flags.stsRegion ?? env.CREDBROKER_STS_REGION ?? "us-east-1";
+  if (!/^[a-z0-9-]{1,64}$/.test(stsRegion)) {
+    throw new DomainError("invalid_argument", "--sts-region: a region such as us-east-1");
+  }
+  const ambientEnv = env.CREDBROKER_ALLOW_AMBIENT ?? "";
+  if (!/^(|true|false|1|0)$/.test(ambientEnv)) {
+    throw new DomainError("invalid_argument", "CREDBROKER_ALLOW_AMBIENT: true or false");
+  }
   return {
     listen: parseHostPort(listen, "--listen"),
     dataDir: path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env)),
     masterKey: env.CREDBROKER_MASTER_KEY,
     logLevel: logLevel as ServeConfig["logLevel"],
     shutdownGraceMs: graceSeconds * 1000,
+    sts: {
+      endpoint: stsEndpoint || undefined,
+      region: stsRegion,
+      allowAmbient: flags.allowAmbient || ambientEnv === "true" || ambientEnv === "1",
+    },
   };
 }

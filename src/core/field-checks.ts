@@ -3,6 +3,7 @@ import {
   type AccessScope,
   type Credential,
   Provider,
+  RoleSource,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import {
   type Check,
@@ -150,10 +151,21 @@ function kindRules(c: Credential): Rule[] {
             r.durationSeconds <= LIMITS.maxDurationSeconds,
           `role.duration_seconds: ${LIMITS.minDurationSeconds}-${LIMITS.maxDurationSeconds}`,
         ],
+        r.source === RoleSource.AMBIENT
+          ? [
+              "role.source_credential.format",
+              r.sourceCredential === "",
+              "role.source_credential: must be empty when role.source is ROLE_SOURCE_AMBIENT",
+            ]
+          : [
+              "role.source_credential.format",
+              isValidName(r.sourceCredential),
+              "role.source_credential: the name of an access_key credential in the same namespace (or role.source = ROLE_SOURCE_AMBIENT)",
+            ],
         [
-          "role.source_credential.format",
-          isValidName(r.sourceCredential),
-          "role.source_credential: the name of an access_key credential in the same namespace",
+          "role.source.known",
+          Object.values(RoleSource).includes(r.source),
+          "role.source: ROLE_SOURCE_CREDENTIAL or ROLE_SOURCE_AMBIENT",
         ],
       ];
       if (r.sessionName !== undefined) {

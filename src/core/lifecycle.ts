@@ -4,6 +4,7 @@ import {
   type Credential,
   CredentialSchema,
   Provider,
+  RoleSource,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "./errors.js";
 
@@ -25,6 +26,9 @@ function normalize(c: Credential, ambient: Ambient): void {
     const role = c.kind.value;
     if (role.externalId === "") role.externalId = ambient.newId();
     if (role.durationSeconds === 0) role.durationSeconds = DEFAULT_ROLE_DURATION_SECONDS;
+    if (role.source === RoleSource.UNSPECIFIED && role.sourceCredential !== "") {
+      role.source = RoleSource.CREDENTIAL;
+    }
   }
 }
 
@@ -102,6 +106,7 @@ const KIND_FIELDS = {
       session_name: "sessionName",
       duration_seconds: "durationSeconds",
       source_credential: "sourceCredential",
+      source: "source",
     },
   },
   token: { case: "token", fields: { token: "token" } },

@@ -49,8 +49,12 @@ export function verifyStructure(c: Credential, ctx: VerifyContext): Verdict {
       Severity.WARNING,
     ),
   );
-  const valid = checks.every((k) => k.ok || k.severity !== Severity.ERROR);
-  return { valid, checks };
+  return verdict(checks);
+}
+
+/** `valid` is false when any SEVERITY_ERROR check failed. */
+export function verdict(checks: Check[]): Verdict {
+  return { valid: checks.every((k) => k.ok || k.severity !== Severity.ERROR), checks };
 }
 
 function check(name: string, ok: boolean, message: string, severity = Severity.ERROR): Check {

@@ -1632,16 +1632,16 @@ function defineCases(target: () => Target, ns: string): void {
       assert.equal(checkNamed(v, "role.duration_seconds.range").ok, true);
     });
 
-    test("live = true is Unimplemented", async () => {
-      await fails(
-        target(),
-        api().verifyCredential({
-          target: { case: "stored", value: { namespace: ns, name: "ver-ok" } },
-          live: true,
-        }),
-        "Unimplemented",
-        "live",
-      );
+    test("live = true with STS unreachable is a failed check, not an RPC error", async () => {
+      const res = await api().verifyCredential({
+        target: { case: "stored", value: { namespace: ns, name: "ver-ok" } },
+        live: true,
+      });
+      assert.equal(res.valid, false);
+      const live = res.checks.find((c) => c.check === "live.get_caller_identity");
+      assert.ok(live, "a live check is reported");
+      assert.equal(live.ok, false);
+      assert.match(live.message, /^STS GetCallerIdentity: /);
     });
 
     test("InvalidArgument without a target, or with a bad stored name", async () => {
@@ -1736,7 +1736,8 @@ describe("CredentialService end to end", () => {
   const running = (): RunningDaemon => must(daemon, "daemon");
 
   before(async () => {
-    daemon = await startDaemon();
+    // Nothing listens on port 1: live verification fails fast and clearly.
+    daemon = await startDaemon({ args: ["--sts-endpoint", "http://127.0.0.1:1"] });
     assert.match(daemon.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 

@@ -119,6 +119,7 @@ describe("AWS SigV4 test suite through SignRequest over gRPC", () => {
         masterKey: undefined,
         logLevel: "error",
         shutdownGraceMs: 1000,
+        sts: { endpoint: undefined, region: "us-east-1", allowAmbient: false },
       },
       pino({ level: "silent" }),
       { now: () => clock, newId: randomUUID },

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/credential.proto.
  */
 export const file_credbroker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEi0AUKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmRCCgoIX2VuYWJsZWQiawoJQWNjZXNzS2V5EhUKDWFjY2Vzc19rZXlfaWQYASABKAkSGQoRc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSGgoNc2Vzc2lvbl90b2tlbhgDIAEoCUgAiAEBQhAKDl9zZXNzaW9uX3Rva2VuIo4BCgRSb2xlEhAKCHJvbGVfYXJuGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhkKDHNlc3Npb25fbmFtZRgDIAEoCUgAiAEBEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSGQoRc291cmNlX2NyZWRlbnRpYWwYBSABKAlCDwoNX3Nlc3Npb25fbmFtZSIWCgVUb2tlbhINCgV0b2tlbhgBIAEoCSJACgtBY2Nlc3NTY29wZRIOCgZidWNrZXQYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSDwoHYWN0aW9ucxgDIAMoCSpMCghQcm92aWRlchIYChRQUk9WSURFUl9VTlNQRUNJRklFRBAAEhAKDFBST1ZJREVSX0FXUxABEhQKEFBST1ZJREVSX0dFTkVSSUMQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEi0AUKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmRCCgoIX2VuYWJsZWQiawoJQWNjZXNzS2V5EhUKDWFjY2Vzc19rZXlfaWQYASABKAkSGQoRc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSGgoNc2Vzc2lvbl90b2tlbhgDIAEoCUgAiAEBQhAKDl9zZXNzaW9uX3Rva2VuIrkBCgRSb2xlEhAKCHJvbGVfYXJuGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhkKDHNlc3Npb25fbmFtZRgDIAEoCUgAiAEBEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSGQoRc291cmNlX2NyZWRlbnRpYWwYBSABKAkSKQoGc291cmNlGAYgASgOMhkuY3JlZGJyb2tlci52MS5Sb2xlU291cmNlQg8KDV9zZXNzaW9uX25hbWUiFgoFVG9rZW4SDQoFdG9rZW4YASABKAkiQAoLQWNjZXNzU2NvcGUSDgoGYnVja2V0GAEgASgJEhAKCHByZWZpeGVzGAIgAygJEg8KB2FjdGlvbnMYAyADKAkqTAoIUHJvdmlkZXISGAoUUFJPVklERVJfVU5TUEVDSUZJRUQQABIQCgxQUk9WSURFUl9BV1MQARIUChBQUk9WSURFUl9HRU5FUklDEAIqXgoKUm9sZVNvdXJjZRIbChdST0xFX1NPVVJDRV9VTlNQRUNJRklFRBAAEhoKFlJPTEVfU09VUkNFX0NSRURFTlRJQUwQARIXChNST0xFX1NPVVJDRV9BTUJJRU5UEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A credential held by credbroker. Reads return every field except the
@@ -238,11 +238,17 @@ export type Role = Message<"credbroker.v1.Role"> & {
   durationSeconds: number;
 
   /**
-   * The name of an access_key credential in the same namespace used to call STS.
+   * The name of an access_key credential in the same namespace used to call
+   * STS; empty with source = ROLE_SOURCE_AMBIENT.
    *
    * @generated from field: string source_credential = 5;
    */
   sourceCredential: string;
+
+  /**
+   * @generated from field: credbroker.v1.RoleSource source = 6;
+   */
+  source: RoleSource;
 };
 
 /**
@@ -338,4 +344,40 @@ export enum Provider {
  */
 export const ProviderSchema: GenEnum<Provider> = /*@__PURE__*/
   enumDesc(file_credbroker_v1_credential, 0);
+
+/**
+ * Where a role's STS calls get their credentials.
+ *
+ * @generated from enum credbroker.v1.RoleSource
+ */
+export enum RoleSource {
+  /**
+   * Stored as ROLE_SOURCE_CREDENTIAL when source_credential is set.
+   *
+   * @generated from enum value: ROLE_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The access_key credential named by source_credential.
+   *
+   * @generated from enum value: ROLE_SOURCE_CREDENTIAL = 1;
+   */
+  CREDENTIAL = 1,
+
+  /**
+   * The daemon's own AWS identity (the SDK's default provider chain: env,
+   * shared profile, instance metadata, container credentials). Only with
+   * `serve --allow-ambient`.
+   *
+   * @generated from enum value: ROLE_SOURCE_AMBIENT = 2;
+   */
+  AMBIENT = 2,
+}
+
+/**
+ * Describes the enum credbroker.v1.RoleSource.
+ */
+export const RoleSourceSchema: GenEnum<RoleSource> = /*@__PURE__*/
+  enumDesc(file_credbroker_v1_credential, 1);
 

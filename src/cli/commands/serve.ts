@@ -38,6 +38,28 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     default: "10",
     help: "how long SIGTERM waits for in-flight calls",
   },
+  {
+    name: "sts-endpoint",
+    kind: "string",
+    value: "URL",
+    env: "CREDBROKER_STS_ENDPOINT",
+    help: "STS endpoint (default: the regional endpoint of --sts-region)",
+  },
+  {
+    name: "sts-region",
+    kind: "string",
+    value: "REGION",
+    env: "CREDBROKER_STS_REGION",
+    default: "us-east-1",
+    help: "region STS calls are signed for",
+  },
+  {
+    name: "allow-ambient",
+    kind: "boolean",
+    env: "CREDBROKER_ALLOW_AMBIENT",
+    default: "false",
+    help: "let roles use the daemon's own AWS identity (env, profile, instance metadata) as source",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
@@ -66,6 +88,9 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         dataDir: flags.given("data-dir") ? flags.string("data-dir") : undefined,
         logLevel: flags.given("log-level") ? flags.string("log-level") : undefined,
         shutdownGrace: flags.given("shutdown-grace") ? flags.string("shutdown-grace") : undefined,
+        stsEndpoint: flags.given("sts-endpoint") ? flags.string("sts-endpoint") : undefined,
+        stsRegion: flags.given("sts-region") ? flags.string("sts-region") : undefined,
+        allowAmbient: flags.bool("allow-ambient"),
       },
       io.env,
     );
