@@ -131,7 +131,11 @@ export class StsGateway {
       },
       maxAttempts: 2,
       // throwOnRequestTimeout: without it the SDK only warns when STS is slow.
-      requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000, throwOnRequestTimeout: true },
+      requestHandler: {
+        connectionTimeout: 3_000,
+        requestTimeout: 10_000,
+        throwOnRequestTimeout: true,
+      },
     });
     try {
       return await run(client);
