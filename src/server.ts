@@ -14,6 +14,10 @@ import { ensureAdminToken } from "./auth/admin-token.js";
 import { hashToken, TokenVerifier } from "./auth/token-verifier.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import type { Ambient } from "./core/lifecycle.js";
+import { displayName } from "./core/names.js";
+import { BindingTable } from "./imds/bindings.js";
+import { startContainerServer } from "./imds/container-server.js";
+import { startImdsServer } from "./imds/imds-server.js";
 import { SigningKeyCache } from "./sign/signing-keys.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { LevelCredentialStore } from "./store/level-store.js";
@@ -22,6 +26,7 @@ import { deriveDataKey, Sealer } from "./store/sealing.js";
 import { RoleSessions } from "./sts/role-sessions.js";
 import { SessionCache } from "./sts/session-cache.js";
 import { StsGateway } from "./sts/sts-gateway.js";
+import { TaskSessions } from "./sts/task-sessions.js";
 
 /** Largest request message accepted (bounded request sizes). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -91,33 +96,75 @@ async function serve(
       ),
   });
   const roleSessions = new RoleSessions({ store, sts, cache: sessions, now: ambient.now });
-  const handler = connectNodeAdapter({
-    routes: apiRoutes({
-      store,
-      ambient,
-      health,
-      signingKeys,
-      roleSessions,
-      live: { sts, roleSessions },
-      changed: (id) => {
-        signingKeys.drop(id);
-        sessions.drop(id);
-      },
-    }),
-    interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
-    readMaxBytes: MAX_MESSAGE_BYTES,
-  });
-  const listener = await listen({ ...config.listen, handler: specCompliantGrpcMessage(handler) });
-  log.info({ url: listener.url, dataDir: config.dataDir }, "listening");
-
-  return {
-    url: listener.url,
-    listener,
-    async stop() {
-      health.drain();
-      await listener.close(config.shutdownGraceMs);
-      await store.close();
-      log.info("stopped");
-    },
+  const tasks = new TaskSessions({ store, sts, roleSessions, cache: sessions, now: ambient.now });
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close();
   };
+
+  try {
+    // Task endpoints first: container bindings name the container listener's URL.
+    const bindings = new BindingTable(ambient.now);
+    const container = config.containerListen
+      ? await startContainerServer({
+          ...config.containerListen,
+          bindings,
+          session: (namespace, name) => tasks.forCredential(namespace, name),
+          log,
+        })
+      : undefined;
+    if (container) {
+      closers.push(() => container.close());
+      log.info({ url: container.url }, "container credentials listening");
+    }
+    const imdsConfig = config.imds;
+    if (imdsConfig) {
+      const { namespace, name } = imdsConfig.credential;
+      const imds = await startImdsServer({
+        ...imdsConfig.listen,
+        roleName: name,
+        credentials: () => tasks.forCredential(namespace, name),
+        allowV1: imdsConfig.allowV1,
+        now: ambient.now,
+        log,
+      });
+      closers.push(() => imds.close());
+      log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
+    }
+
+    const handler = connectNodeAdapter({
+      routes: apiRoutes({
+        store,
+        ambient,
+        health,
+        signingKeys,
+        roleSessions,
+        containers: container ? { table: bindings, baseUrl: container.url } : undefined,
+        live: { sts, roleSessions },
+        changed: (id) => {
+          signingKeys.drop(id);
+          sessions.drop(id);
+        },
+      }),
+      interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
+      readMaxBytes: MAX_MESSAGE_BYTES,
+    });
+    const listener = await listen({ ...config.listen, handler: specCompliantGrpcMessage(handler) });
+    log.info({ url: listener.url, dataDir: config.dataDir }, "listening");
+
+    return {
+      url: listener.url,
+      listener,
+      async stop() {
+        health.drain();
+        await listener.close(config.shutdownGraceMs);
+        await closeAll();
+        await store.close();
+        log.info("stopped");
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 }

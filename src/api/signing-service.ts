@@ -4,14 +4,29 @@ import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb
 import type { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
-import { displayName } from "../core/names.js";
+import { assertRef, displayName } from "../core/names.js";
 import { planSignature, validateSignRequest } from "../core/sign-plan.js";
+import {
+  type BindingTable,
+  CONTAINER_PATH,
+  DEFAULT_BINDING_SECONDS,
+  MAX_BINDING_SECONDS,
+  MIN_BINDING_SECONDS,
+} from "../imds/bindings.js";
 import type { SigningKeyCache } from "../sign/signing-keys.js";
 import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { RoleSessions } from "../sts/role-sessions.js";
 
+/** The container-credentials listener, when one is configured. */
+export interface ContainerBindings {
+  table: BindingTable;
+  /** http://127.0.0.1:PORT of the container listener. */
+  baseUrl: string;
+}
+
 export interface SigningServiceDeps {
+  containers?: ContainerBindings | undefined;
   /** STS sessions for role credentials. */
   roleSessions: RoleSessions;
   store: CredentialStore;
@@ -27,6 +42,7 @@ export function signingService({
   signingKeys,
   roleSessions,
   ambient,
+  containers,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   /**
    * What signs for a credential: an access key itself, or a role's STS
@@ -86,6 +102,44 @@ export function signingService({
         accessKeyId: signer.accessKeyId,
         expiresAt: timestampFromDate(signed.expiresAt),
       };
+    },
+
+    async createContainerBinding(req) {
+      if (containers === undefined) {
+        throw new DomainError(
+          "failed_precondition",
+          "no container-credentials listener: start the daemon with --container-listen 127.0.0.1:PORT",
+        );
+      }
+      assertRef(req.namespace, req.credential, "");
+      const ttl = req.ttlSeconds || DEFAULT_BINDING_SECONDS;
+      if (ttl < MIN_BINDING_SECONDS || ttl > MAX_BINDING_SECONDS) {
+        throw new DomainError(
+          "invalid_argument",
+          `ttl_seconds: ${MIN_BINDING_SECONDS}-${MAX_BINDING_SECONDS} (0 means ${DEFAULT_BINDING_SECONDS})`,
+        );
+      }
+      const credential = await store.get(req.namespace, req.credential);
+      if (!credential.allowedInTasks) {
+        throw new DomainError(
+          "permission_denied",
+          `${displayName(req.namespace, req.credential)} is not allowed_in_tasks`,
+        );
+      }
+      const binding = containers.table.create(req.namespace, req.credential, ttl);
+      return {
+        bindingId: binding.id,
+        fullUri: `${containers.baseUrl}${CONTAINER_PATH}${binding.id}`,
+        authorizationToken: binding.token,
+        expiresAt: timestampFromDate(binding.expiresAt),
+      };
+    },
+
+    async deleteContainerBinding(req) {
+      if (containers === undefined || !containers.table.delete(req.bindingId)) {
+        throw new DomainError("not_found", "no such container binding");
+      }
+      return {};
     },
   };
 }

@@ -56,6 +56,8 @@ export interface Context {
   readonly namespace: string;
   /** The positional argument (NAME or URL), "" when absent. */
   readonly arg: string;
+  /** Every positional argument (a command line, for exec). */
+  readonly args: readonly string[];
   client(): BrokerClient;
   print<D extends DescMessage>(schema: D, message: MessageShape<D>, table: () => string): void;
 }
@@ -64,8 +66,8 @@ export interface Context {
 export interface ClientCommand {
   /** "credbroker cred get", for messages. */
   readonly command: string;
-  /** The positional argument it takes. */
-  readonly args: "NAME" | "[NAME]" | "URL" | "";
+  /** The positional argument it takes ("-- COMMAND…": one or more after "--"). */
+  readonly args: "NAME" | "[NAME]" | "URL" | "-- COMMAND…" | "";
   readonly about: string;
   readonly flags: readonly FlagSpec[];
   run(ctx: Context): Promise<void>;
@@ -102,7 +104,11 @@ export async function runClientCommand(
 }
 
 async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Promise<Context> {
-  const max = command.args === "" ? 0 : 1;
+  const max =
+    command.args === "" ? 0 : command.args === "-- COMMAND…" ? Number.POSITIVE_INFINITY : 1;
+  if (command.args === "-- COMMAND…" && flags.positionals.length === 0) {
+    throw new UsageError("a command to run is required after --");
+  }
   if (flags.positionals.length > max) {
     throw new UsageError(`unexpected argument "${flags.positionals[max]}"`);
   }
@@ -117,8 +123,11 @@ async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Prom
   return {
     flags,
     io,
-    namespace: flags.string("namespace") ?? "",
+    namespace: command.flags.some((f) => f.name === "namespace")
+      ? (flags.string("namespace") ?? "")
+      : "",
     arg,
+    args: flags.positionals,
     client() {
       client ??= createBrokerClient({ addr: flags.string("addr") ?? DEFAULT_ADDR, token });
       return client;

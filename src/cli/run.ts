@@ -1,4 +1,5 @@
 import { credCommand } from "./commands/cred.js";
+import { execCommand } from "./commands/exec.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
 import { EXIT } from "./exit-codes.js";
@@ -15,6 +16,7 @@ Usage:
   credbroker cred delete NAME [flags]      delete one
   credbroker cred verify [NAME] [flags]    check one, stored or --candidate
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
+  credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -42,6 +44,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return credCommand(rest, io);
     case "sign":
       return signCommand(rest, io);
+    case "exec":
+      return execCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

@@ -1,6 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { DomainError } from "../core/errors.js";
+import { isValidName, isValidNamespace } from "../core/names.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:50051";
 
@@ -18,6 +19,17 @@ export interface ServeConfig {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
+  /** The IMDS endpoint, when --imds-listen is given. */
+  imds:
+    | {
+        listen: HostPort;
+        /** The one credential this "instance" has; resolved on each request. */
+        credential: { namespace: string; name: string };
+        allowV1: boolean;
+      }
+    | undefined;
+  /** The container-credentials endpoint (for `credbroker exec`), when given. */
+  containerListen: HostPort | undefined;
   sts: {
     /** Unset: the regional endpoint of `region`. */
     endpoint: string | undefined;
@@ -51,6 +63,10 @@ export interface ServeInputs {
   logLevel?: string | undefined;
   shutdownGrace?: string | undefined;
   stsEndpoint?: string | undefined;
+  imdsListen?: string | undefined;
+  imdsCredential?: string | undefined;
+  imdsAllowV1?: boolean | undefined;
+  containerListen?: string | undefined;
   stsRegion?: string | undefined;
   allowAmbient?: boolean | undefined;
 }
@@ -60,7 +76,9 @@ export interface ServeInputs {
  * --listen / CREDBROKER_LISTEN, --data-dir / CREDBROKER_DATA_DIR,
  * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE,
  * --sts-endpoint / CREDBROKER_STS_ENDPOINT, --sts-region / CREDBROKER_STS_REGION,
- * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false).
+ * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false),
+ * --imds-listen / CREDBROKER_IMDS_LISTEN, --imds-credential / CREDBROKER_IMDS_CREDENTIAL,
+ * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN.
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
   const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
@@ -85,10 +103,16 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
   if (!/^[a-z0-9-]{1,64}$/.test(stsRegion)) {
     throw new DomainError("invalid_argument", "--sts-region: a region such as us-east-1");
   }
-  const ambientEnv = env.CREDBROKER_ALLOW_AMBIENT ?? "";
-  if (!/^(|true|false|1|0)$/.test(ambientEnv)) {
-    throw new DomainError("invalid_argument", "CREDBROKER_ALLOW_AMBIENT: true or false");
+  const allowAmbient = flags.allowAmbient || envBool(env, "CREDBROKER_ALLOW_AMBIENT");
+  const imdsListen = flags.imdsListen ?? env.CREDBROKER_IMDS_LISTEN;
+  const imdsCredential = flags.imdsCredential ?? env.CREDBROKER_IMDS_CREDENTIAL;
+  if ((imdsListen || undefined) !== undefined && !imdsCredential) {
+    throw new DomainError(
+      "invalid_argument",
+      "--imds-credential [NAMESPACE/]NAME is required with --imds-listen",
+    );
   }
+  const containerListen = flags.containerListen ?? env.CREDBROKER_CONTAINER_LISTEN;
   return {
     listen: parseHostPort(listen, "--listen"),
     dataDir: path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env)),
@@ -98,7 +122,38 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
     sts: {
       endpoint: stsEndpoint || undefined,
       region: stsRegion,
-      allowAmbient: flags.allowAmbient || ambientEnv === "true" || ambientEnv === "1",
+      allowAmbient,
     },
+    imds: imdsListen
+      ? {
+          listen: parseHostPort(imdsListen, "--imds-listen"),
+          credential: credentialRef(imdsCredential ?? "", "--imds-credential"),
+          allowV1: flags.imdsAllowV1 || envBool(env, "CREDBROKER_IMDS_ALLOW_V1"),
+        }
+      : undefined,
+    containerListen: containerListen
+      ? parseHostPort(containerListen, "--container-listen")
+      : undefined,
   };
+}
+
+function envBool(env: NodeJS.ProcessEnv, name: string): boolean {
+  const value = env[name] ?? "";
+  if (!/^(|true|false|1|0)$/.test(value)) {
+    throw new DomainError("invalid_argument", `${name}: true or false`);
+  }
+  return value === "true" || value === "1";
+}
+
+/** "[NAMESPACE/]NAME": a bare NAME is in the workspace. */
+export function credentialRef(value: string, what: string): { namespace: string; name: string } {
+  const slash = value.indexOf("/");
+  const ref =
+    slash < 0
+      ? { namespace: "", name: value }
+      : { namespace: value.slice(0, slash), name: value.slice(slash + 1) };
+  if (!isValidName(ref.name) || !isValidNamespace(ref.namespace)) {
+    throw new DomainError("invalid_argument", `${what}: [NAMESPACE/]NAME, got "${value}"`);
+  }
+  return ref;
 }

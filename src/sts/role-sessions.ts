@@ -27,14 +27,18 @@ export function defaultSessionName(c: Credential): string {
 export class RoleSessions {
   constructor(private readonly deps: RoleSessionsDeps) {}
 
-  /** The role's current session, from the cache or a fresh AssumeRole. */
-  async session(role: Credential): Promise<Session> {
+  /**
+   * The role's current session, from the cache or a fresh AssumeRole. With a
+   * session policy (tasks: the credential's scopes) it is a separate session.
+   */
+  async session(role: Credential, policy?: string): Promise<Session> {
     const { caller, sourceKey } = await this.source(role);
-    const params = this.params(role);
+    const params = { ...this.params(role), policy };
     const shape = createHash("sha256")
       .update(JSON.stringify([params, sourceKey]))
       .digest("base64url");
-    return this.deps.cache.get(role.id, shape, () => this.deps.sts.assumeRole(caller, params));
+    const key = policy === undefined ? role.id : `${role.id}#task`;
+    return this.deps.cache.get(key, shape, () => this.deps.sts.assumeRole(caller, params));
   }
 
   /** A fresh AssumeRole, not cached: the stricter check that live verification wants. */

@@ -71,9 +71,10 @@ export class SessionCache {
     }
   }
 
-  /** Forgets a credential's session at once (updated, disabled, deleted). */
+  /** Forgets a credential's sessions at once (updated, disabled, deleted), its task sessions too. */
   drop(credentialId: string): void {
     this.entries.delete(credentialId);
+    this.entries.delete(`${credentialId}#task`);
   }
 
   get size(): number {

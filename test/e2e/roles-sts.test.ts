@@ -17,6 +17,7 @@ import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { startDaemon as composeDaemon, type Daemon } from "../../src/server.js";
 import { credentialClient, transport } from "../support/clients.js";
+import { testConfig } from "../support/compose.js";
 import { removeDir, startDaemon, tempDir } from "../support/daemon.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
@@ -77,14 +78,9 @@ describe("roles through STS (in-process daemon, moving clock)", () => {
     sts.addRole({ arn: ROLE_ARN, externalId: EXTERNAL_ID, trusted: [SOURCE.arn] });
     dataDir = await tempDir();
     daemon = await composeDaemon(
-      {
-        listen: { host: "127.0.0.1", port: 0 },
-        dataDir,
-        masterKey: undefined,
-        logLevel: "error",
-        shutdownGraceMs: 1000,
+      testConfig(dataDir, {
         sts: { endpoint: sts.endpoint, region: "us-east-1", allowAmbient: false },
-      },
+      }),
       pino({ level: "silent" }),
       { now: clock.now, newId: randomUUID },
     );

@@ -21,6 +21,7 @@ import {
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { type Daemon, startDaemon } from "../../src/server.js";
 import { grpcJsClient, transport } from "../support/clients.js";
+import { testConfig } from "../support/compose.js";
 import { removeDir, tempDir } from "../support/daemon.js";
 
 const SUITE = fileURLToPath(new URL("../../../test/fixtures/sigv4-testsuite/v4/", import.meta.url));
@@ -112,18 +113,10 @@ describe("AWS SigV4 test suite through SignRequest over gRPC", () => {
   before(async () => {
     dataDir = await tempDir();
     const clock = new Date(cases[0]?.context.timestamp ?? "");
-    daemon = await startDaemon(
-      {
-        listen: { host: "127.0.0.1", port: 0 },
-        dataDir,
-        masterKey: undefined,
-        logLevel: "error",
-        shutdownGraceMs: 1000,
-        sts: { endpoint: undefined, region: "us-east-1", allowAmbient: false },
-      },
-      pino({ level: "silent" }),
-      { now: () => clock, newId: randomUUID },
-    );
+    daemon = await startDaemon(testConfig(dataDir), pino({ level: "silent" }), {
+      now: () => clock,
+      newId: randomUUID,
+    });
     const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
     const credentials = createClient(CredentialService, transport(daemon.url, "connect-h2", token));
     // One stored credential per distinct (key, secret, token) in the suite.

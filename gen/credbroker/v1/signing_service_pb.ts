@@ -12,7 +12,104 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/signing_service.proto.
  */
 export const file_credbroker_v1_signing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDJmCg5TaWduaW5nU2VydmljZRJUCgtTaWduUmVxdWVzdBIhLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXF1ZXN0GiIuY3JlZGJyb2tlci52MS5TaWduUmVxdWVzdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLUAgoOU2lnbmluZ1NlcnZpY2USVAoLU2lnblJlcXVlc3QSIS5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVxdWVzdBoiLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXNwb25zZRJ1ChZDcmVhdGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnUKFkRlbGV0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message credbroker.v1.CreateContainerBindingRequest
+ */
+export type CreateContainerBindingRequest = Message<"credbroker.v1.CreateContainerBindingRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The credential's name; it must be allowed_in_tasks.
+   *
+   * @generated from field: string credential = 2;
+   */
+  credential: string;
+
+  /**
+   * 60-43200; 0 means 3600.
+   *
+   * @generated from field: int32 ttl_seconds = 3;
+   */
+  ttlSeconds: number;
+};
+
+/**
+ * Describes the message credbroker.v1.CreateContainerBindingRequest.
+ * Use `create(CreateContainerBindingRequestSchema)` to create a new message.
+ */
+export const CreateContainerBindingRequestSchema: GenMessage<CreateContainerBindingRequest> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 0);
+
+/**
+ * @generated from message credbroker.v1.CreateContainerBindingResponse
+ */
+export type CreateContainerBindingResponse = Message<"credbroker.v1.CreateContainerBindingResponse"> & {
+  /**
+   * @generated from field: string binding_id = 1;
+   */
+  bindingId: string;
+
+  /**
+   * For AWS_CONTAINER_CREDENTIALS_FULL_URI.
+   *
+   * @generated from field: string full_uri = 2;
+   */
+  fullUri: string;
+
+  /**
+   * For AWS_CONTAINER_AUTHORIZATION_TOKEN: the binding's bearer, shown once.
+   *
+   * @generated from field: string authorization_token = 3;
+   */
+  authorizationToken: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message credbroker.v1.CreateContainerBindingResponse.
+ * Use `create(CreateContainerBindingResponseSchema)` to create a new message.
+ */
+export const CreateContainerBindingResponseSchema: GenMessage<CreateContainerBindingResponse> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 1);
+
+/**
+ * @generated from message credbroker.v1.DeleteContainerBindingRequest
+ */
+export type DeleteContainerBindingRequest = Message<"credbroker.v1.DeleteContainerBindingRequest"> & {
+  /**
+   * @generated from field: string binding_id = 1;
+   */
+  bindingId: string;
+};
+
+/**
+ * Describes the message credbroker.v1.DeleteContainerBindingRequest.
+ * Use `create(DeleteContainerBindingRequestSchema)` to create a new message.
+ */
+export const DeleteContainerBindingRequestSchema: GenMessage<DeleteContainerBindingRequest> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 2);
+
+/**
+ * @generated from message credbroker.v1.DeleteContainerBindingResponse
+ */
+export type DeleteContainerBindingResponse = Message<"credbroker.v1.DeleteContainerBindingResponse"> & {
+};
+
+/**
+ * Describes the message credbroker.v1.DeleteContainerBindingResponse.
+ * Use `create(DeleteContainerBindingResponseSchema)` to create a new message.
+ */
+export const DeleteContainerBindingResponseSchema: GenMessage<DeleteContainerBindingResponse> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 3);
 
 /**
  * One HTTP header; a name may repeat.
@@ -36,7 +133,7 @@ export type HttpHeader = Message<"credbroker.v1.HttpHeader"> & {
  * Use `create(HttpHeaderSchema)` to create a new message.
  */
 export const HttpHeaderSchema: GenMessage<HttpHeader> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 0);
+  messageDesc(file_credbroker_v1_signing_service, 4);
 
 /**
  * @generated from message credbroker.v1.SignRequestRequest
@@ -142,7 +239,7 @@ export type SignRequestRequest = Message<"credbroker.v1.SignRequestRequest"> & {
  * Use `create(SignRequestRequestSchema)` to create a new message.
  */
 export const SignRequestRequestSchema: GenMessage<SignRequestRequest> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 1);
+  messageDesc(file_credbroker_v1_signing_service, 5);
 
 /**
  * @generated from message credbroker.v1.SignRequestResponse
@@ -184,7 +281,7 @@ export type SignRequestResponse = Message<"credbroker.v1.SignRequestResponse"> &
  * Use `create(SignRequestResponseSchema)` to create a new message.
  */
 export const SignRequestResponseSchema: GenMessage<SignRequestResponse> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 2);
+  messageDesc(file_credbroker_v1_signing_service, 6);
 
 /**
  * SigningService signs a caller's HTTP request with a stored credential,
@@ -203,6 +300,30 @@ export const SigningService: GenService<{
     methodKind: "unary";
     input: typeof SignRequestRequestSchema;
     output: typeof SignRequestResponseSchema;
+  },
+  /**
+   * Mints a container-credentials binding: a URL on the daemon's container
+   * listener and a token that fetch short-lived STS sessions of one
+   * credential (allowed_in_tasks) until the binding expires or is deleted.
+   * `credbroker exec` uses it. FAILED_PRECONDITION when no container
+   * listener is configured.
+   *
+   * @generated from rpc credbroker.v1.SigningService.CreateContainerBinding
+   */
+  createContainerBinding: {
+    methodKind: "unary";
+    input: typeof CreateContainerBindingRequestSchema;
+    output: typeof CreateContainerBindingResponseSchema;
+  },
+  /**
+   * Ends a binding at once (NOT_FOUND when it is unknown or already gone).
+   *
+   * @generated from rpc credbroker.v1.SigningService.DeleteContainerBinding
+   */
+  deleteContainerBinding: {
+    methodKind: "unary";
+    input: typeof DeleteContainerBindingRequestSchema;
+    output: typeof DeleteContainerBindingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_credbroker_v1_signing_service, 0);

@@ -60,6 +60,34 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     default: "false",
     help: "let roles use the daemon's own AWS identity (env, profile, instance metadata) as source",
   },
+  {
+    name: "imds-listen",
+    kind: "string",
+    value: "HOST:PORT",
+    env: "CREDBROKER_IMDS_LISTEN",
+    help: "serve the EC2 instance metadata protocol (IMDSv2) here, e.g. 127.0.0.1:9911",
+  },
+  {
+    name: "imds-credential",
+    kind: "string",
+    value: "[NAMESPACE/]NAME",
+    env: "CREDBROKER_IMDS_CREDENTIAL",
+    help: "the credential IMDS serves (allowed_in_tasks); may be created later",
+  },
+  {
+    name: "imds-allow-v1",
+    kind: "boolean",
+    env: "CREDBROKER_IMDS_ALLOW_V1",
+    default: "false",
+    help: "also answer IMDSv1 requests (no session token)",
+  },
+  {
+    name: "container-listen",
+    kind: "string",
+    value: "HOST:PORT",
+    env: "CREDBROKER_CONTAINER_LISTEN",
+    help: "serve container credentials (for credbroker exec), e.g. 127.0.0.1:9912",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
@@ -91,6 +119,14 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         stsEndpoint: flags.given("sts-endpoint") ? flags.string("sts-endpoint") : undefined,
         stsRegion: flags.given("sts-region") ? flags.string("sts-region") : undefined,
         allowAmbient: flags.bool("allow-ambient"),
+        imdsListen: flags.given("imds-listen") ? flags.string("imds-listen") : undefined,
+        imdsCredential: flags.given("imds-credential")
+          ? flags.string("imds-credential")
+          : undefined,
+        imdsAllowV1: flags.bool("imds-allow-v1"),
+        containerListen: flags.given("container-listen")
+          ? flags.string("container-listen")
+          : undefined,
       },
       io.env,
     );

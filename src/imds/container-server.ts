@@ -1,0 +1,106 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { isDomainError } from "../core/errors.js";
+import { type BindingTable, CONTAINER_PATH } from "./bindings.js";
+import { requestGuards } from "./guards.js";
+
+/** What a binding hands out: a short-lived session, never a stored secret. */
+export interface ContainerSession {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
+}
+
+export interface ContainerServerOptions {
+  host: string;
+  port: number;
+  bindings: BindingTable;
+  /** The bound credential's session (cached, single flight); throws DomainError. */
+  session(namespace: string, credential: string): Promise<ContainerSession>;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+export interface ContainerServer {
+  /** http://host:port */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The container-credentials protocol (what ECS, `AWS_CONTAINER_CREDENTIALS_FULL_URI`
+ * and `AWS_CONTAINER_AUTHORIZATION_TOKEN` give SDKs): GET /v1/credentials/<binding id>
+ * with `Authorization: <token>` (the token as is, no "Bearer") answers
+ * {AccessKeyId, SecretAccessKey, Token, Expiration}. Wrong or missing token:
+ * 403 with {Code, Message}, the same answer for an unknown binding, so ids
+ * cannot be probed. Guarded like IMDS: loopback peer, Host allow-list
+ * (the listener, localhost, 169.254.170.2), no browser headers.
+ */
+export async function startContainerServer(opts: ContainerServerOptions): Promise<ContainerServer> {
+  const server = http.createServer({ keepAliveTimeout: 5_000 });
+  const sockets = new Set<import("node:net").Socket>();
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const guard = requestGuards({ host: address.address, port: address.port }, ["169.254.170.2"]);
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    req.resume();
+    const send = (status: number, body: object) => {
+      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(body));
+    };
+    const refused = guard(req.headers, req.socket);
+    if (refused !== undefined) return send(403, { Code: "AccessDenied", Message: refused });
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (!path.startsWith(CONTAINER_PATH))
+      return send(404, { Code: "NotFound", Message: "unknown path" });
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      return send(405, { Code: "MethodNotAllowed", Message: "GET only" });
+    }
+    const binding = opts.bindings.authorize(
+      path.slice(CONTAINER_PATH.length),
+      req.headers.authorization ?? "",
+    );
+    if (binding === undefined) {
+      return send(403, {
+        Code: "AccessDenied",
+        Message: "unknown binding or wrong authorization token",
+      });
+    }
+    opts.session(binding.namespace, binding.credential).then(
+      (s) =>
+        send(200, {
+          AccessKeyId: s.accessKeyId,
+          SecretAccessKey: s.secretAccessKey,
+          Token: s.sessionToken,
+          Expiration: `${s.expiration.toISOString().slice(0, 19)}Z`,
+        }),
+      (err: unknown) => {
+        const unavailable = isDomainError(err, "unavailable");
+        opts.log?.warn({ err: (err as Error).message }, "container credentials refused");
+        send(unavailable ? 503 : 403, {
+          Code: unavailable ? "ServiceUnavailable" : "AccessDenied",
+          Message: err instanceof Error ? err.message : "refused",
+        });
+      },
+    );
+  });
+
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}

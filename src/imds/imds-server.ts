@@ -1,0 +1,319 @@
+/**
+ * An EC2 instance metadata service (IMDSv2) on a local port, so unmodified AWS
+ * SDKs and the AWS CLI pick up the bound credential's short-lived session
+ * (AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:PORT/). It answers the
+ * paths SDKs read (token, role listing, role credentials) and a few identity
+ * paths tools probe, from memory.
+ */
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { DomainError, isDomainError } from "../core/errors.js";
+import { forwardedGuard, hostForm, requestGuards } from "./guards.js";
+import { MAX_TOKEN_TTL_SECONDS, TokenTable } from "./token-table.js";
+
+export interface TaskCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
+}
+
+export interface ImdsServerOptions {
+  /** Listen address; port 0 picks a free port. */
+  host: string;
+  port: number;
+  /** The role name IMDS lists (the bound credential's name). */
+  roleName: string;
+  /**
+   * The bound credential's current session; may throw DomainError: not_found,
+   * permission_denied, failed_precondition → 404 (an instance without a usable
+   * role), unavailable → 503; anything else → 500. Called per request; it is
+   * fast (cached).
+   */
+  credentials(): Promise<TaskCredentials>;
+  /** IMDSv1 (no token) allowed. */
+  allowV1: boolean;
+  /** Injected clock: token expiry and LastUpdated. */
+  now(): Date;
+  /** Bound on live session tokens; default 4096. */
+  maxTokens?: number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+export interface ImdsServer {
+  /** http://host:port (IPv6 in brackets) */
+  readonly url: string;
+  /** Stops listening, destroys every connection, resolves when the server is closed. */
+  close(): Promise<void>;
+}
+
+/** Host names SDKs use for IMDS (IPv4 and IPv6 endpoints), allowed in Host besides our own address. */
+export const IMDS_HOSTS: readonly string[] = ["169.254.169.254", "[fd00:ec2::254]"];
+
+const TOKEN_PATH = "/latest/api/token";
+const ROLES_PATH = "/latest/meta-data/iam/security-credentials";
+const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN_HEADER = "x-aws-ec2-metadata-token";
+const MAX_BODY_BYTES = 4096;
+const ROLE_NAME = /^[A-Za-z0-9+=,.@_-]{1,128}$/;
+const ACCOUNT_ID = "000000000000";
+const REGION = "us-east-1";
+const ZONE = "us-east-1a";
+const TEXT = "text/plain";
+const JSON_TYPE = "application/json";
+const READ_METHODS = "GET, HEAD";
+
+/** Paths whose answer needs the session (and fails as the session fails). */
+type SessionRoute = "roles" | "credentials" | "info";
+type Route = { kind: "static"; type: string; body: Buffer } | { kind: SessionRoute };
+
+/**
+ * Starts the IMDS listener. Security (see guards.ts for each threat): every
+ * request passes the loopback-peer, Host allow-list and no-browser guards;
+ * token PUTs carrying X-Forwarded-For get 403; GET/HEAD need a live token
+ * unless `allowV1`; bodies are ignored and capped (413); the secret appears
+ * only in the role-credentials JSON, never in an error or a log.
+ */
+export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServer> {
+  if (!ROLE_NAME.test(opts.roleName)) {
+    throw new DomainError("invalid_argument", "roleName: must be 1-128 of A-Z a-z 0-9 +=,.@_-");
+  }
+  const tokens = new TokenTable(opts.maxTokens ?? 4096);
+  const sockets = new Set<Socket>();
+  const server = http.createServer({
+    maxHeaderSize: 8192,
+    headersTimeout: 10_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const bound = { host: address.address, port: address.port };
+  const guard = requestGuards(bound, IMDS_HOSTS);
+  const routes = buildRoutes(opts.roleName, opts.now());
+  const log = opts.log;
+
+  const refuse = (res: http.ServerResponse, socket: Socket, reason: string): void => {
+    log?.warn({ reason, remoteAddress: socket.remoteAddress }, "imds request refused");
+    send(res, 403, reason);
+  };
+
+  const authorized = (req: http.IncomingMessage): boolean => {
+    const token = req.headers[TOKEN_HEADER];
+    if (token === undefined) return opts.allowV1;
+    return typeof token === "string" && tokens.valid(token, opts.now());
+  };
+
+  const issueToken = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const forwarded = forwardedGuard(req.headers, req.socket);
+    if (forwarded !== undefined) return refuse(res, req.socket, forwarded);
+    const ttl = parseTtl(req.headers[TTL_HEADER]);
+    if (ttl === undefined) return send(res, 400, "Bad Request");
+    const token = tokens.issue(ttl, opts.now());
+    res.writeHead(200, {
+      "content-type": TEXT,
+      "content-length": token.length,
+      [TTL_HEADER]: String(ttl),
+    });
+    res.end(token);
+  };
+
+  /** The answers that depend on the bound credential's session: 404/503/500 when it is unusable. */
+  const answerWithSession = async (kind: SessionRoute, res: http.ServerResponse): Promise<void> => {
+    let body: string;
+    try {
+      const session = await opts.credentials();
+      body = sessionBody(kind, session, opts.now());
+    } catch (err) {
+      const status = failureStatus(err);
+      const code = isDomainError(err) ? err.code : "internal";
+      if (status !== 404) log?.warn({ status, code }, "imds credentials unavailable");
+      return send(res, status, http.STATUS_CODES[status] ?? "Error");
+    }
+    if (kind === "roles") return send(res, 200, body);
+    send(res, 200, body, JSON_TYPE, { "cache-control": "no-store" });
+  };
+
+  /** Role listing (text), instance profile or role credentials (JSON). */
+  const sessionBody = (kind: SessionRoute, session: TaskCredentials, now: Date): string => {
+    if (kind === "roles") return opts.roleName;
+    if (kind === "info") {
+      return JSON.stringify({ Code: "Success", LastUpdated: stamp(now), ...routes.profile });
+    }
+    return JSON.stringify({
+      Code: "Success",
+      LastUpdated: stamp(now),
+      Type: "AWS-HMAC",
+      AccessKeyId: session.accessKeyId,
+      SecretAccessKey: session.secretAccessKey,
+      Token: session.sessionToken,
+      Expiration: stamp(session.expiration),
+    });
+  };
+
+  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query === -1 ? url : url.slice(0, query);
+    const method = req.method;
+    if (path === TOKEN_PATH) {
+      if (method !== "PUT") return send(res, 405, "Method Not Allowed", TEXT, { allow: "PUT" });
+      return issueToken(req, res);
+    }
+    const route = routes.byPath.get(path);
+    const reading = method === "GET" || method === "HEAD";
+    if (!reading) {
+      if (route === undefined) return send(res, 404, "Not Found");
+      return send(res, 405, "Method Not Allowed", TEXT, { allow: READ_METHODS });
+    }
+    if (!authorized(req)) return send(res, 401, "Unauthorized");
+    if (route === undefined) return send(res, 404, "Not Found");
+    if (route.kind === "static") return send(res, 200, route.body, route.type);
+    void answerWithSession(route.kind, res);
+  };
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const reason = guard(req.headers, req.socket);
+    if (reason !== undefined) return refuse(res, req.socket, reason);
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && !(Number(declared) <= MAX_BODY_BYTES)) {
+      return send(res, 413, "Payload Too Large", TEXT, { connection: "close" });
+    }
+    if (req.headers["transfer-encoding"] === undefined) {
+      req.resume();
+      return dispatch(req, res);
+    }
+    // A chunked body of unknown length: drain it, counting, and answer at its end.
+    let seen = 0;
+    req.on("data", (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > MAX_BODY_BYTES && !res.headersSent) {
+        send(res, 413, "Payload Too Large", TEXT, { connection: "close" });
+      }
+    });
+    req.once("end", () => {
+      if (!res.headersSent) dispatch(req, res);
+    });
+  });
+
+  return {
+    url: `http://${hostForm(bound.host)}:${bound.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+/** The TTL header as an integer in 1–21600, else undefined (→ 400). */
+function parseTtl(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== "string" || !/^[0-9]{1,5}$/.test(value)) return undefined;
+  const ttl = Number(value);
+  return ttl >= 1 && ttl <= MAX_TOKEN_TTL_SECONDS ? ttl : undefined;
+}
+
+/** The HTTP status for a failed credentials() call. */
+function failureStatus(err: unknown): 404 | 503 | 500 {
+  if (!isDomainError(err)) return 500;
+  switch (err.code) {
+    case "not_found":
+    case "permission_denied":
+    case "failed_precondition":
+      return 404;
+    case "unavailable":
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+/** 2026-11-24T10:00:00Z: second precision, as IMDS writes timestamps (truncated, never later). */
+function stamp(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: string | Buffer,
+  type = TEXT,
+  extra?: http.OutgoingHttpHeaders,
+): void {
+  res.writeHead(status, {
+    "content-type": type,
+    "content-length": Buffer.byteLength(body),
+    ...extra,
+  });
+  res.end(body);
+}
+
+/** The paths served and their fixed answers; identifiers are random but stable per server. */
+function buildRoutes(roleName: string, started: Date) {
+  const instanceId = `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
+  const imageId = `ami-${randomBytes(9).toString("hex").slice(0, 17)}`;
+  const profileId = `AIPA${base32(randomBytes(17))}`;
+  const byPath = new Map<string, Route>();
+  const text = (body: string): Route => ({ kind: "static", type: TEXT, body: Buffer.from(body) });
+  const dir = (path: string, route: Route) => {
+    byPath.set(path, route);
+    byPath.set(`${path}/`, route);
+  };
+  dir("/latest/meta-data", text("iam/\ninstance-id\nplacement/"));
+  dir("/latest/meta-data/iam", text("info\nsecurity-credentials/"));
+  dir(ROLES_PATH, { kind: "roles" });
+  byPath.set(`${ROLES_PATH}/${roleName}`, { kind: "credentials" });
+  byPath.set("/latest/meta-data/iam/info", { kind: "info" });
+  byPath.set("/latest/meta-data/instance-id", text(instanceId));
+  dir("/latest/meta-data/placement", text("availability-zone\nregion"));
+  byPath.set("/latest/meta-data/placement/availability-zone", text(ZONE));
+  byPath.set("/latest/meta-data/placement/region", text(REGION));
+  dir("/latest/dynamic", text("instance-identity/"));
+  dir("/latest/dynamic/instance-identity", text("document"));
+  const document = {
+    accountId: ACCOUNT_ID,
+    architecture: process.arch === "arm64" ? "arm64" : "x86_64",
+    availabilityZone: ZONE,
+    billingProducts: null,
+    devpayProductCodes: null,
+    marketplaceProductCodes: null,
+    imageId,
+    instanceId,
+    instanceType: "t3.micro",
+    kernelId: null,
+    pendingTime: stamp(started),
+    privateIp: "127.0.0.1",
+    ramdiskId: null,
+    region: REGION,
+    version: "2017-09-30",
+  };
+  byPath.set("/latest/dynamic/instance-identity/document", {
+    kind: "static",
+    type: JSON_TYPE,
+    body: Buffer.from(JSON.stringify(document, null, 2)),
+  });
+  const profile = {
+    InstanceProfileArn: `arn:aws:iam::${ACCOUNT_ID}:instance-profile/${roleName}`,
+    InstanceProfileId: profileId,
+  };
+  return { byPath, profile };
+}
+
+/** RFC 4648 base32 letters, one per byte (5 low bits): the shape of IAM unique ids. */
+function base32(bytes: Buffer): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let out = "";
+  for (const b of bytes) out += alphabet[b & 31];
+  return out;
+}

@@ -1,0 +1,152 @@
+import { createHash, randomBytes } from "node:crypto";
+import { DomainError } from "../core/errors.js";
+
+/** IMDSv2 session tokens live 1 s to 6 h, as on EC2. */
+export const MIN_TOKEN_TTL_SECONDS = 1;
+export const MAX_TOKEN_TTL_SECONDS = 21_600;
+
+/** 256 random bits, base64url: 43 characters. */
+const TOKEN_BYTES = 32;
+/** Longer presented values are refused before hashing (ours are 43 characters). */
+const MAX_PRESENTED_LENGTH = 128;
+
+interface Entry {
+  readonly digest: string;
+  readonly expiresAtMs: number;
+  /** Issue order: among equal expiries the older token goes first. */
+  readonly seq: number;
+}
+
+/**
+ * The IMDSv2 session tokens a server has handed out, bounded in number.
+ *
+ * Only a SHA-256 digest of each token is kept, and a presented token is found
+ * by the digest of what was presented: the lookup never compares token bytes,
+ * so its timing says nothing about how close a guess was, and a dump of the
+ * table holds nothing that can be replayed.
+ *
+ * Bound: at most `maxTokens` live entries. Issuing beyond it evicts the entry
+ * that expires soonest (oldest first among equals), so a flood of PUTs costs
+ * memory O(maxTokens) and evicts short-lived tokens before long-lived ones.
+ * Expired entries are dropped as they reach the front of the expiry heap.
+ */
+export class TokenTable {
+  private readonly byDigest = new Map<string, Entry>();
+  /** Binary min-heap on (expiresAtMs, seq); holds exactly the entries of byDigest. */
+  private readonly heap: Entry[] = [];
+  private seq = 0;
+
+  /**
+   * @param maxTokens the bound, a positive integer.
+   * @param random the source of token bytes (injected for tests; default crypto.randomBytes).
+   */
+  constructor(
+    readonly maxTokens: number,
+    private readonly random: (size: number) => Buffer = randomBytes,
+  ) {
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
+      throw new DomainError("invalid_argument", "maxTokens must be a positive integer");
+    }
+  }
+
+  /** How many tokens the table holds now (expired ones not yet dropped included). */
+  get size(): number {
+    return this.byDigest.size;
+  }
+
+  /**
+   * A new token valid for `ttlSeconds` (an integer in 1–21600) from `now`.
+   * Throws DomainError invalid_argument for any other TTL.
+   */
+  issue(ttlSeconds: number, now: Date): string {
+    if (
+      !Number.isInteger(ttlSeconds) ||
+      ttlSeconds < MIN_TOKEN_TTL_SECONDS ||
+      ttlSeconds > MAX_TOKEN_TTL_SECONDS
+    ) {
+      throw new DomainError("invalid_argument", "token TTL must be an integer from 1 to 21600");
+    }
+    const nowMs = now.getTime();
+    this.dropExpired(nowMs);
+    while (this.heap.length >= this.maxTokens) this.evict();
+    const token = this.random(TOKEN_BYTES).toString("base64url");
+    const entry: Entry = {
+      digest: digest(token),
+      expiresAtMs: nowMs + ttlSeconds * 1000,
+      seq: this.seq++,
+    };
+    this.byDigest.set(entry.digest, entry);
+    this.push(entry);
+    return token;
+  }
+
+  /** True when `token` was issued by this table, is still held, and has not expired at `now`. */
+  valid(token: string, now: Date): boolean {
+    if (token.length === 0 || token.length > MAX_PRESENTED_LENGTH) return false;
+    const entry = this.byDigest.get(digest(token));
+    return entry !== undefined && now.getTime() < entry.expiresAtMs;
+  }
+
+  private dropExpired(nowMs: number): void {
+    for (
+      let top = this.heap[0];
+      top !== undefined && top.expiresAtMs <= nowMs;
+      top = this.heap[0]
+    ) {
+      this.evict();
+    }
+  }
+
+  /** Removes the entry that expires soonest. */
+  private evict(): void {
+    const top = this.pop();
+    if (top !== undefined) this.byDigest.delete(top.digest);
+  }
+
+  private push(entry: Entry): void {
+    const heap = this.heap;
+    let i = heap.push(entry) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent] as Entry;
+      if (!before(entry, p)) break;
+      heap[i] = p;
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  private pop(): Entry | undefined {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (top === undefined || last === undefined || heap.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const l = heap[left] as Entry;
+      const r = heap[right];
+      let child = left;
+      let c = l;
+      if (r !== undefined && before(r, l)) {
+        child = right;
+        c = r;
+      }
+      if (!before(c, last)) break;
+      heap[i] = c;
+      i = child;
+    }
+    heap[i] = last;
+    return top;
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.expiresAtMs < b.expiresAtMs || (a.expiresAtMs === b.expiresAtMs && a.seq < b.seq);
+}
+
+function digest(token: string): string {
+  return createHash("sha256").update(token).digest("base64");
+}

@@ -1,0 +1,85 @@
+import { createHash } from "node:crypto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../core/errors.js";
+import { displayName } from "../core/names.js";
+import { sessionPolicy } from "../core/session-policy.js";
+import type { CredentialStore } from "../store/credential-store.js";
+import type { RoleSessions } from "./role-sessions.js";
+import type { Session, SessionCache } from "./session-cache.js";
+import type { StsGateway } from "./sts-gateway.js";
+
+/** Sessions handed to tasks last this long (GetSessionToken's and GetFederationToken's minimum is 900). */
+export const TASK_SESSION_SECONDS = 3600;
+
+export interface TaskSessionsDeps {
+  store: CredentialStore;
+  sts: StsGateway;
+  roleSessions: RoleSessions;
+  cache: SessionCache;
+  now(): Date;
+}
+
+/**
+ * Short-lived sessions for tasks (IMDS, container credentials): never the
+ * stored secret. A role gives its AssumeRole session; an access key gives
+ * GetSessionToken, or GetFederationToken with its scopes as the session
+ * policy when it has scopes, so AWS enforces what credbroker cannot see.
+ * Only credentials marked allowed_in_tasks, enabled and not expired.
+ */
+export class TaskSessions {
+  constructor(private readonly deps: TaskSessionsDeps) {}
+
+  async forCredential(namespace: string, name: string): Promise<Session> {
+    const c = await this.deps.store.get(namespace, name);
+    const who = displayName(namespace, name);
+    if (!c.allowedInTasks) {
+      throw new DomainError("permission_denied", `${who} is not allowed_in_tasks`);
+    }
+    if (c.enabled === false)
+      throw new DomainError("permission_denied", `AccessDenied: ${who} is disabled`);
+    if (c.expiresAt !== undefined && timestampDate(c.expiresAt) <= this.deps.now()) {
+      throw new DomainError("permission_denied", `ExpiredCredentials: ${who} has expired`);
+    }
+    return this.session(c);
+  }
+
+  private session(c: Credential): Promise<Session> {
+    const policy = sessionPolicy(c.allowedScopes);
+    switch (c.kind.case) {
+      case "role":
+        return this.deps.roleSessions.session(c, policy);
+      case "accessKey": {
+        const k = c.kind.value;
+        const caller = {
+          accessKeyId: k.accessKeyId,
+          secretAccessKey: k.secretAccessKey,
+          sessionToken: k.sessionToken,
+        };
+        const shape = createHash("sha256")
+          .update(JSON.stringify([c.etag, policy ?? ""]))
+          .digest("base64url");
+        return this.deps.cache.get(`${c.id}#task`, shape, () =>
+          policy === undefined
+            ? this.deps.sts.getSessionToken(caller, TASK_SESSION_SECONDS)
+            : this.deps.sts.getFederationToken(
+                caller,
+                federationName(c),
+                policy,
+                TASK_SESSION_SECONDS,
+              ),
+        );
+      }
+      default:
+        throw new DomainError(
+          "failed_precondition",
+          `${displayName(c.namespace, c.name)} is a token credential: it has no AWS session to hand out`,
+        );
+    }
+  }
+}
+
+/** GetFederationToken's Name: 2–32 of [\w+=,.@-]. */
+function federationName(c: Credential): string {
+  return `cb-${c.name}`.replace(/[^\w+=,.@-]/g, "-").slice(0, 32);
+}
