@@ -144,6 +144,7 @@ async function serve(
         changed: (id) => {
           signingKeys.drop(id);
           sessions.drop(id);
+          tasks.forget(id);
         },
       }),
       interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],

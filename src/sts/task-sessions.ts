@@ -28,10 +28,28 @@ export interface TaskSessionsDeps {
  * Only credentials marked allowed_in_tasks, enabled and not expired.
  */
 export class TaskSessions {
+  /**
+   * Credentials read for tasks, by namespace/name: IMDS asks on every
+   * request, and a store read decrypts a record. `forget` (called on every
+   * update and delete) keeps it exact.
+   */
+  private readonly read = new Map<string, Credential>();
+
   constructor(private readonly deps: TaskSessionsDeps) {}
 
+  /** Drops a changed or deleted credential from the read cache. */
+  forget(credentialId: string): void {
+    for (const [key, c] of this.read) if (c.id === credentialId) this.read.delete(key);
+  }
+
   async forCredential(namespace: string, name: string): Promise<Session> {
-    const c = await this.deps.store.get(namespace, name);
+    const key = `${namespace}/${name}`;
+    let c = this.read.get(key);
+    if (c === undefined) {
+      c = await this.deps.store.get(namespace, name);
+      if (this.read.size >= 1024) this.read.clear();
+      this.read.set(key, c);
+    }
     const who = displayName(namespace, name);
     if (!c.allowedInTasks) {
       throw new DomainError("permission_denied", `${who} is not allowed_in_tasks`);

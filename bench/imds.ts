@@ -1,0 +1,146 @@
+/**
+ * IMDS credential fetch (token PUT, then credentials GET on the same
+ * connection, as SDKs do) through the real daemon's IMDS listener, against a
+ * bare node:http server answering the same bytes, at 1 and 64 connections,
+ * driven by autocannon. Sessions come from the fake STS (test/support).
+ *
+ *   npm run bench:imds
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import autocannon from "autocannon";
+import { CredentialService } from "../gen/credbroker/v1/credential_service_pb.js";
+import { startFakeSts } from "../test/support/sts-server.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const KEY = {
+  accessKeyId: "AKIABENCH00000000001",
+  secretAccessKey: "bench/secret/KEY00000000000000000000000",
+  arn: "arn:aws:iam::123456789012:user/bench",
+  account: "123456789012",
+};
+
+function startChild(
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; out: () => string; url: string }> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  return new Promise((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m?.[1]) resolve({ child, out: () => out, url: m[1] });
+    });
+    child.once("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
+  });
+}
+
+/** Credential fetches per second (PUT + GET pairs) and p99 of a single request, ms. */
+async function fetches(
+  url: string,
+  connections: number,
+): Promise<{ perSecond: number; p99: number }> {
+  const result = await autocannon({
+    url,
+    connections,
+    duration: SECONDS,
+    requests: [
+      {
+        method: "PUT",
+        path: "/latest/api/token",
+        headers: { "x-aws-ec2-metadata-token-ttl-seconds": "21600" },
+        onResponse: (_status, body, context) => {
+          (context as { token?: string }).token = body;
+        },
+      },
+      {
+        method: "GET",
+        path: "/latest/meta-data/iam/security-credentials/bench",
+        setupRequest: (req, context) => ({
+          ...req,
+          headers: {
+            ...req.headers,
+            "x-aws-ec2-metadata-token": (context as { token?: string }).token ?? "",
+          },
+        }),
+      },
+    ],
+  });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  }
+  return { perSecond: result.requests.average / 2, p99: result.latency.p99 };
+}
+
+const sts = await startFakeSts();
+sts.addKey(KEY);
+const dataDir = await mkdtemp(path.join(os.tmpdir(), "credbroker-bench-imds-"));
+const daemon = await startChild(
+  [
+    path.join(here, "../src/cli/main.js"),
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--data-dir",
+    dataDir,
+    "--sts-endpoint",
+    sts.endpoint,
+    "--imds-listen",
+    "127.0.0.1:0",
+    "--imds-credential",
+    "bench",
+  ],
+  /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
+);
+const baseline = await startChild([path.join(here, "imds-baseline.js")], /(http:\/\/\S+)/);
+try {
+  const imds = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"imds listening"/.exec(daemon.out())?.[1] ?? "";
+  const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
+  await createClient(
+    CredentialService,
+    createConnectTransport({ baseUrl: daemon.url, httpVersion: "2" }),
+  ).createCredential(
+    {
+      credential: {
+        name: "bench",
+        allowedInTasks: true,
+        kind: {
+          case: "accessKey",
+          value: { accessKeyId: KEY.accessKeyId, secretAccessKey: KEY.secretAccessKey },
+        },
+      },
+    },
+    { headers: { authorization: `Bearer ${token}` } },
+  );
+  const rows: string[][] = [];
+  for (const connections of [1, 64]) {
+    const base = await fetches(baseline.url, connections);
+    const ours = await fetches(imds, connections);
+    rows.push([
+      `IMDS credential fetch (PUT + GET), ${connections} connection${connections > 1 ? "s" : ""}`,
+      `${Math.round(ours.perSecond)}/s, p99 ${ours.p99} ms`,
+      `${Math.round(base.perSecond)}/s, p99 ${base.p99} ms (bare node:http)`,
+      `${(ours.perSecond / base.perSecond).toFixed(2)}×`,
+      "≥ 0.6×",
+    ]);
+  }
+  console.log("\n| figure | credbroker | baseline, same run | ratio | target |");
+  console.log("|---|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log(
+    `\n(node ${process.version}, ${os.cpus().length} cores, autocannon, ${SECONDS} s per figure; STS calls made: ${sts.calls.length})`,
+  );
+} finally {
+  daemon.child.kill("SIGTERM");
+  baseline.child.kill("SIGTERM");
+  await sts.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
+process.exit(0);
