@@ -22,6 +22,7 @@ import { SigningKeyCache } from "./sign/signing-keys.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
+import { ReadCache } from "./store/read-cache.js";
 import { deriveDataKey, Sealer } from "./store/sealing.js";
 import { RoleSessions } from "./sts/role-sessions.js";
 import { SessionCache } from "./sts/session-cache.js";
@@ -95,8 +96,20 @@ async function serve(
         "STS renewal failed; the cached session still serves",
       ),
   });
-  const roleSessions = new RoleSessions({ store, sts, cache: sessions, now: ambient.now });
-  const tasks = new TaskSessions({ store, sts, roleSessions, cache: sessions, now: ambient.now });
+  const reads = new ReadCache(store);
+  const roleSessions = new RoleSessions({
+    credentials: reads,
+    sts,
+    cache: sessions,
+    now: ambient.now,
+  });
+  const tasks = new TaskSessions({
+    credentials: reads,
+    sts,
+    roleSessions,
+    cache: sessions,
+    now: ambient.now,
+  });
   const closers: (() => Promise<void>)[] = [];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close();
@@ -141,10 +154,11 @@ async function serve(
         roleSessions,
         containers: container ? { table: bindings, baseUrl: container.url } : undefined,
         live: { sts, roleSessions },
+        reads,
         changed: (id) => {
+          reads.clear();
           signingKeys.drop(id);
           sessions.drop(id);
-          tasks.forget(id);
         },
       }),
       interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],

@@ -26,6 +26,8 @@ export interface ContainerBindings {
 }
 
 export interface SigningServiceDeps {
+  /** Cached credential reads (a store read opens a sealed record). */
+  reads: Pick<CredentialStore, "get">;
   containers?: ContainerBindings | undefined;
   /** STS sessions for role credentials. */
   roleSessions: RoleSessions;
@@ -43,6 +45,7 @@ export function signingService({
   roleSessions,
   ambient,
   containers,
+  reads,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   /**
    * What signs for a credential: an access key itself, or a role's STS
@@ -81,7 +84,7 @@ export function signingService({
       const credential =
         valid.credential === ""
           ? await store.getDefault(valid.namespace, Provider.AWS)
-          : await store.get(valid.namespace, valid.credential);
+          : await reads.get(valid.namespace, valid.credential);
       if (credential === undefined) {
         throw new DomainError(
           "not_found",

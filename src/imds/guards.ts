@@ -32,7 +32,10 @@ LOOPBACK.addAddress("::1", "ipv6");
 /** True for 127.0.0.0/8, ::1, ::ffff:127.x (brackets allowed) and the name "localhost". */
 export function isLoopbackAddress(address: string): boolean {
   const a = unbracket(address).toLowerCase();
-  if (a === "localhost") return true;
+  if (a === "localhost" || a === "::1") return true;
+  // Fast path for what sockets report on every request: no BlockList lookup.
+  if (a.startsWith("127.")) return isIPv4(a);
+  if (a.startsWith("::ffff:127.")) return isIPv4(a.slice(7));
   if (isIPv4(a)) return LOOPBACK.check(a, "ipv4");
   if (isIPv6(a)) return LOOPBACK.check(a, "ipv6");
   return false;

@@ -8,7 +8,8 @@ import type { Session, SessionCache } from "./session-cache.js";
 import type { StsCaller, StsGateway } from "./sts-gateway.js";
 
 export interface RoleSessionsDeps {
-  store: CredentialStore;
+  /** Reads (cached) of role sources. */
+  credentials: Pick<CredentialStore, "get">;
   sts: StsGateway;
   cache: SessionCache;
   now(): Date;
@@ -69,11 +70,13 @@ export class RoleSessions {
       return { caller: await this.deps.sts.ambientCaller(), sourceKey: "ambient" };
     }
     const who = displayName(role.namespace, r.sourceCredential);
-    const source = await this.deps.store.get(role.namespace, r.sourceCredential).catch((err) => {
-      throw new DomainError("failed_precondition", `role source ${who} cannot be read`, {
-        cause: err,
+    const source = await this.deps.credentials
+      .get(role.namespace, r.sourceCredential)
+      .catch((err) => {
+        throw new DomainError("failed_precondition", `role source ${who} cannot be read`, {
+          cause: err,
+        });
       });
-    });
     if (source.kind.case !== "accessKey") {
       throw new DomainError("failed_precondition", `role source ${who} is not an access key`);
     }

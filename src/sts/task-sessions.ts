@@ -13,7 +13,8 @@ import type { StsGateway } from "./sts-gateway.js";
 export const TASK_SESSION_SECONDS = 3600;
 
 export interface TaskSessionsDeps {
-  store: CredentialStore;
+  /** Reads (cached) of the credentials tasks ask for. */
+  credentials: Pick<CredentialStore, "get">;
   sts: StsGateway;
   roleSessions: RoleSessions;
   cache: SessionCache;
@@ -28,28 +29,16 @@ export interface TaskSessionsDeps {
  * Only credentials marked allowed_in_tasks, enabled and not expired.
  */
 export class TaskSessions {
-  /**
-   * Credentials read for tasks, by namespace/name: IMDS asks on every
-   * request, and a store read decrypts a record. `forget` (called on every
-   * update and delete) keeps it exact.
-   */
-  private readonly read = new Map<string, Credential>();
+  /** Session shapes by credential (a record is immutable: a write makes a new one). */
+  private readonly shapes = new WeakMap<
+    Credential,
+    { policy: string | undefined; shape: string }
+  >();
 
   constructor(private readonly deps: TaskSessionsDeps) {}
 
-  /** Drops a changed or deleted credential from the read cache. */
-  forget(credentialId: string): void {
-    for (const [key, c] of this.read) if (c.id === credentialId) this.read.delete(key);
-  }
-
   async forCredential(namespace: string, name: string): Promise<Session> {
-    const key = `${namespace}/${name}`;
-    let c = this.read.get(key);
-    if (c === undefined) {
-      c = await this.deps.store.get(namespace, name);
-      if (this.read.size >= 1024) this.read.clear();
-      this.read.set(key, c);
-    }
+    const c = await this.deps.credentials.get(namespace, name);
     const who = displayName(namespace, name);
     if (!c.allowedInTasks) {
       throw new DomainError("permission_denied", `${who} is not allowed_in_tasks`);
@@ -63,7 +52,16 @@ export class TaskSessions {
   }
 
   private session(c: Credential): Promise<Session> {
-    const policy = sessionPolicy(c.allowedScopes);
+    let shaped = this.shapes.get(c);
+    if (shaped === undefined) {
+      const policy = sessionPolicy(c.allowedScopes);
+      const shape = createHash("sha256")
+        .update(JSON.stringify([c.etag, policy ?? ""]))
+        .digest("base64url");
+      shaped = { policy, shape };
+      this.shapes.set(c, shaped);
+    }
+    const { policy, shape } = shaped;
     switch (c.kind.case) {
       case "role":
         return this.deps.roleSessions.session(c, policy);
@@ -74,9 +72,6 @@ export class TaskSessions {
           secretAccessKey: k.secretAccessKey,
           sessionToken: k.sessionToken,
         };
-        const shape = createHash("sha256")
-          .update(JSON.stringify([c.etag, policy ?? ""]))
-          .digest("base64url");
         return this.deps.cache.get(`${c.id}#task`, shape, () =>
           policy === undefined
             ? this.deps.sts.getSessionToken(caller, TASK_SESSION_SECONDS)
