@@ -147,6 +147,13 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     pino.destination({ fd: 1, sync: true }),
   );
 
+  // Listen for signals before anything starts: a SIGTERM that arrives while
+  // the daemon is starting (or right after "listening") still drains and exits 0.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+
   let daemon: Daemon;
   try {
     daemon = await startDaemon(config, log);
@@ -157,21 +164,13 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     return EXIT.error;
   }
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, "shutting down");
-      daemon.stop().then(
-        () => resolve(EXIT.ok),
-        (err: unknown) => {
-          log.error({ err }, "shutdown failed");
-          resolve(EXIT.error);
-        },
-      );
-    };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-  });
+  const signal = await signalled;
+  log.info({ signal }, "shutting down");
+  try {
+    await daemon.stop();
+    return EXIT.ok;
+  } catch (err) {
+    log.error({ err }, "shutdown failed");
+    return EXIT.error;
+  }
 }
