@@ -6,7 +6,6 @@
  *
  *   npm run bench:imds
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +15,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
 import { CredentialService } from "../gen/credbroker/v1/credential_service_pb.js";
 import { startFakeSts } from "../test/support/sts-server.js";
+import { startChild } from "./child.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -25,22 +25,6 @@ const KEY = {
   arn: "arn:aws:iam::123456789012:user/bench",
   account: "123456789012",
 };
-
-function startChild(
-  args: string[],
-  ready: RegExp,
-): Promise<{ child: ChildProcess; out: () => string; url: string }> {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m?.[1]) resolve({ child, out: () => out, url: m[1] });
-    });
-    child.once("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
-  });
-}
 
 /** Credential fetches per second (PUT + GET pairs) and p99 of a single request, ms. */
 async function fetches(

@@ -9,7 +9,6 @@
  *
  *   npm run bench:sign
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -28,24 +27,12 @@ import { prepareNew } from "../src/core/lifecycle.js";
 import { planSignature, validateSignRequest } from "../src/core/sign-plan.js";
 import { SigningKeyCache } from "../src/sign/signing-keys.js";
 import { sigv4 } from "../src/sign/sigv4.js";
+import { startChild } from "./child.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const URL_TO_SIGN = "https://reports.s3.eu-west-1.amazonaws.com/2026/q1.csv";
-
-function startChild(args: string[], ready: RegExp): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
-    });
-    child.once("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
-  });
-}
 
 interface Load {
   perSecond: number;

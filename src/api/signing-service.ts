@@ -17,6 +17,7 @@ import type { SigningKeyCache } from "../sign/signing-keys.js";
 import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { RoleSessions } from "../sts/role-sessions.js";
+import { callerOf } from "../sts/sts-gateway.js";
 
 /** The container-credentials listener, when one is configured. */
 export interface ContainerBindings {
@@ -56,16 +57,7 @@ export function signingService({
     c: Credential,
   ): Promise<{ signer: SigningCredential; sessionEnd?: Date }> {
     if (c.kind.case === "accessKey") {
-      const k = c.kind.value;
-      return {
-        signer: {
-          id: c.id,
-          etag: c.etag,
-          accessKeyId: k.accessKeyId,
-          secretAccessKey: k.secretAccessKey,
-          sessionToken: k.sessionToken,
-        },
-      };
+      return { signer: { id: c.id, etag: c.etag, ...callerOf(c.kind.value) } };
     }
     if (c.kind.case === "role") {
       const session = await roleSessions.session(c);

@@ -6,7 +6,7 @@ import {
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import type { RoleSessions } from "./role-sessions.js";
-import type { StsGateway } from "./sts-gateway.js";
+import { callerOf, type StsGateway } from "./sts-gateway.js";
 
 export interface LiveVerifier {
   sts: StsGateway;
@@ -24,12 +24,7 @@ export async function liveChecks(c: Credential, live: LiveVerifier): Promise<Che
   try {
     switch (c.kind.case) {
       case "accessKey": {
-        const k = c.kind.value;
-        const id = await live.sts.getCallerIdentity({
-          accessKeyId: k.accessKeyId,
-          secretAccessKey: k.secretAccessKey,
-          sessionToken: k.sessionToken,
-        });
+        const id = await live.sts.getCallerIdentity(callerOf(c.kind.value));
         return [check("live.get_caller_identity", true, `account ${id.account}, ${id.arn}`)];
       }
       case "role": {

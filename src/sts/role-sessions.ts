@@ -5,7 +5,7 @@ import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { Session, SessionCache } from "./session-cache.js";
-import type { StsCaller, StsGateway } from "./sts-gateway.js";
+import { callerOf, type StsCaller, type StsGateway } from "./sts-gateway.js";
 
 export interface RoleSessionsDeps {
   /** Reads (cached) of role sources. */
@@ -86,13 +86,8 @@ export class RoleSessions {
     if (source.expiresAt !== undefined && timestampDate(source.expiresAt) <= this.deps.now()) {
       throw new DomainError("failed_precondition", `role source ${who} has expired`);
     }
-    const key = source.kind.value;
     return {
-      caller: {
-        accessKeyId: key.accessKeyId,
-        secretAccessKey: key.secretAccessKey,
-        sessionToken: key.sessionToken,
-      },
+      caller: callerOf(source.kind.value),
       sourceKey: `${source.id}:${source.etag}`,
     };
   }

@@ -6,6 +6,7 @@ import {
   STSClient,
 } from "@aws-sdk/client-sts";
 import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
+import type { AccessKey } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
 import type { Session } from "./session-cache.js";
 
@@ -14,6 +15,15 @@ export interface StsCaller {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string | undefined;
+}
+
+/** The key material of a stored access key, as STS calls are signed with it. */
+export function callerOf(k: AccessKey): StsCaller {
+  return {
+    accessKeyId: k.accessKeyId,
+    secretAccessKey: k.secretAccessKey,
+    sessionToken: k.sessionToken,
+  };
 }
 
 export interface StsOptions {
