@@ -11,7 +11,7 @@ import { HealthState } from "./api/health-service.js";
 import { type Listener, listen } from "./api/listener.js";
 import { apiRoutes, SERVED_SERVICES } from "./api/routes.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
-import { hashToken, TokenVerifier } from "./auth/token-verifier.js";
+import { CallerDirectory } from "./auth/caller-directory.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import type { Ambient } from "./core/lifecycle.js";
 import { displayName } from "./core/names.js";
@@ -19,6 +19,7 @@ import { BindingTable } from "./imds/bindings.js";
 import { startContainerServer } from "./imds/container-server.js";
 import { startImdsServer } from "./imds/imds-server.js";
 import { SigningKeyCache } from "./sign/signing-keys.js";
+import type { CallerStore } from "./store/caller-store.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
@@ -78,12 +79,12 @@ export async function startDaemon(
 async function serve(
   config: ServeConfig,
   log: Logger,
-  store: CredentialStore,
+  store: CredentialStore & CallerStore,
   ambient: Ambient,
 ): Promise<Daemon> {
   const admin = await ensureAdminToken(config.dataDir);
   log.info({ file: admin.file, created: admin.created }, "admin token file");
-  const verifier = new TokenVerifier([hashToken(admin.token)]);
+  const callers = new CallerDirectory(store, admin.token, ambient.now);
 
   const health = new HealthState(SERVED_SERVICES);
   const signingKeys = new SigningKeyCache();
@@ -155,13 +156,14 @@ async function serve(
         containers: container ? { table: bindings, baseUrl: container.url } : undefined,
         live: { sts, roleSessions },
         reads,
+        callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
         changed: (id) => {
           reads.clear();
           signingKeys.drop(id);
           sessions.drop(id);
         },
       }),
-      interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(verifier)],
+      interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(callers)],
       readMaxBytes: MAX_MESSAGE_BYTES,
     });
     const listener = await listen({ ...config.listen, handler: specCompliantGrpcMessage(handler) });

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { TokenVerifier } from "../auth/token-verifier.js";
+import type { CallerDirectory } from "../auth/caller-directory.js";
+import { CALLER } from "./caller-context.js";
 
 /** Services anyone may call: probes and schema discovery (`buf curl` sends no token there). */
 export const PUBLIC_SERVICES: ReadonlySet<string> = new Set([
@@ -10,8 +11,11 @@ export const PUBLIC_SERVICES: ReadonlySet<string> = new Set([
 
 const BEARER = /^Bearer +(\S+) *$/i;
 
-/** Requires `authorization: Bearer <token>` on every RPC outside PUBLIC_SERVICES. */
-export function authInterceptor(verifier: TokenVerifier): Interceptor {
+/**
+ * Requires `authorization: Bearer <token>` on every RPC outside
+ * PUBLIC_SERVICES, and puts the caller it names in the context.
+ */
+export function authInterceptor(callers: CallerDirectory): Interceptor {
   return (next) => async (req) => {
     if (!PUBLIC_SERVICES.has(req.service.typeName)) {
       const header = req.header.get("authorization");
@@ -19,9 +23,11 @@ export function authInterceptor(verifier: TokenVerifier): Interceptor {
         throw new ConnectError("missing authorization: Bearer <token>", Code.Unauthenticated);
       }
       const token = BEARER.exec(header)?.[1];
-      if (token === undefined || !verifier.verify(token)) {
+      const caller = token === undefined ? undefined : await callers.resolve(token);
+      if (caller === undefined) {
         throw new ConnectError("invalid bearer token", Code.Unauthenticated);
       }
+      req.contextValues.set(CALLER, caller);
     }
     return next(req);
   };

@@ -2,6 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { authorizeCredential, authorizeNamespace } from "../core/authz.js";
 import { DomainError, isDomainError } from "../core/errors.js";
 import { type Ambient, applyUpdate, prepareNew } from "../core/lifecycle.js";
 import { assertNamespace, assertRef, isValidName, isValidNamespace } from "../core/names.js";
@@ -11,6 +12,7 @@ import { assertNotPast, validateCredential } from "../core/validate.js";
 import { verdict, verifyStructure } from "../core/verify.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import { type LiveVerifier, liveChecks } from "../sts/live-verify.js";
+import { callerOf } from "./caller-context.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -33,21 +35,25 @@ export function credentialService({
   live,
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
-    async createCredential(req) {
+    async createCredential(req, ctx) {
       const input = required(req.credential, "credential");
+      authorizeNamespace(callerOf(ctx), "write", input.namespace);
       assertNotPast("credential.expires_at", dateOf(input), ambient.now());
       const credential = prepareNew(input, ambient);
       validateCredential(credential);
       return { credential: redact(await store.create(credential)) };
     },
 
-    async getCredential(req) {
+    async getCredential(req, ctx) {
       assertRef(req.namespace, req.name);
-      return { credential: redact(await store.get(req.namespace, req.name)) };
+      const credential = await store.get(req.namespace, req.name);
+      authorizeCredential(callerOf(ctx), "read", credential);
+      return { credential: redact(credential) };
     },
 
-    async listCredentials(req) {
+    async listCredentials(req, ctx) {
       assertNamespace(req.namespace);
+      authorizeNamespace(callerOf(ctx), "read", req.namespace);
       if (req.pageSize < 0) {
         throw new DomainError("invalid_argument", "page_size: must not be negative");
       }
@@ -76,8 +82,9 @@ export function credentialService({
       };
     },
 
-    async updateCredential(req) {
+    async updateCredential(req, ctx) {
       assertRef(req.namespace, req.name);
+      const caller = callerOf(ctx);
       const patch = required(req.credential, "credential");
       const paths = req.updateMask?.paths ?? [];
       if (paths.includes("expires_at")) {
@@ -87,6 +94,7 @@ export function credentialService({
         req.namespace,
         req.name,
         (current) => {
+          authorizeCredential(caller, "write", current);
           const next = applyUpdate(current, patch, paths, ambient);
           validateCredential(next);
           return next;
@@ -97,15 +105,18 @@ export function credentialService({
       return { credential: redact(updated) };
     },
 
-    async deleteCredential(req) {
+    async deleteCredential(req, ctx) {
       assertRef(req.namespace, req.name);
-      const { id } = await store.get(req.namespace, req.name);
+      const current = await store.get(req.namespace, req.name);
+      authorizeCredential(callerOf(ctx), "write", current);
+      const { id } = current;
       await store.delete(req.namespace, req.name, req.etag);
       changed(id);
       return {};
     },
 
-    async verifyCredential(req) {
+    async verifyCredential(req, ctx) {
+      const caller = callerOf(ctx);
       if (req.live && live === undefined) {
         throw new DomainError(
           "unimplemented",
@@ -117,8 +128,10 @@ export function credentialService({
         case "stored":
           assertRef(req.target.value.namespace, req.target.value.name, "stored.");
           credential = await store.get(req.target.value.namespace, req.target.value.name);
+          authorizeCredential(caller, "read", credential);
           break;
         case "candidate":
+          authorizeNamespace(caller, "read", req.target.value.namespace);
           credential = prepareNew(req.target.value, ambient);
           break;
         default:

@@ -1,5 +1,9 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
+  CallerService,
+  file_credbroker_v1_caller_service,
+} from "../../gen/credbroker/v1/caller_service_pb.js";
+import {
   CredentialService,
   file_credbroker_v1_credential_service,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
@@ -16,6 +20,7 @@ import {
   file_grpc_reflection_v1alpha_reflection,
   ServerReflection as ReflectionV1alpha,
 } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { type CallerServiceDeps, callerService } from "./caller-service.js";
 import { type CredentialServiceDeps, credentialService } from "./credential-service.js";
 import { type HealthState, healthService } from "./health-service.js";
 import {
@@ -29,6 +34,7 @@ import { type SigningServiceDeps, signingService } from "./signing-service.js";
 export const SERVED_SERVICES = [
   CredentialService.typeName,
   SigningService.typeName,
+  CallerService.typeName,
   Health.typeName,
   ReflectionV1.typeName,
   ReflectionV1alpha.typeName,
@@ -36,6 +42,7 @@ export const SERVED_SERVICES = [
 
 export interface RouteDeps extends CredentialServiceDeps, SigningServiceDeps {
   health: HealthState;
+  callerAdmin: CallerServiceDeps;
 }
 
 /** Registers every service the API listener serves. */
@@ -43,6 +50,7 @@ export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = new ReflectionIndex(SERVED_SERVICES, [
     file_credbroker_v1_credential_service,
     file_credbroker_v1_signing_service,
+    file_credbroker_v1_caller_service,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
@@ -50,6 +58,7 @@ export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(CredentialService, credentialService(deps));
     router.service(SigningService, signingService(deps));
+    router.service(CallerService, callerService(deps.callerAdmin));
     router.service(Health, healthService(deps.health));
     router.service(ReflectionV1, reflectionServiceV1(reflection));
     router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));

@@ -2,6 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import type { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
+import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { assertRef, displayName } from "../core/names.js";
@@ -17,7 +18,8 @@ import type { SigningKeyCache } from "../sign/signing-keys.js";
 import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { RoleSessions } from "../sts/role-sessions.js";
-import { callerOf } from "../sts/sts-gateway.js";
+import { keyMaterial } from "../sts/sts-gateway.js";
+import { callerOf } from "./caller-context.js";
 
 /** The container-credentials listener, when one is configured. */
 export interface ContainerBindings {
@@ -57,7 +59,7 @@ export function signingService({
     c: Credential,
   ): Promise<{ signer: SigningCredential; sessionEnd?: Date }> {
     if (c.kind.case === "accessKey") {
-      return { signer: { id: c.id, etag: c.etag, ...callerOf(c.kind.value) } };
+      return { signer: { id: c.id, etag: c.etag, ...keyMaterial(c.kind.value) } };
     }
     if (c.kind.case === "role") {
       const session = await roleSessions.session(c);
@@ -71,8 +73,10 @@ export function signingService({
   }
 
   return {
-    async signRequest(req) {
+    async signRequest(req, ctx) {
       const valid = validateSignRequest(req);
+      const caller = callerOf(ctx);
+      if (valid.credential === "") authorizeNamespace(caller, "sign", valid.namespace);
       const credential =
         valid.credential === ""
           ? await store.getDefault(valid.namespace, Provider.AWS)
@@ -83,6 +87,7 @@ export function signingService({
           `namespace "${valid.namespace}" has no AWS provider default: name a credential`,
         );
       }
+      authorizeCredential(caller, "sign", credential);
       const plan = planSignature(valid, credential, ambient.now());
       const { signer, sessionEnd } = await signerFor(credential);
       // No signature outlives the credential, nor the session it was made with.
@@ -99,7 +104,7 @@ export function signingService({
       };
     },
 
-    async createContainerBinding(req) {
+    async createContainerBinding(req, ctx) {
       if (containers === undefined) {
         throw new DomainError(
           "failed_precondition",
@@ -114,14 +119,16 @@ export function signingService({
           `ttl_seconds: ${MIN_BINDING_SECONDS}-${MAX_BINDING_SECONDS} (0 means ${DEFAULT_BINDING_SECONDS})`,
         );
       }
+      const caller = callerOf(ctx);
       const credential = await store.get(req.namespace, req.credential);
+      authorizeCredential(caller, "sign", credential);
       if (!credential.allowedInTasks) {
         throw new DomainError(
           "permission_denied",
           `${displayName(req.namespace, req.credential)} is not allowed_in_tasks`,
         );
       }
-      const binding = containers.table.create(req.namespace, req.credential, ttl);
+      const binding = containers.table.create(req.namespace, req.credential, ttl, caller.name);
       return {
         bindingId: binding.id,
         fullUri: `${containers.baseUrl}${CONTAINER_PATH}${binding.id}`,
@@ -130,8 +137,13 @@ export function signingService({
       };
     },
 
-    async deleteContainerBinding(req) {
-      if (containers === undefined || !containers.table.delete(req.bindingId)) {
+    async deleteContainerBinding(req, ctx) {
+      const caller = callerOf(ctx);
+      // Only its creator (or an admin) may end a binding; to anyone else it does not exist.
+      if (
+        containers === undefined ||
+        !containers.table.delete(req.bindingId, isAdmin(caller) ? undefined : caller.name)
+      ) {
         throw new DomainError("not_found", "no such container binding");
       }
       return {};

@@ -3,6 +3,7 @@ import {
   type AccessScope,
   type Credential,
   Provider,
+  ReadAccess,
   RoleSource,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import {
@@ -40,6 +41,7 @@ export const LIMITS = {
   scopes: 100,
   prefixes: 100,
   prefix: 1024,
+  sharedNamespaces: 100,
   minDurationSeconds: 900,
   maxDurationSeconds: 43200,
 } as const;
@@ -86,6 +88,18 @@ export function fieldChecks(c: Credential): Check[] {
       `principal_name: at most ${LIMITS.principalName} characters`,
     ],
     ...metadataRules(c.metadata),
+    [
+      "read_access.known",
+      Object.values(ReadAccess).includes(c.readAccess),
+      "read_access: READ_ACCESS_NAMESPACE, READ_ACCESS_GLOBAL or READ_ACCESS_SPECIFIC_NAMESPACES",
+    ],
+    [
+      "shared_namespaces.format",
+      c.sharedNamespaces.length <= LIMITS.sharedNamespaces &&
+        c.sharedNamespaces.every(isValidNamespace) &&
+        (c.sharedNamespaces.length === 0 || c.readAccess === ReadAccess.SPECIFIC_NAMESPACES),
+      `shared_namespaces: at most ${LIMITS.sharedNamespaces} namespaces, only with read_access READ_ACCESS_SPECIFIC_NAMESPACES`,
+    ],
     ...hostRules(c.allowedHosts),
     ...scopeRules(c.allowedScopes),
   ];

@@ -4,6 +4,7 @@ import {
   type Credential,
   CredentialSchema,
   Provider,
+  ReadAccess,
   RoleSource,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "./errors.js";
@@ -21,6 +22,7 @@ export const DEFAULT_ROLE_DURATION_SECONDS = 3600;
 function normalize(c: Credential, ambient: Ambient): void {
   if (c.provider === Provider.UNSPECIFIED) c.provider = Provider.AWS;
   if (c.enabled === undefined) c.enabled = true;
+  if (c.readAccess === ReadAccess.UNSPECIFIED) c.readAccess = ReadAccess.NAMESPACE;
   c.allowedHosts = c.allowedHosts.map((h) => h.toLowerCase());
   if (c.kind.case === "role") {
     const role = c.kind.value;
@@ -83,6 +85,12 @@ const TOP_LEVEL = {
   },
   allowed_scopes: (to, from) => {
     to.allowedScopes = from.allowedScopes;
+  },
+  read_access: (to, from) => {
+    to.readAccess = from.readAccess;
+  },
+  shared_namespaces: (to, from) => {
+    to.sharedNamespaces = [...from.sharedNamespaces];
   },
 } satisfies Record<string, (to: Credential, from: Credential) => void>;
 

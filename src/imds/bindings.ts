@@ -10,6 +10,8 @@ export interface Binding {
 
 interface Stored extends Binding {
   tokenHash: Buffer;
+  /** The caller that made it. */
+  owner: string;
 }
 
 /** The container listener's path: GET /v1/credentials/<binding id>. */
@@ -32,7 +34,12 @@ export class BindingTable {
     private readonly max = 10_000,
   ) {}
 
-  create(namespace: string, credential: string, ttlSeconds: number): Binding & { token: string } {
+  create(
+    namespace: string,
+    credential: string,
+    ttlSeconds: number,
+    owner: string,
+  ): Binding & { token: string } {
     this.sweep();
     if (this.bindings.size >= this.max) {
       throw new DomainError("resource_exhausted", `at most ${this.max} container bindings at once`);
@@ -45,6 +52,7 @@ export class BindingTable {
       credential,
       expiresAt: new Date(this.now().getTime() + ttlSeconds * 1000),
       tokenHash: hash(token),
+      owner,
     };
     this.bindings.set(id, binding);
     return { id, namespace, credential, expiresAt: binding.expiresAt, token };
@@ -58,7 +66,10 @@ export class BindingTable {
     return b;
   }
 
-  delete(id: string): boolean {
+  /** Ends binding `id` (only when `owner`, if given, made it); false when there is no such binding. */
+  delete(id: string, owner?: string): boolean {
+    const b = this.bindings.get(id);
+    if (b === undefined || (owner !== undefined && b.owner !== owner)) return false;
     return this.bindings.delete(id);
   }
 

@@ -11,6 +11,9 @@ import { referencedName } from "../core/references.js";
  *   prov/<provider>/<ns>/<name> → id  provider-filtered listing
  *   default/<ns>/<provider>     → id  the provider default
  *   ref/<ns>/<source>/<referrer> → id a role's dependency on its source
+ *   caller/<name>                     sealed Caller
+ *   callertoken/<sha256 hex>   → name  finds a caller from a presented token
+ *   callerhash/<name>          → hex   the caller's current token hash (for rotation)
  */
 export const KEYCHECK_KEY = "meta/keycheck";
 
@@ -44,3 +47,8 @@ export function indexEntries(c: Credential): Map<string, string> {
   }
   return entries;
 }
+
+export const CALLER_PREFIX = "caller/";
+export const callerKey = (name: string): string => `${CALLER_PREFIX}${name}`;
+export const callerTokenKey = (hash: string): string => `callertoken/${hash}`;
+export const callerHashKey = (name: string): string => `callerhash/${name}`;

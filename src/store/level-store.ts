@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Level } from "level";
+import { type Caller, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
 import {
   type Credential,
   CredentialSchema,
@@ -10,8 +11,13 @@ import {
 import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import { referencedName, sourceCheck } from "../core/references.js";
+import type { CallerStore } from "./caller-store.js";
 import type { CredentialStore, ListPage, ListQuery } from "./credential-store.js";
 import {
+  CALLER_PREFIX,
+  callerHashKey,
+  callerKey,
+  callerTokenKey,
   defaultKey,
   indexEntries,
   KEYCHECK_KEY,
@@ -45,7 +51,7 @@ export interface LevelStoreOptions {
  * value that holds credential data sealed with AES-256-GCM. Writes are
  * serialized in-process and each acknowledged write is one synced batch.
  */
-export class LevelCredentialStore implements CredentialStore {
+export class LevelCredentialStore implements CredentialStore, CallerStore {
   private readonly writes = new Mutex();
 
   private constructor(
@@ -189,6 +195,100 @@ export class LevelCredentialStore implements CredentialStore {
       ];
       await this.db.batch(ops, { sync: true });
     });
+  }
+
+  async createCaller(caller: Caller, tokenHash: string): Promise<Caller> {
+    return this.writes.run(async () => {
+      if ((await this.db.get(callerKey(caller.name))) !== undefined) {
+        throw new DomainError("already_exists", `caller ${caller.name} already exists`);
+      }
+      await this.db.batch(
+        [
+          this.putCaller(caller),
+          { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(caller.name) },
+          { type: "put", key: callerHashKey(caller.name), value: Buffer.from(tokenHash) },
+        ],
+        { sync: true },
+      );
+      return caller;
+    });
+  }
+
+  async getCaller(name: string): Promise<Caller> {
+    const value = await this.db.get(callerKey(name));
+    if (value === undefined) throw new DomainError("not_found", `caller ${name} not found`);
+    return this.openCaller(name, value);
+  }
+
+  async callerByTokenHash(tokenHash: string): Promise<Caller | undefined> {
+    const name = await this.db.get(callerTokenKey(tokenHash));
+    if (name === undefined) return undefined;
+    const value = await this.db.get(callerKey(name.toString("utf8")));
+    return value === undefined ? undefined : this.openCaller(name.toString("utf8"), value);
+  }
+
+  async listCallers(): Promise<Caller[]> {
+    const out: Caller[] = [];
+    for await (const [key, value] of this.db.iterator({
+      gte: CALLER_PREFIX,
+      lt: prefixEnd(CALLER_PREFIX),
+    })) {
+      out.push(this.openCaller(key.slice(CALLER_PREFIX.length), value));
+    }
+    return out;
+  }
+
+  async updateCaller(name: string, change: (current: Caller) => Caller): Promise<Caller> {
+    return this.writes.run(async () => {
+      const next = change(await this.getCaller(name));
+      if (next.name !== name)
+        throw new DomainError("invalid_argument", "a caller's name cannot change");
+      await this.db.batch([this.putCaller(next)], { sync: true });
+      return next;
+    });
+  }
+
+  async rotateCallerToken(name: string, tokenHash: string): Promise<void> {
+    await this.writes.run(async () => {
+      await this.getCaller(name);
+      const old = await this.db.get(callerHashKey(name));
+      await this.db.batch(
+        [
+          ...(old === undefined
+            ? []
+            : [{ type: "del" as const, key: callerTokenKey(old.toString("utf8")) }]),
+          { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(name) },
+          { type: "put", key: callerHashKey(name), value: Buffer.from(tokenHash) },
+        ],
+        { sync: true },
+      );
+    });
+  }
+
+  async deleteCaller(name: string): Promise<void> {
+    await this.writes.run(async () => {
+      await this.getCaller(name);
+      const hash = await this.db.get(callerHashKey(name));
+      await this.db.batch(
+        [
+          { type: "del", key: callerKey(name) },
+          { type: "del", key: callerHashKey(name) },
+          ...(hash === undefined
+            ? []
+            : [{ type: "del" as const, key: callerTokenKey(hash.toString("utf8")) }]),
+        ],
+        { sync: true },
+      );
+    });
+  }
+
+  private putCaller(c: Caller): BatchOp {
+    const key = callerKey(c.name);
+    return { type: "put", key, value: this.sealer.seal(toBinary(CallerSchema, c), key) };
+  }
+
+  private openCaller(name: string, value: Buffer): Caller {
+    return fromBinary(CallerSchema, this.sealer.open(value, callerKey(name)));
   }
 
   async close(): Promise<void> {

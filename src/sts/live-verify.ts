@@ -6,7 +6,7 @@ import {
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import type { RoleSessions } from "./role-sessions.js";
-import { callerOf, type StsGateway } from "./sts-gateway.js";
+import { keyMaterial, type StsGateway } from "./sts-gateway.js";
 
 export interface LiveVerifier {
   sts: StsGateway;
@@ -24,7 +24,7 @@ export async function liveChecks(c: Credential, live: LiveVerifier): Promise<Che
   try {
     switch (c.kind.case) {
       case "accessKey": {
-        const id = await live.sts.getCallerIdentity(callerOf(c.kind.value));
+        const id = await live.sts.getCallerIdentity(keyMaterial(c.kind.value));
         return [check("live.get_caller_identity", true, `account ${id.account}, ${id.arn}`)];
       }
       case "role": {

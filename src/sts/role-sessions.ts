@@ -5,7 +5,7 @@ import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { Session, SessionCache } from "./session-cache.js";
-import { callerOf, type StsCaller, type StsGateway } from "./sts-gateway.js";
+import { keyMaterial, type StsCaller, type StsGateway } from "./sts-gateway.js";
 
 export interface RoleSessionsDeps {
   /** Reads (cached) of role sources. */
@@ -87,7 +87,7 @@ export class RoleSessions {
       throw new DomainError("failed_precondition", `role source ${who} has expired`);
     }
     return {
-      caller: callerOf(source.kind.value),
+      caller: keyMaterial(source.kind.value),
       sourceKey: `${source.id}:${source.etag}`,
     };
   }

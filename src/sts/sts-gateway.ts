@@ -18,7 +18,7 @@ export interface StsCaller {
 }
 
 /** The key material of a stored access key, as STS calls are signed with it. */
-export function callerOf(k: AccessKey): StsCaller {
+export function keyMaterial(k: AccessKey): StsCaller {
   return {
     accessKeyId: k.accessKeyId,
     secretAccessKey: k.secretAccessKey,

@@ -7,7 +7,7 @@ import { sessionPolicy } from "../core/session-policy.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { RoleSessions } from "./role-sessions.js";
 import type { Session, SessionCache } from "./session-cache.js";
-import { callerOf, type StsGateway } from "./sts-gateway.js";
+import { keyMaterial, type StsGateway } from "./sts-gateway.js";
 
 /** Sessions handed to tasks last this long (GetSessionToken's and GetFederationToken's minimum is 900). */
 export const TASK_SESSION_SECONDS = 3600;
@@ -66,7 +66,7 @@ export class TaskSessions {
       case "role":
         return this.deps.roleSessions.session(c, policy);
       case "accessKey": {
-        const caller = callerOf(c.kind.value);
+        const caller = keyMaterial(c.kind.value);
         return this.deps.cache.get(`${c.id}#task`, shape, () =>
           policy === undefined
             ? this.deps.sts.getSessionToken(caller, TASK_SESSION_SECONDS)

@@ -8,6 +8,7 @@ import {
   type Credential,
   CredentialSchema,
   Provider,
+  ReadAccess,
   RoleSchema,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
@@ -143,6 +144,7 @@ describe("prepareNew", () => {
     expected.createdAt = c.createdAt;
     expected.updatedAt = c.updatedAt;
     expected.enabled = true;
+    expected.readAccess = ReadAccess.NAMESPACE;
     assert.ok(equals(CredentialSchema, c, expected));
   });
 });
@@ -183,6 +185,8 @@ function everythingDifferent(): Credential {
       create(AccessScopeSchema, { bucket: "patched", prefixes: [], actions: ["list_bucket"] }),
     ],
     etag: "patch-etag",
+    readAccess: ReadAccess.SPECIFIC_NAMESPACES,
+    sharedNamespaces: ["team-b"],
     kind: {
       case: "accessKey",
       value: create(AccessKeySchema, {
@@ -356,6 +360,18 @@ describe("applyUpdate", () => {
       "allowed_scopes",
       (t, f) => {
         t.allowedScopes = f.allowedScopes;
+      },
+    ],
+    [
+      "read_access",
+      (t, f) => {
+        t.readAccess = f.readAccess;
+      },
+    ],
+    [
+      "shared_namespaces",
+      (t, f) => {
+        t.sharedNamespaces = f.sharedNamespaces;
       },
     ],
   ];

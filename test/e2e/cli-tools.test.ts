@@ -8,6 +8,7 @@ import { BUF, type ExecResult, exec } from "../support/exec.js";
 
 const SERVICE = "credbroker.v1.CredentialService";
 const EXPECTED_SERVICES = [
+  "credbroker.v1.CallerService",
   "credbroker.v1.CredentialService",
   "credbroker.v1.SigningService",
   "grpc.health.v1.Health",

@@ -1723,6 +1723,7 @@ function defineCases(target: () => Target, ns: string): void {
 // ---------------------------------------------------------------------------
 
 const EXPECTED_SERVICES = [
+  "credbroker.v1.CallerService",
   "credbroker.v1.CredentialService",
   "credbroker.v1.SigningService",
   "grpc.health.v1.Health",

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/credential.proto.
  */
 export const file_credbroker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEi0AUKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmRCCgoIX2VuYWJsZWQiawoJQWNjZXNzS2V5EhUKDWFjY2Vzc19rZXlfaWQYASABKAkSGQoRc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSGgoNc2Vzc2lvbl90b2tlbhgDIAEoCUgAiAEBQhAKDl9zZXNzaW9uX3Rva2VuIrkBCgRSb2xlEhAKCHJvbGVfYXJuGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhkKDHNlc3Npb25fbmFtZRgDIAEoCUgAiAEBEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSGQoRc291cmNlX2NyZWRlbnRpYWwYBSABKAkSKQoGc291cmNlGAYgASgOMhkuY3JlZGJyb2tlci52MS5Sb2xlU291cmNlQg8KDV9zZXNzaW9uX25hbWUiFgoFVG9rZW4SDQoFdG9rZW4YASABKAkiQAoLQWNjZXNzU2NvcGUSDgoGYnVja2V0GAEgASgJEhAKCHByZWZpeGVzGAIgAygJEg8KB2FjdGlvbnMYAyADKAkqTAoIUHJvdmlkZXISGAoUUFJPVklERVJfVU5TUEVDSUZJRUQQABIQCgxQUk9WSURFUl9BV1MQARIUChBQUk9WSURFUl9HRU5FUklDEAIqXgoKUm9sZVNvdXJjZRIbChdST0xFX1NPVVJDRV9VTlNQRUNJRklFRBAAEhoKFlJPTEVfU09VUkNFX0NSRURFTlRJQUwQARIXChNST0xFX1NPVVJDRV9BTUJJRU5UEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEimwYKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkSLgoLcmVhZF9hY2Nlc3MYFSABKA4yGS5jcmVkYnJva2VyLnYxLlJlYWRBY2Nlc3MSGQoRc2hhcmVkX25hbWVzcGFjZXMYFiADKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmRCCgoIX2VuYWJsZWQiawoJQWNjZXNzS2V5EhUKDWFjY2Vzc19rZXlfaWQYASABKAkSGQoRc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSGgoNc2Vzc2lvbl90b2tlbhgDIAEoCUgAiAEBQhAKDl9zZXNzaW9uX3Rva2VuIrkBCgRSb2xlEhAKCHJvbGVfYXJuGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhkKDHNlc3Npb25fbmFtZRgDIAEoCUgAiAEBEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSGQoRc291cmNlX2NyZWRlbnRpYWwYBSABKAkSKQoGc291cmNlGAYgASgOMhkuY3JlZGJyb2tlci52MS5Sb2xlU291cmNlQg8KDV9zZXNzaW9uX25hbWUiFgoFVG9rZW4SDQoFdG9rZW4YASABKAkiQAoLQWNjZXNzU2NvcGUSDgoGYnVja2V0GAEgASgJEhAKCHByZWZpeGVzGAIgAygJEg8KB2FjdGlvbnMYAyADKAkqTAoIUHJvdmlkZXISGAoUUFJPVklERVJfVU5TUEVDSUZJRUQQABIQCgxQUk9WSURFUl9BV1MQARIUChBQUk9WSURFUl9HRU5FUklDEAIqgQEKClJlYWRBY2Nlc3MSGwoXUkVBRF9BQ0NFU1NfVU5TUEVDSUZJRUQQABIZChVSRUFEX0FDQ0VTU19OQU1FU1BBQ0UQARIWChJSRUFEX0FDQ0VTU19HTE9CQUwQAhIjCh9SRUFEX0FDQ0VTU19TUEVDSUZJQ19OQU1FU1BBQ0VTEAMqXgoKUm9sZVNvdXJjZRIbChdST0xFX1NPVVJDRV9VTlNQRUNJRklFRBAAEhoKFlJPTEVfU09VUkNFX0NSRURFTlRJQUwQARIXChNST0xFX1NPVVJDRV9BTUJJRU5UEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A credential held by credbroker. Reads return every field except the
@@ -161,6 +161,20 @@ export type Credential = Message<"credbroker.v1.Credential"> & {
    * @generated from field: string etag = 20;
    */
   etag: string;
+
+  /**
+   * Who may use (sign with) it beyond its own namespace. Unset: READ_ACCESS_NAMESPACE.
+   *
+   * @generated from field: credbroker.v1.ReadAccess read_access = 21;
+   */
+  readAccess: ReadAccess;
+
+  /**
+   * With READ_ACCESS_SPECIFIC_NAMESPACES: the namespaces whose signers may use it.
+   *
+   * @generated from field: repeated string shared_namespaces = 22;
+   */
+  sharedNamespaces: string[];
 };
 
 /**
@@ -346,6 +360,48 @@ export const ProviderSchema: GenEnum<Provider> = /*@__PURE__*/
   enumDesc(file_credbroker_v1_credential, 0);
 
 /**
+ * Sharing lends use (signing, container bindings), never the right to read
+ * details or to change the credential.
+ *
+ * @generated from enum credbroker.v1.ReadAccess
+ */
+export enum ReadAccess {
+  /**
+   * Stored as READ_ACCESS_NAMESPACE.
+   *
+   * @generated from enum value: READ_ACCESS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only callers of its own namespace.
+   *
+   * @generated from enum value: READ_ACCESS_NAMESPACE = 1;
+   */
+  NAMESPACE = 1,
+
+  /**
+   * Any signer, in any namespace.
+   *
+   * @generated from enum value: READ_ACCESS_GLOBAL = 2;
+   */
+  GLOBAL = 2,
+
+  /**
+   * Signers of shared_namespaces too.
+   *
+   * @generated from enum value: READ_ACCESS_SPECIFIC_NAMESPACES = 3;
+   */
+  SPECIFIC_NAMESPACES = 3,
+}
+
+/**
+ * Describes the enum credbroker.v1.ReadAccess.
+ */
+export const ReadAccessSchema: GenEnum<ReadAccess> = /*@__PURE__*/
+  enumDesc(file_credbroker_v1_credential, 1);
+
+/**
  * Where a role's STS calls get their credentials.
  *
  * @generated from enum credbroker.v1.RoleSource
@@ -379,5 +435,5 @@ export enum RoleSource {
  * Describes the enum credbroker.v1.RoleSource.
  */
 export const RoleSourceSchema: GenEnum<RoleSource> = /*@__PURE__*/
-  enumDesc(file_credbroker_v1_credential, 1);
+  enumDesc(file_credbroker_v1_credential, 2);
 

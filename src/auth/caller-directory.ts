@@ -1,0 +1,56 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Caller, CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
+import type { CallerStore } from "../store/caller-store.js";
+
+/** SHA-256 of a token, hex: what the store keeps instead of the token. */
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** The bootstrap admin, whose token is admin.token in the data dir. */
+export const BOOTSTRAP_ADMIN = "admin";
+
+/**
+ * Who a bearer token is. The admin token is compared as a fixed-length hash
+ * with timingSafeEqual; other callers are found by their token's hash (a
+ * lookup that never compares token bytes). Disabled or expired callers are
+ * nobody. Lookups are cached; `forget()` after every caller write.
+ */
+export class CallerDirectory {
+  private readonly adminHash: Buffer;
+  private readonly cache = new Map<string, Caller | null>();
+  private readonly admin = create(CallerSchema, {
+    name: BOOTSTRAP_ADMIN,
+    role: CallerRole.ADMIN,
+    enabled: true,
+  });
+
+  constructor(
+    private readonly store: CallerStore,
+    adminToken: string,
+    private readonly now: () => Date,
+  ) {
+    this.adminHash = Buffer.from(tokenHash(adminToken), "hex");
+  }
+
+  async resolve(token: string): Promise<Caller | undefined> {
+    const hash = tokenHash(token);
+    if (timingSafeEqual(Buffer.from(hash, "hex"), this.adminHash)) return this.admin;
+    let caller = this.cache.get(hash);
+    if (caller === undefined) {
+      caller = (await this.store.callerByTokenHash(hash)) ?? null;
+      if (this.cache.size >= 4096) this.cache.clear();
+      this.cache.set(hash, caller);
+    }
+    if (caller === null || caller.enabled === false) return undefined;
+    if (caller.expiresAt !== undefined && timestampDate(caller.expiresAt) <= this.now())
+      return undefined;
+    return caller;
+  }
+
+  forget(): void {
+    this.cache.clear();
+  }
+}
