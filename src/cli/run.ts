@@ -1,3 +1,4 @@
+import { callerCommand } from "./commands/caller.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
 import { serveCommand } from "./commands/serve.js";
@@ -17,6 +18,8 @@ Usage:
   credbroker cred verify [NAME] [flags]    check one, stored or --candidate
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
   credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
+  credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
+  credbroker caller list|get|update|delete|rotate
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -46,6 +49,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return signCommand(rest, io);
     case "exec":
       return execCommand(rest, io);
+    case "caller":
+      return callerCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

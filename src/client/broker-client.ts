@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { baseUrl } from "./address.js";
@@ -19,6 +20,7 @@ export interface BrokerClient {
   readonly baseUrl: string;
   readonly credentials: Client<typeof CredentialService>;
   readonly signing: Client<typeof SigningService>;
+  readonly callers: Client<typeof CallerService>;
 }
 
 /** Adds `authorization: Bearer <token>` to every call. */
@@ -45,5 +47,6 @@ export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
     baseUrl: url,
     credentials: createClient(CredentialService, transport),
     signing: createClient(SigningService, transport),
+    callers: createClient(CallerService, transport),
   };
 }
