@@ -24,6 +24,8 @@ installed() {
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The TLS tests make their own CA and certificates.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 need_swift=()
 installed python3-swift || need_swift+=(python3-swift)
 

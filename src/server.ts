@@ -4,15 +4,20 @@ import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { accessLogInterceptor } from "./api/access-log.js";
+import { auditInterceptor } from "./api/audit-interceptor.js";
 import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/error-mapping.js";
 import { specCompliantGrpcMessage } from "./api/grpc-message.js";
 import { HealthState } from "./api/health-service.js";
 import { type Listener, listen } from "./api/listener.js";
+import { peerCertificateContext } from "./api/peer-certificate.js";
 import { apiRoutes, SERVED_SERVICES } from "./api/routes.js";
+import { listenTls } from "./api/tls-listener.js";
+import { type AuditSink, FileAuditLog, StdoutAuditLog } from "./audit/audit-log.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
 import { CallerDirectory } from "./auth/caller-directory.js";
 import type { ServeConfig } from "./config/serve-config.js";
+import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
 import type { Ambient } from "./core/lifecycle.js";
 import { displayName } from "./core/names.js";
 import { BindingTable } from "./imds/bindings.js";
@@ -51,6 +56,8 @@ export async function startDaemon(
   log: Logger,
   ambient: Ambient = { now: () => new Date(), newId: randomUUID },
 ): Promise<Daemon> {
+  // Read before anything is created: a wrong TLS file fails fast, touching nothing.
+  const tls = config.tls === undefined ? undefined : await readTlsFiles(config.tls);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   const store = await LevelCredentialStore.open({
@@ -69,7 +76,7 @@ export async function startDaemon(
   });
 
   try {
-    return await serve(config, log, store, ambient);
+    return await serve(config, log, store, ambient, tls);
   } catch (err) {
     await store.close();
     throw err;
@@ -81,6 +88,7 @@ async function serve(
   log: Logger,
   store: CredentialStore & CallerStore,
   ambient: Ambient,
+  tls: TlsMaterial | undefined,
 ): Promise<Daemon> {
   const admin = await ensureAdminToken(config.dataDir);
   log.info({ file: admin.file, created: admin.created }, "admin token file");
@@ -111,7 +119,12 @@ async function serve(
     cache: sessions,
     now: ambient.now,
   });
-  const closers: (() => Promise<void>)[] = [];
+  const audit: AuditSink =
+    config.auditLog === "stdout"
+      ? new StdoutAuditLog(ambient.now)
+      : new FileAuditLog(config.auditLog, ambient.now);
+  log.info({ auditLog: config.auditLog }, "audit log");
+  const closers: (() => Promise<void>)[] = [async () => audit.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close();
   };
@@ -125,6 +138,7 @@ async function serve(
           bindings,
           session: (namespace, name) => tasks.forCredential(namespace, name),
           log,
+          audit,
         })
       : undefined;
     if (container) {
@@ -141,6 +155,16 @@ async function serve(
         allowV1: imdsConfig.allowV1,
         now: ambient.now,
         log,
+        audit: (e) =>
+          audit.write({
+            rpc: `imds:${e.route}`,
+            peer: e.peer,
+            namespace,
+            credential: name,
+            decision: e.decision,
+            reason: e.reason,
+            requestId: randomUUID(),
+          }),
       });
       closers.push(() => imds.close());
       log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
@@ -163,11 +187,29 @@ async function serve(
           sessions.drop(id);
         },
       }),
-      interceptors: [accessLogInterceptor(log), errorInterceptor(log), authInterceptor(callers)],
+      interceptors: [
+        accessLogInterceptor(log),
+        errorInterceptor(log),
+        auditInterceptor(audit),
+        authInterceptor(callers),
+      ],
       readMaxBytes: MAX_MESSAGE_BYTES,
+      // Mutual TLS: the verified client certificate's subject, for the auth interceptor.
+      ...(tls?.clientCa === undefined ? {} : { contextValues: peerCertificateContext() }),
     });
-    const listener = await listen({ ...config.listen, handler: specCompliantGrpcMessage(handler) });
-    log.info({ url: listener.url, dataDir: config.dataDir }, "listening");
+    const listenOptions = { ...config.listen, handler: specCompliantGrpcMessage(handler) };
+    const listener =
+      tls === undefined
+        ? await listen(listenOptions)
+        : await listenTls({ ...listenOptions, ...tls });
+    log.info(
+      {
+        url: listener.url,
+        dataDir: config.dataDir,
+        ...(tls === undefined ? {} : { mutualTls: tls.clientCa !== undefined }),
+      },
+      "listening",
+    );
 
     return {
       url: listener.url,

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { ConnectionDrain } from "./connection-drain.js";
 
 /** The first bytes of every HTTP/2 connection (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -19,7 +20,7 @@ export interface ListenOptions {
 export interface Listener {
   readonly host: string;
   readonly port: number;
-  /** http://host:port */
+  /** http://host:port, or https://host:port when the listener speaks TLS */
   readonly url: string;
   /**
    * Stops accepting, lets in-flight requests finish (HTTP/2 sessions get
@@ -36,54 +37,32 @@ export interface Listener {
  * compared with the HTTP/2 preface and the socket handed to the right server.
  */
 export async function listen(opts: ListenOptions): Promise<Listener> {
-  const sockets = new Set<net.Socket>();
-  const h1Busy = new Map<net.Socket, number>();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let draining = false;
-  let inflight = 0;
-  let settle = () => {};
-
-  const track: RequestHandler = (req, res) => {
-    inflight++;
-    const socket = "stream" in req ? undefined : req.socket;
-    if (socket !== undefined) {
-      h1Busy.set(socket, (h1Busy.get(socket) ?? 0) + 1);
-      if (draining) res.setHeader("connection", "close");
-    }
-    res.once("close", () => {
-      inflight--;
-      if (socket !== undefined) {
-        const busy = (h1Busy.get(socket) ?? 1) - 1;
-        h1Busy.set(socket, busy);
-        if (draining && busy === 0) socket.destroySoon();
-      }
-      settle();
-    });
-    opts.handler(req, res);
-  };
-
-  const h1 = http.createServer(track);
-  const h2 = http2.createServer({}, track);
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    if (draining) session.close();
-  });
+  const drain = new ConnectionDrain(opts.handler);
+  const h1 = http.createServer(drain.track);
+  const h2 = http2.createServer({}, drain.track);
+  h2.on("session", (session) => drain.session(session));
 
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      h1Busy.delete(socket);
-      settle();
-    });
-    socket.on("error", () => socket.destroy());
+    drain.socket(socket);
     routeByPreface(socket, (isHttp2) => {
-      if (!isHttp2) h1Busy.set(socket, 0);
+      if (!isHttp2) drain.http1(socket);
       (isHttp2 ? h2 : h1).emit("connection", socket);
     });
   });
+  return listenOn(server, opts, "http", drain);
+}
 
+/**
+ * Binds `server` (which reports its connections to `drain`) to the host and
+ * port of `opts`; the Listener's close is the drain's. Shared by `listen` and
+ * `listenTls`.
+ */
+export async function listenOn(
+  server: net.Server,
+  opts: { host: string; port: number },
+  scheme: "http" | "https",
+  drain: ConnectionDrain,
+): Promise<Listener> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
@@ -97,26 +76,8 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   return {
     host: address.address,
     port: address.port,
-    url: `http://${host}:${address.port}`,
-    async close(graceMs) {
-      draining = true;
-      server.close();
-      for (const session of sessions) session.close();
-      for (const [socket, busy] of h1Busy) if (busy === 0) socket.destroySoon();
-      const drained = new Promise<void>((resolve) => {
-        settle = () => {
-          if (inflight === 0 && sockets.size === 0) resolve();
-        };
-        settle();
-      });
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      });
-      await Promise.race([drained, timedOut]);
-      clearTimeout(timer);
-      for (const socket of sockets) socket.destroy();
-    },
+    url: `${scheme}://${host}:${address.port}`,
+    close: (graceMs) => drain.close(server, graceMs),
   };
 }
 

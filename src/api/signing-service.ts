@@ -6,7 +6,7 @@ import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { assertRef, displayName } from "../core/names.js";
-import { planSignature, validateSignRequest } from "../core/sign-plan.js";
+import { describeTarget, planSignature, validateSignRequest } from "../core/sign-plan.js";
 import {
   type BindingTable,
   CONTAINER_PATH,
@@ -19,6 +19,7 @@ import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { RoleSessions } from "../sts/role-sessions.js";
 import { keyMaterial } from "../sts/sts-gateway.js";
+import { AUDIT_DETAILS } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
 
 /** The container-credentials listener, when one is configured. */
@@ -75,6 +76,7 @@ export function signingService({
   return {
     async signRequest(req, ctx) {
       const valid = validateSignRequest(req);
+      ctx.values.set(AUDIT_DETAILS, describeTarget(valid));
       const caller = callerOf(ctx);
       if (valid.credential === "") authorizeNamespace(caller, "sign", valid.namespace);
       const credential =

@@ -13,14 +13,18 @@ export function tokenHash(token: string): string {
 export const BOOTSTRAP_ADMIN = "admin";
 
 /**
- * Who a bearer token is. The admin token is compared as a fixed-length hash
- * with timingSafeEqual; other callers are found by their token's hash (a
- * lookup that never compares token bytes). Disabled or expired callers are
- * nobody. Lookups are cached; `forget()` after every caller write.
+ * Who a bearer token (or a verified client certificate) is. The admin token
+ * is compared as a fixed-length hash with timingSafeEqual; other callers are
+ * found by their token's hash (a lookup that never compares token bytes).
+ * Disabled or expired callers are nobody. Lookups are cached; `forget()`
+ * after every caller write.
  */
 export class CallerDirectory {
   private readonly adminHash: Buffer;
   private readonly cache = new Map<string, Caller | null>();
+  private readonly bySubject = new Map<string, Caller | null>();
+  /** Bumped by forget(): a lookup that started before a write does not cache its answer. */
+  private generation = 0;
   private readonly admin = create(CallerSchema, {
     name: BOOTSTRAP_ADMIN,
     role: CallerRole.ADMIN,
@@ -40,17 +44,46 @@ export class CallerDirectory {
     if (timingSafeEqual(Buffer.from(hash, "hex"), this.adminHash)) return this.admin;
     let caller = this.cache.get(hash);
     if (caller === undefined) {
+      const generation = this.generation;
       caller = (await this.store.callerByTokenHash(hash)) ?? null;
       if (this.cache.size >= 4096) this.cache.clear();
-      this.cache.set(hash, caller);
+      if (generation === this.generation) this.cache.set(hash, caller);
     }
+    return this.usable(caller);
+  }
+
+  /**
+   * The caller whose `certificate_subject` is `subject` (a client
+   * certificate the listener verified; format: api/peer-certificate.ts).
+   * An empty subject is nobody, and so is a subject two callers share: a
+   * certificate must name one caller, never whichever the store lists first.
+   */
+  async callerByCertificateSubject(subject: string): Promise<Caller | undefined> {
+    if (subject === "") return undefined;
+    let caller = this.bySubject.get(subject);
+    if (caller === undefined) {
+      const generation = this.generation;
+      const matches = (await this.store.listCallers()).filter(
+        (c) => c.certificateSubject === subject,
+      );
+      caller = matches.length === 1 ? (matches[0] ?? null) : null;
+      if (this.bySubject.size >= 4096) this.bySubject.clear();
+      if (generation === this.generation) this.bySubject.set(subject, caller);
+    }
+    return this.usable(caller);
+  }
+
+  forget(): void {
+    this.generation++;
+    this.cache.clear();
+    this.bySubject.clear();
+  }
+
+  /** Disabled or expired callers are nobody. */
+  private usable(caller: Caller | null): Caller | undefined {
     if (caller === null || caller.enabled === false) return undefined;
     if (caller.expiresAt !== undefined && timestampDate(caller.expiresAt) <= this.now())
       return undefined;
     return caller;
-  }
-
-  forget(): void {
-    this.cache.clear();
   }
 }

@@ -1,3 +1,4 @@
+import { auditCommand } from "./commands/audit.js";
 import { callerCommand } from "./commands/caller.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
@@ -20,6 +21,7 @@ Usage:
   credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
+  credbroker audit tail [-c NS/NAME] [--caller NAME] [-f]   read the audit log
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -51,6 +53,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return execCommand(rest, io);
     case "caller":
       return callerCommand(rest, io);
+    case "audit":
+      return auditCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

@@ -10,6 +10,16 @@ export interface HostPort {
   port: number;
 }
 
+/** The PEM files of the API listener's TLS (paths; read and checked at startup). */
+export interface TlsFiles {
+  /** The server certificate, optionally followed by its intermediates. */
+  cert: string;
+  /** Its private key, unencrypted. */
+  key: string;
+  /** Set: mutual TLS; every client must present a certificate signed by one of these CAs. */
+  clientCa?: string;
+}
+
 /** Everything `credbroker serve` needs, validated. Built once, passed down. */
 export interface ServeConfig {
   listen: HostPort;
@@ -19,6 +29,8 @@ export interface ServeConfig {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
+  /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
+  auditLog: string;
   /** The IMDS endpoint, when --imds-listen is given. */
   imds:
     | {
@@ -30,6 +42,8 @@ export interface ServeConfig {
     | undefined;
   /** The container-credentials endpoint (for `credbroker exec`), when given. */
   containerListen: HostPort | undefined;
+  /** Set: the API listener speaks TLS only (HTTP/2 and HTTP/1.1 chosen by ALPN). */
+  tls: TlsFiles | undefined;
   sts: {
     /** Unset: the regional endpoint of `region`. */
     endpoint: string | undefined;
@@ -69,6 +83,10 @@ export interface ServeInputs {
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
   allowAmbient?: boolean | undefined;
+  auditLog?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  clientCa?: string | undefined;
 }
 
 /**
@@ -78,7 +96,11 @@ export interface ServeInputs {
  * --sts-endpoint / CREDBROKER_STS_ENDPOINT, --sts-region / CREDBROKER_STS_REGION,
  * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false),
  * --imds-listen / CREDBROKER_IMDS_LISTEN, --imds-credential / CREDBROKER_IMDS_CREDENTIAL,
- * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN.
+ * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN,
+ * --audit-log / CREDBROKER_AUDIT_LOG,
+ * --tls-cert / CREDBROKER_TLS_CERT, --tls-key / CREDBROKER_TLS_KEY,
+ * --client-ca / CREDBROKER_CLIENT_CA (an empty value is unset, so `--tls-cert ""`
+ * turns off TLS that the environment asks for).
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
   const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
@@ -113,9 +135,17 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
     );
   }
   const containerListen = flags.containerListen ?? env.CREDBROKER_CONTAINER_LISTEN;
+  const tls = tlsFiles(
+    (flags.tlsCert ?? env.CREDBROKER_TLS_CERT) || undefined,
+    (flags.tlsKey ?? env.CREDBROKER_TLS_KEY) || undefined,
+    (flags.clientCa ?? env.CREDBROKER_CLIENT_CA) || undefined,
+  );
+  const dataDir = path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env));
+  const auditLog = flags.auditLog ?? env.CREDBROKER_AUDIT_LOG ?? path.join(dataDir, "audit.log");
   return {
+    auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
     listen: parseHostPort(listen, "--listen"),
-    dataDir: path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env)),
+    dataDir,
     masterKey: env.CREDBROKER_MASTER_KEY,
     logLevel: logLevel as ServeConfig["logLevel"],
     shutdownGraceMs: graceSeconds * 1000,
@@ -134,7 +164,32 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
     containerListen: containerListen
       ? parseHostPort(containerListen, "--container-listen")
       : undefined,
+    tls,
   };
+}
+
+/** A certificate needs its key and the reverse; a client CA needs both. */
+function tlsFiles(
+  cert: string | undefined,
+  key: string | undefined,
+  clientCa: string | undefined,
+): TlsFiles | undefined {
+  if (cert === undefined && key === undefined) {
+    if (clientCa !== undefined) {
+      throw new DomainError(
+        "invalid_argument",
+        "--client-ca needs TLS: give --tls-cert FILE and --tls-key FILE too",
+      );
+    }
+    return undefined;
+  }
+  if (key === undefined) {
+    throw new DomainError("invalid_argument", "--tls-key FILE is required with --tls-cert");
+  }
+  if (cert === undefined) {
+    throw new DomainError("invalid_argument", "--tls-cert FILE is required with --tls-key");
+  }
+  return clientCa === undefined ? { cert, key } : { cert, key, clientCa };
 }
 
 function envBool(env: NodeJS.ProcessEnv, name: string): boolean {

@@ -7,6 +7,7 @@ import { DomainError } from "./errors.js";
 import { assertNamespace, isValidName } from "./names.js";
 import { authorize } from "./policy.js";
 import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
+import { mapS3Request } from "./s3-request.js";
 
 export const MAX_PRESIGN_SECONDS = 604800;
 export const MAX_SIGN_HEADERS = 200;
@@ -212,4 +213,27 @@ export function planSignature(req: ValidSignRequest, c: Credential, now: Date): 
 
 function invalid(message: string): never {
   throw new DomainError("invalid_argument", message);
+}
+
+/**
+ * What a SignRequest targets, for the audit line: the host, and for S3 the
+ * action it maps to (or "unmapped"). Pure; computed before policy so denials
+ * are described too.
+ */
+export function describeTarget(req: ValidSignRequest): { host: string; action: string } {
+  const endpoint = inferEndpoint(req.url.host);
+  const service = req.service || endpoint?.service;
+  if (service !== "s3")
+    return { host: req.url.host, action: `${service ?? "unknown"}:${req.method}` };
+  const mapping = mapS3Request({
+    method: req.method,
+    hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
+    path: percentDecode(req.url.path),
+    query: queryParams(req.url.query),
+    headers: new Map(req.headers.map(([n, v]) => [n.toLowerCase(), v])),
+  });
+  return {
+    host: req.url.host,
+    action: mapping.ok ? `s3:${mapping.operation.action}` : "s3:unmapped",
+  };
 }

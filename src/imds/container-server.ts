@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
 import { isDomainError } from "../core/errors.js";
 import { type BindingTable, CONTAINER_PATH } from "./bindings.js";
 import { requestGuards } from "./guards.js";
@@ -19,6 +21,8 @@ export interface ContainerServerOptions {
   /** The bound credential's session (cached, single flight); throws DomainError. */
   session(namespace: string, credential: string): Promise<ContainerSession>;
   log?: { warn(obj: object, msg: string): void };
+  /** Audit lines for every answer; a line that cannot be written turns the answer into a 503. */
+  audit?: AuditSink;
 }
 
 export interface ContainerServer {
@@ -69,23 +73,45 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
       path.slice(CONTAINER_PATH.length),
       req.headers.authorization ?? "",
     );
+    /** Writes the audit line; false (and a 503 sent) when it cannot be written. */
+    const audited = (decision: AuditEvent["decision"], reason?: string): boolean => {
+      try {
+        opts.audit?.write({
+          rpc: "container:GET /v1/credentials",
+          peer: req.socket.remoteAddress,
+          namespace: binding?.namespace,
+          credential: binding?.credential,
+          decision,
+          reason,
+          requestId: randomUUID(),
+        });
+        return true;
+      } catch {
+        send(503, { Code: "ServiceUnavailable", Message: "the audit log cannot be written" });
+        return false;
+      }
+    };
     if (binding === undefined) {
+      if (!audited("deny", "unknown binding or wrong authorization token")) return;
       return send(403, {
         Code: "AccessDenied",
         Message: "unknown binding or wrong authorization token",
       });
     }
     opts.session(binding.namespace, binding.credential).then(
-      (s) =>
+      (s) => {
+        if (!audited("allow")) return;
         send(200, {
           AccessKeyId: s.accessKeyId,
           SecretAccessKey: s.secretAccessKey,
           Token: s.sessionToken,
           Expiration: `${s.expiration.toISOString().slice(0, 19)}Z`,
-        }),
+        });
+      },
       (err: unknown) => {
         const unavailable = isDomainError(err, "unavailable");
         opts.log?.warn({ err: (err as Error).message }, "container credentials refused");
+        if (!audited(unavailable ? "error" : "deny", (err as Error).message)) return;
         send(unavailable ? 503 : 403, {
           Code: unavailable ? "ServiceUnavailable" : "AccessDenied",
           Message: err instanceof Error ? err.message : "refused",

@@ -39,6 +39,16 @@ export interface ImdsServerOptions {
   /** Bound on live session tokens; default 4096. */
   maxTokens?: number;
   log?: { warn(obj: object, msg: string): void };
+  /**
+   * Told before every credentials answer (and refusal) is sent; when it
+   * throws, the answer is 503 and no credentials go out (fail-closed audit).
+   */
+  audit?(event: {
+    route: string;
+    peer: string | undefined;
+    decision: "allow" | "deny" | "error";
+    reason?: string;
+  }): void;
 }
 
 export interface ImdsServer {
@@ -130,8 +140,27 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
   };
 
   /** The answers that depend on the bound credential's session: 404/503/500 when it is unusable. */
-  const answerWithSession = async (kind: SessionRoute, res: http.ServerResponse): Promise<void> => {
+  const answerWithSession = async (
+    kind: SessionRoute,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> => {
     let body: string;
+    const audited = (decision: "allow" | "deny" | "error", reason?: string): boolean => {
+      if (kind !== "credentials" || opts.audit === undefined) return true;
+      try {
+        opts.audit({
+          route: `${req.method} ${req.url}`,
+          peer: req.socket.remoteAddress,
+          decision,
+          reason,
+        });
+        return true;
+      } catch {
+        send(res, 503, "Service Unavailable");
+        return false;
+      }
+    };
     try {
       const session = await opts.credentials();
       body = sessionBody(kind, session, opts.now());
@@ -139,8 +168,10 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
       const status = failureStatus(err);
       const code = isDomainError(err) ? err.code : "internal";
       if (status !== 404) log?.warn({ status, code }, "imds credentials unavailable");
+      if (!audited(status === 404 ? "deny" : "error", code)) return;
       return send(res, status, http.STATUS_CODES[status] ?? "Error");
     }
+    if (!audited("allow")) return;
     if (kind === "roles") return send(res, 200, body);
     send(res, 200, body, JSON_TYPE, { "cache-control": "no-store" });
   };
@@ -180,7 +211,7 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     if (!authorized(req)) return send(res, 401, "Unauthorized");
     if (route === undefined) return send(res, 404, "Not Found");
     if (route.kind === "static") return send(res, 200, route.body, route.type);
-    void answerWithSession(route.kind, res);
+    void answerWithSession(route.kind, req, res);
   };
 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {

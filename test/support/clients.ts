@@ -68,12 +68,14 @@ export interface GrpcStatusError extends Error {
 
 /**
  * A @grpc/grpc-js client for `service`, serializing with protobuf-es. The
- * token (when given) goes in `authorization` metadata on every call.
+ * token (when given) goes in `authorization` metadata on every call; the
+ * channel is cleartext unless `credentials` say otherwise (e.g. createSsl).
  */
 export function grpcJsClient<S extends DescService>(
   service: S,
   url: string,
   token?: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): { client: GrpcJsClient<S>; close(): void } {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
@@ -91,7 +93,7 @@ export function grpcJsClient<S extends DescService>(
     };
   }
   const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);
-  const raw = new Ctor(new URL(url).host, grpc.credentials.createInsecure()) as unknown as Record<
+  const raw = new Ctor(new URL(url).host, credentials) as unknown as Record<
     string,
     (
       req: unknown,

@@ -84,7 +84,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (d: Buffer) => {
       output += d.toString();
-      const match = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/.exec(output);
+      const match = /"url":"(https?:\/\/[^"]+)"[^\n]*"msg":"listening"/.exec(output);
       if (match?.[1] !== undefined) resolve(match[1]);
     };
     child.stdout?.on("data", onData);

@@ -12,7 +12,7 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     value: "HOST:PORT",
     env: "CREDBROKER_LISTEN",
     default: DEFAULT_LISTEN,
-    help: "API address (gRPC, gRPC-Web, Connect; h2c and HTTP/1.1)",
+    help: "API address (gRPC, gRPC-Web, Connect; HTTP/2 and HTTP/1.1, cleartext unless --tls-cert)",
   },
   {
     name: "data-dir",
@@ -88,12 +88,42 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     env: "CREDBROKER_CONTAINER_LISTEN",
     help: "serve container credentials (for credbroker exec), e.g. 127.0.0.1:9912",
   },
+  {
+    name: "tls-cert",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_TLS_CERT",
+    help: "serve the API over TLS only, with this PEM certificate (then intermediates); needs --tls-key",
+  },
+  {
+    name: "tls-key",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_TLS_KEY",
+    help: "the unencrypted PEM private key of --tls-cert",
+  },
+  {
+    name: "client-ca",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_CLIENT_CA",
+    help: "mutual TLS: require a client certificate signed by these PEM CAs; one whose subject is a caller's certificate_subject is that caller (no token needed)",
+  },
+  {
+    name: "audit-log",
+    kind: "string",
+    value: "FILE|stdout",
+    env: "CREDBROKER_AUDIT_LOG",
+    default: "<data dir>/audit.log",
+    help: "audit lines (JSON, 0600, appended); unwritable = requests fail closed",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
-port. The master key comes from env CREDBROKER_MASTER_KEY (base64 of 32 bytes)
-or master.key in the data dir (created 0600 on first start). On first start
+port, cleartext, or TLS with --tls-cert and --tls-key (mutual TLS with
+--client-ca). The master key comes from env CREDBROKER_MASTER_KEY (base64 of 32
+bytes) or master.key in the data dir (created 0600 on first start). On first start
 admin.token (0600) receives the admin's bearer token; the token is never logged.
 SIGTERM or SIGINT: finish in-flight calls, close the database, exit 0.`;
 
@@ -127,6 +157,10 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         containerListen: flags.given("container-listen")
           ? flags.string("container-listen")
           : undefined,
+        tlsCert: flags.given("tls-cert") ? flags.string("tls-cert") : undefined,
+        tlsKey: flags.given("tls-key") ? flags.string("tls-key") : undefined,
+        clientCa: flags.given("client-ca") ? flags.string("client-ca") : undefined,
+        auditLog: flags.given("audit-log") ? flags.string("audit-log") : undefined,
       },
       io.env,
     );

@@ -1,0 +1,102 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
+import { DomainError } from "../core/errors.js";
+import { CALLER } from "./caller-context.js";
+import { connectCode } from "./error-mapping.js";
+
+/** What a handler adds to its RPC's audit line (SignRequest: the target host and S3 action). */
+export const AUDIT_DETAILS = createContextKey<Partial<AuditEvent>>(
+  {},
+  { description: "audit details" },
+);
+
+/** Audited RPCs: every mutation and every signature. Failed authentication is audited for every RPC. */
+const AUDITED = new Set([
+  "CreateCredential",
+  "UpdateCredential",
+  "DeleteCredential",
+  "SignRequest",
+  "CreateContainerBinding",
+  "DeleteContainerBinding",
+  "CreateCaller",
+  "UpdateCaller",
+  "DeleteCaller",
+  "RotateCallerToken",
+]);
+
+/** The namespace and credential (or caller) a request names. */
+function target(message: unknown): Pick<AuditEvent, "namespace" | "credential"> {
+  const m = message as {
+    namespace?: unknown;
+    name?: unknown;
+    credential?: unknown;
+    caller?: { name?: unknown };
+  };
+  const nested =
+    typeof m.credential === "object" && m.credential !== null
+      ? (m.credential as { namespace?: unknown; name?: unknown })
+      : undefined;
+  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  return {
+    namespace: str(nested?.namespace) ?? str(m.namespace),
+    credential: str(nested?.name) ?? str(m.credential) ?? str(m.name) ?? str(m.caller?.name),
+  };
+}
+
+/**
+ * Writes the audit line of an RPC after it ran and before its answer goes
+ * out. If the line cannot be written the RPC fails `unavailable` instead:
+ * a signature is never returned unaudited (fail-closed). Each RPC gets a
+ * request id, returned in the `x-request-id` response header.
+ */
+export function auditInterceptor(audit: AuditSink): Interceptor {
+  return (next) => async (req) => {
+    const requestId = randomUUID();
+    const audited = AUDITED.has(req.method.name);
+    const base = () => ({
+      rpc: `/${req.service.typeName}/${req.method.name}`,
+      caller: req.contextValues.get(CALLER)?.name,
+      requestId,
+      ...(req.stream ? {} : target(req.message)),
+      ...req.contextValues.get(AUDIT_DETAILS),
+    });
+    // A mutation is recorded before it happens too: if that line cannot be
+    // written, nothing is changed. A signature is recorded before it leaves.
+    if (audited && req.method.name !== "SignRequest")
+      record(audit, { ...base(), decision: "attempt" });
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (err) {
+      // Domain errors become ConnectErrors only further out (error-mapping); map them the same way here.
+      const e =
+        err instanceof DomainError
+          ? new ConnectError(err.message, connectCode(err.code))
+          : ConnectError.from(err);
+      if (audited || e.code === Code.Unauthenticated) {
+        record(audit, {
+          ...base(),
+          decision:
+            e.code === Code.PermissionDenied || e.code === Code.Unauthenticated ? "deny" : "error",
+          reason: `${Code[e.code]}: ${e.rawMessage}`,
+        });
+      }
+      throw err;
+    }
+    if (audited) record(audit, { ...base(), decision: "allow" });
+    res.header.set("x-request-id", requestId);
+    return res;
+  };
+}
+
+function record(audit: AuditSink, event: AuditEvent): void {
+  try {
+    audit.write(event);
+  } catch {
+    throw new ConnectError(
+      "the audit log cannot be written; refusing to act unaudited",
+      Code.Unavailable,
+    );
+  }
+}

@@ -1,0 +1,120 @@
+import { open, readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { defaultDataDir } from "../../config/serve-config.js";
+import { EXIT } from "../exit-codes.js";
+import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
+import type { Io } from "../io.js";
+
+const FLAGS: readonly FlagSpec[] = [
+  {
+    name: "data-dir",
+    kind: "string",
+    value: "DIR",
+    env: "CREDBROKER_DATA_DIR",
+    default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
+    help: "the daemon's data dir (its audit.log is read)",
+  },
+  {
+    name: "audit-log",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_AUDIT_LOG",
+    help: "read this file instead",
+  },
+  {
+    name: "credential",
+    short: "c",
+    kind: "string",
+    value: "[NS/]NAME",
+    help: "only lines about this credential",
+  },
+  { name: "caller", kind: "string", value: "NAME", help: "only lines of this caller" },
+  {
+    name: "lines",
+    short: "n",
+    kind: "string",
+    value: "N",
+    default: "20",
+    help: "how many of the last lines",
+  },
+  { name: "follow", short: "f", kind: "boolean", help: "keep printing new lines" },
+  { name: "help", short: "h", kind: "boolean", help: "show this help" },
+];
+
+const USAGE = "credbroker audit tail [flags]";
+const ABOUT =
+  "Prints the last audit lines (JSON, one per line), filtered. Reads the file\n" +
+  "directly; the daemon need not run.";
+
+/** `credbroker audit tail …`: returns the exit code. */
+export async function auditCommand(argv: readonly string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "tail") {
+    io.err(`Usage: ${USAGE}\n`);
+    return sub === "--help" || sub === "-h" ? EXIT.ok : EXIT.usage;
+  }
+  try {
+    const flags = parseFlags(FLAGS, rest, io.env);
+    if (flags.bool("help")) {
+      io.out(helpText(USAGE, ABOUT, FLAGS));
+      return EXIT.ok;
+    }
+    const n = Number(flags.string("lines"));
+    if (!Number.isInteger(n) || n < 1) throw new UsageError("--lines: a positive number");
+    const file =
+      flags.string("audit-log") ??
+      path.join(
+        flags.given("data-dir")
+          ? (flags.string("data-dir") ?? "")
+          : io.env.CREDBROKER_DATA_DIR || defaultDataDir(io.env),
+        "audit.log",
+      );
+    const ref = flags.string("credential");
+    const slash = ref?.indexOf("/") ?? -1;
+    const [ns, name] =
+      ref === undefined
+        ? [undefined, undefined]
+        : slash < 0
+          ? [undefined, ref]
+          : [ref.slice(0, slash), ref.slice(slash + 1)];
+    const caller = flags.string("caller");
+    const keep = (line: string): boolean => {
+      if (line === "") return false;
+      let e: { namespace?: string; credential?: string; caller?: string };
+      try {
+        e = JSON.parse(line) as typeof e;
+      } catch {
+        return false;
+      }
+      return (
+        (name === undefined || e.credential === name) &&
+        (ns === undefined || (e.namespace ?? "") === ns) &&
+        (caller === undefined || e.caller === caller)
+      );
+    };
+    const text = await readFile(file, "utf8").catch(() => {
+      throw new UsageError(`cannot read ${file}`);
+    });
+    for (const line of text.split("\n").filter(keep).slice(-n)) io.out(`${line}\n`);
+    if (!flags.bool("follow")) return EXIT.ok;
+    let offset = Buffer.byteLength(text);
+    let partial = "";
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const size = (await stat(file)).size;
+      if (size <= offset) continue;
+      const handle = await open(file, "r");
+      const buf = Buffer.alloc(size - offset);
+      await handle.read(buf, 0, buf.length, offset);
+      await handle.close();
+      offset = size;
+      const chunk = partial + buf.toString("utf8");
+      const parts = chunk.split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts.filter(keep)) io.out(`${line}\n`);
+    }
+  } catch (err) {
+    io.err(`credbroker audit tail: ${(err as Error).message}\n`);
+    return err instanceof UsageError ? EXIT.usage : EXIT.error;
+  }
+}
