@@ -9,13 +9,15 @@ import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/error-mapping.js";
 import { specCompliantGrpcMessage } from "./api/grpc-message.js";
 import { HealthState } from "./api/health-service.js";
+import { LIMITS } from "./api/limits.js";
 import { type Listener, listen } from "./api/listener.js";
-import { peerCertificateContext } from "./api/peer-certificate.js";
+import { peerContext } from "./api/peer-certificate.js";
 import { apiRoutes, SERVED_SERVICES } from "./api/routes.js";
 import { listenTls } from "./api/tls-listener.js";
 import { type AuditSink, FileAuditLog, StdoutAuditLog } from "./audit/audit-log.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
 import { CallerDirectory } from "./auth/caller-directory.js";
+import { FailureThrottle, RateLimiter } from "./auth/rate-limit.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
 import type { Ambient } from "./core/lifecycle.js";
@@ -34,9 +36,6 @@ import { RoleSessions } from "./sts/role-sessions.js";
 import { SessionCache } from "./sts/session-cache.js";
 import { StsGateway } from "./sts/sts-gateway.js";
 import { TaskSessions } from "./sts/task-sessions.js";
-
-/** Largest request message accepted (bounded request sizes). */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface Daemon {
   readonly url: string;
@@ -191,11 +190,15 @@ async function serve(
         accessLogInterceptor(log),
         errorInterceptor(log),
         auditInterceptor(audit),
-        authInterceptor(callers),
+        authInterceptor(callers, {
+          rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
+          failures: new FailureThrottle(),
+        }),
       ],
-      readMaxBytes: MAX_MESSAGE_BYTES,
-      // Mutual TLS: the verified client certificate's subject, for the auth interceptor.
-      ...(tls?.clientCa === undefined ? {} : { contextValues: peerCertificateContext() }),
+      readMaxBytes: LIMITS.maxMessageBytes,
+      maxTimeoutMs: LIMITS.maxTimeoutMs,
+      // The peer's address and, with mutual TLS, its verified certificate's subject.
+      contextValues: peerContext(tls?.clientCa !== undefined),
     });
     const listenOptions = { ...config.listen, handler: specCompliantGrpcMessage(handler) };
     const listener =

@@ -4,6 +4,7 @@ import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
 import { DomainError } from "../core/errors.js";
 import { CALLER } from "./caller-context.js";
 import { connectCode } from "./error-mapping.js";
+import { PEER_ADDRESS } from "./peer-certificate.js";
 
 /** What a handler adds to its RPC's audit line (SignRequest: the target host and S3 action). */
 export const AUDIT_DETAILS = createContextKey<Partial<AuditEvent>>(
@@ -57,6 +58,7 @@ export function auditInterceptor(audit: AuditSink): Interceptor {
     const base = () => ({
       rpc: `/${req.service.typeName}/${req.method.name}`,
       caller: req.contextValues.get(CALLER)?.name,
+      peer: req.contextValues.get(PEER_ADDRESS),
       requestId,
       ...(req.stream ? {} : target(req.message)),
       ...req.contextValues.get(AUDIT_DETAILS),

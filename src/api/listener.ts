@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { ConnectionDrain } from "./connection-drain.js";
+import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "./limits.js";
 
 /** The first bytes of every HTTP/2 connection (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -38,8 +39,10 @@ export interface Listener {
  */
 export async function listen(opts: ListenOptions): Promise<Listener> {
   const drain = new ConnectionDrain(opts.handler);
-  const h1 = http.createServer(drain.track);
-  const h2 = http2.createServer({}, drain.track);
+  const h1 = http.createServer(HTTP1_OPTIONS, drain.track);
+  const h2 = http2.createServer(HTTP2_OPTIONS, drain.track);
+  applyServerLimits(h1);
+  applyServerLimits(h2);
   h2.on("session", (session) => drain.session(session));
 
   const server = net.createServer((socket) => {

@@ -14,6 +14,11 @@ export const PEER_CERT_SUBJECT = createContextKey<string | undefined>(undefined,
   description: "peer certificate subject",
 });
 
+/** The address of the RPC's peer (for the audit log and the failed-authentication throttle). */
+export const PEER_ADDRESS = createContextKey<string | undefined>(undefined, {
+  description: "peer address",
+});
+
 /**
  * A certificate subject as one string: its attributes in the order the
  * certificate lists them, each `SHORTNAME=value`, joined by "," with no
@@ -35,14 +40,15 @@ export function certificateSubject(subject: string): string {
 }
 
 /**
- * `contextValues` for connectNodeAdapter: puts the verified client
- * certificate's subject (PEER_CERT_SUBJECT) in each RPC's context. Only an
+ * `contextValues` for connectNodeAdapter: puts the peer's address
+ * (PEER_ADDRESS) and, with mutual TLS, the verified client certificate's
+ * subject (PEER_CERT_SUBJECT) in each RPC's context. Only an
  * `authorized` TLS socket counts, i.e. one whose certificate chained to the
  * listener's client CA. The subject is computed once per connection.
  */
-export function peerCertificateContext(): (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-) => ContextValues {
+export function peerContext(
+  mutualTls: boolean,
+): (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues {
   const subjects = new WeakMap<TLSSocket, string | undefined>();
   const subjectOf = (socket: net.Socket | undefined): string | undefined => {
     if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
@@ -55,6 +61,7 @@ export function peerCertificateContext(): (
   return (req) => {
     // An HTTP/2 request's `socket` is a proxy; the session holds the real one.
     const socket = "stream" in req ? req.stream.session?.socket : req.socket;
-    return createContextValues().set(PEER_CERT_SUBJECT, subjectOf(socket));
+    const values = createContextValues().set(PEER_ADDRESS, socket?.remoteAddress);
+    return mutualTls ? values.set(PEER_CERT_SUBJECT, subjectOf(socket)) : values;
   };
 }

@@ -1,6 +1,7 @@
 import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { ConnectionDrain } from "./connection-drain.js";
+import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "./limits.js";
 import { type Listener, type ListenOptions, listenOn } from "./listener.js";
 
 export interface TlsListenOptions extends ListenOptions {
@@ -25,6 +26,8 @@ export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
   const mutual = opts.clientCa !== undefined;
   const server = http2.createSecureServer(
     {
+      ...HTTP1_OPTIONS,
+      ...HTTP2_OPTIONS,
       cert: opts.cert,
       key: opts.key,
       ...(mutual ? { ca: opts.clientCa } : {}),
@@ -35,6 +38,7 @@ export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
     },
     drain.track,
   );
+  applyServerLimits(server);
   // The TCP socket from the start (a handshake may hang), and the TLS socket
   // over it once secure: HTTP/1.1 requests arrive on the latter.
   server.on("connection", (socket) => drain.socket(socket));

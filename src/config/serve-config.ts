@@ -29,6 +29,8 @@ export interface ServeConfig {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
+  /** Requests per second per caller (0 = unlimited), and the burst allowed. */
+  rateLimit: { perSecond: number; burst: number };
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
   auditLog: string;
   /** The IMDS endpoint, when --imds-listen is given. */
@@ -84,6 +86,8 @@ export interface ServeInputs {
   stsRegion?: string | undefined;
   allowAmbient?: boolean | undefined;
   auditLog?: string | undefined;
+  rateLimit?: string | undefined;
+  rateBurst?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   clientCa?: string | undefined;
@@ -142,7 +146,13 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
   );
   const dataDir = path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env));
   const auditLog = flags.auditLog ?? env.CREDBROKER_AUDIT_LOG ?? path.join(dataDir, "audit.log");
+  const perSecond = count(flags.rateLimit ?? env.CREDBROKER_RATE_LIMIT ?? "5000", "--rate-limit");
+  const burst = count(
+    flags.rateBurst ?? env.CREDBROKER_RATE_BURST ?? String(Math.max(1, perSecond * 2)),
+    "--rate-burst",
+  );
   return {
+    rateLimit: { perSecond, burst },
     auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
     listen: parseHostPort(listen, "--listen"),
     dataDir,
@@ -211,4 +221,10 @@ export function credentialRef(value: string, what: string): { namespace: string;
     throw new DomainError("invalid_argument", `${what}: [NAMESPACE/]NAME, got "${value}"`);
   }
   return ref;
+}
+
+function count(value: string, flag: string): number {
+  if (!/^\d{1,9}$/.test(value))
+    throw new DomainError("invalid_argument", `${flag}: a whole number`);
+  return Number(value);
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { applyServerLimits, HTTP1_OPTIONS } from "../api/limits.js";
 import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
 import { isDomainError } from "../core/errors.js";
 import { type BindingTable, CONTAINER_PATH } from "./bindings.js";
@@ -41,7 +42,8 @@ export interface ContainerServer {
  * (the listener, localhost, 169.254.170.2), no browser headers.
  */
 export async function startContainerServer(opts: ContainerServerOptions): Promise<ContainerServer> {
-  const server = http.createServer({ keepAliveTimeout: 5_000 });
+  const server = http.createServer(HTTP1_OPTIONS);
+  applyServerLimits(server);
   const sockets = new Set<import("node:net").Socket>();
   server.on("connection", (s) => {
     sockets.add(s);

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { credentialClient, PROTOCOLS } from "../support/clients.js";
+import { gzipSync } from "node:zlib";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
+import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
+import { credentialClient, PROTOCOLS, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 
 describe("bounded requests", () => {
@@ -73,5 +76,101 @@ describe("bounded requests", () => {
     );
     assert.equal(status, 200);
     assert.match(body.toString("latin1"), /grpc-status: ?8/);
+  });
+});
+
+describe("hardened listener", () => {
+  let daemon: RunningDaemon;
+  before(async () => {
+    daemon = await startDaemon({
+      args: ["--shutdown-grace", "1", "--rate-limit", "5", "--rate-burst", "5"],
+    });
+  });
+  after(async () => {
+    await daemon.stop();
+    await removeDir(daemon.dataDir);
+  });
+
+  const post = (headers: Record<string, string>, body: Buffer) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        `${daemon.url}/credbroker.v1.CredentialService/CreateCredential`,
+        {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            authorization: `Bearer ${daemon.token}`,
+            ...headers,
+          },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (c: Buffer) => {
+            text += c.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+
+  test("a gzip bomb (28 KiB that inflates past 1 MiB) is resource_exhausted", async () => {
+    const json = Buffer.from(
+      JSON.stringify({ credential: { name: "bomb", description: "a".repeat(8 * 1024 * 1024) } }),
+    );
+    const bomb = gzipSync(json, { level: 9 });
+    assert.ok(bomb.length < 64 * 1024, `compressed to ${bomb.length} bytes`);
+    const res = await post({ "content-encoding": "gzip" }, bomb);
+    assert.match(res.body, /"code":"resource_exhausted"/);
+  });
+
+  test("headers over 16 KiB are refused (HTTP/1.1: 431)", async () => {
+    const res = await post({ "x-big": "b".repeat(20 * 1024) }, Buffer.from("{}"));
+    assert.equal(res.status, 431);
+  });
+
+  test("a deadline beyond 60 s is invalid_argument", async () => {
+    const client = credentialClient(daemon.url, "connect-h2", daemon.token);
+    const err = await client.listCredentials({ namespace: "limits" }, { timeoutMs: 120_000 }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.equal(err?.code, Code.InvalidArgument);
+  });
+
+  test("a caller over its rate limit gets resource_exhausted; others are not affected", async () => {
+    // A fresh caller, so the earlier tests' requests do not count.
+    const admin = createClient(CallerService, transport(daemon.url, "connect-h2", daemon.token));
+    const { token } = await admin.createCaller({
+      caller: { name: "busy", role: CallerRole.READER, namespaces: ["limits"] },
+    });
+    const busy = credentialClient(daemon.url, "connect-h2", token);
+    const codes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        busy.listCredentials({ namespace: "limits" }).then(
+          () => "ok",
+          (e: unknown) => Code[ConnectError.from(e).code],
+        ),
+      ),
+    );
+    assert.ok(codes.filter((c) => c === "ok").length >= 5, codes.join(","));
+    assert.ok(codes.includes("ResourceExhausted"), codes.join(","));
+  });
+
+  test("repeated failed authentication from one peer is slowed down", async () => {
+    const wrong = credentialClient(daemon.url, "connect-h1", "wrong-token");
+    const timings: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t = performance.now();
+      const err = await wrong.listCredentials({}).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      timings.push(performance.now() - t);
+      assert.equal(err?.code, Code.Unauthenticated);
+    }
+    assert.ok((timings[0] ?? 0) < 300, `first failure answered at once (${timings[0]} ms)`);
+    assert.ok((timings[5] ?? 0) >= 450, `sixth failure waited (${timings[5]} ms)`);
   });
 });

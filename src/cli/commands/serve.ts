@@ -117,6 +117,22 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     default: "<data dir>/audit.log",
     help: "audit lines (JSON, 0600, appended); unwritable = requests fail closed",
   },
+  {
+    name: "rate-limit",
+    kind: "string",
+    value: "N",
+    env: "CREDBROKER_RATE_LIMIT",
+    default: "5000",
+    help: "requests per second per caller (0 = unlimited); beyond: resource_exhausted",
+  },
+  {
+    name: "rate-burst",
+    kind: "string",
+    value: "N",
+    env: "CREDBROKER_RATE_BURST",
+    default: "2 × --rate-limit",
+    help: "requests a caller may send at once above the rate",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
@@ -161,6 +177,8 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         tlsKey: flags.given("tls-key") ? flags.string("tls-key") : undefined,
         clientCa: flags.given("client-ca") ? flags.string("client-ca") : undefined,
         auditLog: flags.given("audit-log") ? flags.string("audit-log") : undefined,
+        rateLimit: flags.given("rate-limit") ? flags.string("rate-limit") : undefined,
+        rateBurst: flags.given("rate-burst") ? flags.string("rate-burst") : undefined,
       },
       io.env,
     );
