@@ -5,6 +5,8 @@
  * with a forbidden action is permission_denied.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { toJsonString } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -355,6 +357,32 @@ describe("authorization: RPC × role × namespace", () => {
       assert.equal(await outcome(call(client(who))), expected);
     });
   }
+
+  test("every audited call of the table left its line: caller, RPC, decision; no token in the file", async () => {
+    const raw = await readFile(path.join(daemon.dataDir, "audit.log"), "utf8");
+    const lines = raw
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { caller?: string; rpc: string; decision: string });
+    const audited: Record<string, string> = {
+      Sign: "/credbroker.v1.SigningService/SignRequest",
+      Create: "/credbroker.v1.CredentialService/CreateCredential",
+      Update: "/credbroker.v1.CredentialService/UpdateCredential",
+      Delete: "/credbroker.v1.CredentialService/DeleteCredential",
+      Binding: "/credbroker.v1.SigningService/CreateContainerBinding",
+    };
+    for (const [who, what, , expected] of table) {
+      const rpc = audited[what.split(" ")[0] ?? ""];
+      if (rpc === undefined) continue;
+      const decision =
+        expected === "ok" ? "allow" : expected === Code.PermissionDenied ? "deny" : "error";
+      assert.ok(
+        lines.some((l) => l.caller === who && l.rpc === rpc && l.decision === decision),
+        `${who}: ${what} has a ${decision} line`,
+      );
+    }
+    for (const token of tokens.values()) assert.ok(!raw.includes(token));
+  });
 
   test("a container binding can be ended only by its creator (or an admin)", async () => {
     const binding = await client("signer-a").signing.createContainerBinding({

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -121,8 +122,21 @@ describe("hardened listener", () => {
     );
     const bomb = gzipSync(json, { level: 9 });
     assert.ok(bomb.length < 64 * 1024, `compressed to ${bomb.length} bytes`);
-    const res = await post({ "content-encoding": "gzip" }, bomb);
-    assert.match(res.body, /"code":"resource_exhausted"/);
+    const rss = async () =>
+      Number(
+        /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${daemon.process.pid}/status`, "utf8"))?.[1],
+      ) * 1024;
+    const before = await rss();
+    for (let i = 0; i < 10; i++) {
+      const res = await post({ "content-encoding": "gzip" }, bomb);
+      assert.match(res.body, /"code":"resource_exhausted"/);
+    }
+    // Ten bombs of 8 MiB each: inflation stops at the limit, so memory barely moves.
+    const grown = (await rss()) - before;
+    assert.ok(
+      grown < 48 * 1024 * 1024,
+      `the daemon grew by ${Math.round(grown / 1024 / 1024)} MiB`,
+    );
   });
 
   test("headers over 16 KiB are refused (HTTP/1.1: 431)", async () => {
