@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -186,5 +188,28 @@ describe("hardened listener", () => {
     }
     assert.ok((timings[0] ?? 0) < 300, `first failure answered at once (${timings[0]} ms)`);
     assert.ok((timings[5] ?? 0) >= 450, `sixth failure waited (${timings[5]} ms)`);
+  });
+
+  test("HTTP/2 settings advertise the stream and header limits", async () => {
+    const session = http2.connect(daemon.url);
+    try {
+      const settings = await new Promise<http2.Settings>((resolve) =>
+        session.once("remoteSettings", resolve),
+      );
+      assert.equal(settings.maxConcurrentStreams, 256);
+      assert.equal(settings.maxHeaderListSize, 16 * 1024);
+    } finally {
+      session.close();
+    }
+  });
+
+  test("an idle HTTP/1.1 keep-alive connection is closed after 5 s", async () => {
+    const socket = net.connect(Number(new URL(daemon.url).port), "127.0.0.1");
+    const started = performance.now();
+    socket.write("GET /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+    socket.resume();
+    await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(seconds >= 4.5 && seconds < 9, `closed after ${seconds.toFixed(1)} s`);
   });
 });
