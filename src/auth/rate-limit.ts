@@ -37,15 +37,17 @@ export class RateLimiter {
 }
 
 /**
- * Slows repeated failed authentication from one peer: each failure in the
- * last minute adds `stepMs` to the next failure's answer, up to `maxMs`.
- * Successful requests are never delayed. Threat: token guessing.
+ * Slows repeated failed authentication from one peer: past `free` failures
+ * in the last minute (a client with a stale token retries a few times), each
+ * further one adds `stepMs` to its answer, up to `maxMs`. Successful
+ * requests are never delayed. Threat: token guessing.
  */
 export class FailureThrottle {
   private readonly failures = new Map<string, { count: number; at: number }>();
 
   constructor(
     private readonly now: () => number = Date.now,
+    private readonly free = 10,
     private readonly stepMs = 100,
     private readonly maxMs = 2_000,
     private readonly windowMs = 60_000,
@@ -63,6 +65,6 @@ export class FailureThrottle {
       if (oldest !== undefined) this.failures.delete(oldest);
     }
     this.failures.set(peer, { count, at: now });
-    return Math.min(this.maxMs, (count - 1) * this.stepMs);
+    return Math.min(this.maxMs, Math.max(0, count - this.free) * this.stepMs);
   }
 }
