@@ -192,7 +192,7 @@ async function serve(
         auditInterceptor(audit),
         authInterceptor(callers, {
           rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
-          failures: new FailureThrottle(),
+          failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
         }),
       ],
       readMaxBytes: LIMITS.maxMessageBytes,

@@ -140,7 +140,7 @@ describe("credbroker CLI against a real daemon", () => {
   const otherDaemons: RunningDaemon[] = [];
 
   before(async () => {
-    daemon = await startDaemon({ args: ["--log-level", "trace"] });
+    daemon = await startDaemon({ args: ["--log-level", "trace", "--auth-failure-delay", "0"] });
     addr = new URL(daemon.url).host;
     assert.match(addr, /^127\.0\.0\.1:\d+$/);
     tokenFile = path.join(daemon.dataDir, "admin.token");

@@ -118,7 +118,8 @@ describe("CLI tools against the real daemon", () => {
   const bearer = () => `authorization: Bearer ${running().token}`;
 
   before(async () => {
-    daemon = await startDaemon();
+    // Codes, not the failed-authentication throttle (limits.test.ts tests that).
+    daemon = await startDaemon({ args: ["--auth-failure-delay", "0"] });
     assert.match(daemon.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 

@@ -1738,7 +1738,10 @@ describe("CredentialService end to end", () => {
 
   before(async () => {
     // Nothing listens on port 1: live verification fails fast and clearly.
-    daemon = await startDaemon({ args: ["--sts-endpoint", "http://127.0.0.1:1"] });
+    // This suite counts error codes, not the failed-authentication throttle (limits.test.ts does).
+    daemon = await startDaemon({
+      args: ["--sts-endpoint", "http://127.0.0.1:1", "--auth-failure-delay", "0"],
+    });
     assert.match(daemon.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 

@@ -133,6 +133,14 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     default: "2 × --rate-limit",
     help: "requests a caller may send at once above the rate",
   },
+  {
+    name: "auth-failure-delay",
+    kind: "string",
+    value: "MS",
+    env: "CREDBROKER_AUTH_FAILURE_DELAY",
+    default: "100",
+    help: "past 10 failed authentications a minute from one peer, each waits this much more (0 = off)",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
@@ -179,6 +187,9 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         auditLog: flags.given("audit-log") ? flags.string("audit-log") : undefined,
         rateLimit: flags.given("rate-limit") ? flags.string("rate-limit") : undefined,
         rateBurst: flags.given("rate-burst") ? flags.string("rate-burst") : undefined,
+        authFailureDelay: flags.given("auth-failure-delay")
+          ? flags.string("auth-failure-delay")
+          : undefined,
       },
       io.env,
     );
