@@ -189,3 +189,42 @@ function refused(err: ConnectError): boolean {
   const cause = err.cause as { code?: string } | undefined;
   return cause?.code === "ECONNREFUSED" || /ECONNREFUSED/.test(err.rawMessage);
 }
+
+/**
+ * A command group (`credbroker cred …`, `credbroker caller …`): its usage,
+ * then dispatch to the subcommand named first. Usage goes to stdout for
+ * --help and to stderr (exit 2) when no or an unknown subcommand is given.
+ */
+export function subcommandGroup(
+  group: string,
+  title: string,
+  subcommands: Record<string, Omit<ClientCommand, "command">>,
+): { usage: string; run(argv: readonly string[], io: Io): Promise<number> } {
+  const usage = `Usage: credbroker ${group} COMMAND [NAME] [flags]${title}
+
+Commands:
+${Object.entries(subcommands)
+  .map(([name, c]) => `  ${`${name} ${c.args}`.padEnd(16)}${c.about.split("\n")[0]}`)
+  .join("\n")}
+
+Run "credbroker ${group} COMMAND --help" for its flags.
+`;
+  return {
+    usage,
+    async run(argv, io) {
+      const [sub, ...rest] = argv;
+      if (sub === "--help" || sub === "-h" || sub === "help") {
+        io.out(usage);
+        return EXIT.ok;
+      }
+      const command = sub === undefined ? undefined : subcommands[sub];
+      if (command === undefined) {
+        io.err(
+          sub === undefined ? usage : `credbroker ${group}: unknown command "${sub}"\n\n${usage}`,
+        );
+        return EXIT.usage;
+      }
+      return runClientCommand({ ...command, command: `credbroker ${group} ${sub}` }, rest, io);
+    },
+  };
+}

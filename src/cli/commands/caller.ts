@@ -8,8 +8,7 @@ import {
   RotateCallerTokenResponseSchema,
   UpdateCallerResponseSchema,
 } from "../../../gen/credbroker/v1/caller_service_pb.js";
-import { type ClientCommand, runClientCommand } from "../client-command.js";
-import { EXIT } from "../exit-codes.js";
+import { type ClientCommand, subcommandGroup } from "../client-command.js";
 import { type FlagSpec, type ParsedFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 import { table } from "../render.js";
@@ -183,31 +182,11 @@ const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
   },
 };
 
-export const CALLER_USAGE = `Usage: credbroker caller COMMAND [NAME] [flags]   (admins only)
+const CALLER = subcommandGroup("caller", "   (admins only)", SUBCOMMANDS);
 
-Commands:
-${Object.entries(SUBCOMMANDS)
-  .map(([name, c]) => `  ${`${name} ${c.args}`.padEnd(16)}${c.about.split("\n")[0]}`)
-  .join("\n")}
-
-Run "credbroker caller COMMAND --help" for its flags.
-`;
+export const CALLER_USAGE = CALLER.usage;
 
 /** `credbroker caller …`: returns the exit code. */
-export async function callerCommand(argv: readonly string[], io: Io): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined) {
-    io.err(CALLER_USAGE);
-    return EXIT.usage;
-  }
-  if (sub === "--help" || sub === "-h" || sub === "help") {
-    io.out(CALLER_USAGE);
-    return EXIT.ok;
-  }
-  const command = SUBCOMMANDS[sub];
-  if (command === undefined) {
-    io.err(`credbroker caller: unknown command "${sub}"\n\n${CALLER_USAGE}`);
-    return EXIT.usage;
-  }
-  return runClientCommand({ ...command, command: `credbroker caller ${sub}` }, rest, io);
+export function callerCommand(argv: readonly string[], io: Io): Promise<number> {
+  return CALLER.run(argv, io);
 }

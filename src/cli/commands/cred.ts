@@ -13,7 +13,7 @@ import {
   type ClientCommand,
   ExitWith,
   NAMESPACE_FLAG,
-  runClientCommand,
+  subcommandGroup,
 } from "../client-command.js";
 import {
   CLEARABLE,
@@ -210,31 +210,11 @@ function need<T>(value: T | undefined): T {
   return value;
 }
 
-export const CRED_USAGE = `Usage: credbroker cred COMMAND [NAME] [flags]
+const CRED = subcommandGroup("cred", "", SUBCOMMANDS);
 
-Commands:
-${Object.entries(SUBCOMMANDS)
-  .map(([name, c]) => `  ${`${name} ${c.args}`.padEnd(16)}${c.about.split("\n")[0]}`)
-  .join("\n")}
-
-Run "credbroker cred COMMAND --help" for its flags.
-`;
+export const CRED_USAGE = CRED.usage;
 
 /** `credbroker cred …`: returns the exit code. */
-export async function credCommand(argv: readonly string[], io: Io): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined) {
-    io.err(CRED_USAGE);
-    return EXIT.usage;
-  }
-  if (sub === "--help" || sub === "-h" || sub === "help") {
-    io.out(CRED_USAGE);
-    return EXIT.ok;
-  }
-  const command = SUBCOMMANDS[sub];
-  if (command === undefined) {
-    io.err(`credbroker cred: unknown command "${sub}"\n\n${CRED_USAGE}`);
-    return EXIT.usage;
-  }
-  return runClientCommand({ ...command, command: `credbroker cred ${sub}` }, rest, io);
+export function credCommand(argv: readonly string[], io: Io): Promise<number> {
+  return CRED.run(argv, io);
 }
