@@ -1,4 +1,12 @@
-import { type Credential, Provider } from "../../../gen/credbroker/v1/credential_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  AccessKeySchema,
+  type Credential,
+  CredentialSchema,
+  Provider,
+  RoleSchema,
+} from "../../../gen/credbroker/v1/credential_pb.js";
 import {
   CreateCredentialResponseSchema,
   DeleteCredentialResponseSchema,
@@ -11,6 +19,7 @@ import {
 import type { BrokerClient } from "../../client/broker-client.js";
 import {
   type ClientCommand,
+  type Context,
   ExitWith,
   NAMESPACE_FLAG,
   subcommandGroup,
@@ -24,6 +33,7 @@ import {
 } from "../credential-flags.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, UsageError } from "../flags.js";
+import { type Imported, Incomplete, readChain } from "../import-sources.js";
 import type { Io } from "../io.js";
 import { credentialList, credentialTable, verdictTable } from "../render.js";
 import { readSecret } from "../secret-input.js";
@@ -156,6 +166,57 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
     },
   },
 
+  import: {
+    args: "NAME",
+    about: `Creates a credential from where it lives today (with --update, rotates it).
+--from env | aws-profile[:NAME] | url-env:VAR | url-stdin, repeatable: the
+first source that yields a complete credential wins. A role profile
+(role_arn + source_profile) becomes a role, its source imported alongside
+as NAME-source. Secrets are read, never printed, never taken from argv.`,
+    flags: [
+      NAMESPACE_FLAG,
+      {
+        name: "from",
+        kind: "list",
+        value: "SOURCE",
+        help: "env, aws-profile[:NAME], url-env:VAR or url-stdin",
+      },
+      { name: "update", kind: "boolean", help: "rotate the credential when it exists" },
+    ],
+    async run(ctx) {
+      const sources = ctx.flags.list("from");
+      if (sources.length === 0)
+        throw new UsageError(
+          "--from SOURCE is required (env, aws-profile[:NAME], url-env:VAR, url-stdin)",
+        );
+      let chain: Awaited<ReturnType<typeof readChain>>;
+      try {
+        chain = await readChain(sources, ctx.io);
+      } catch (err) {
+        if (!(err instanceof Incomplete)) throw err;
+        ctx.io.err(`credbroker cred import: ${err.message}\n`);
+        throw new ExitWith(EXIT.invalidInput);
+      }
+      const { from, imported } = chain;
+      const update = ctx.flags.bool("update");
+      const sourceName = `${ctx.arg}-source`.slice(0, 64);
+      if (imported.kind === "role") await upsert(ctx, sourceName, imported.source, update);
+      const credential = await upsert(
+        ctx,
+        ctx.arg,
+        imported,
+        update,
+        imported.kind === "role" ? sourceName : undefined,
+      );
+      ctx.print(
+        CreateCredentialResponseSchema,
+        create(CreateCredentialResponseSchema, { credential }),
+        () =>
+          `imported ${ctx.namespace ? `${ctx.namespace}/` : ""}${ctx.arg} (${imported.kind === "role" ? `role, source ${sourceName}` : "access-key"}) from ${from}\n`,
+      );
+    },
+  },
+
   delete: {
     args: "NAME",
     about: "Deletes a credential. A role's source cannot be deleted while the role exists.",
@@ -204,6 +265,62 @@ flags (not stored). Exit 0 when valid, 5 when a check fails with severity error.
     },
   },
 };
+
+/** Creates `name`, or with `update` replaces its kind (and region, hosts) when it exists. */
+async function upsert(
+  ctx: Context,
+  name: string,
+  imported: Imported,
+  update: boolean,
+  source?: string,
+): Promise<Credential> {
+  const kind: Credential["kind"] =
+    imported.kind === "accessKey"
+      ? {
+          case: "accessKey",
+          value: create(AccessKeySchema, {
+            accessKeyId: imported.accessKeyId,
+            secretAccessKey: imported.secretAccessKey,
+            sessionToken: imported.sessionToken,
+          }),
+        }
+      : {
+          case: "role",
+          value: create(RoleSchema, {
+            roleArn: imported.roleArn,
+            externalId: imported.externalId ?? "",
+            sessionName: imported.sessionName,
+            durationSeconds: imported.durationSeconds ?? 0,
+            sourceCredential: source ?? "",
+          }),
+        };
+  const credential = create(CredentialSchema, {
+    namespace: ctx.namespace,
+    name,
+    kind,
+    region: imported.region ?? "",
+    allowedHosts: imported.kind === "accessKey" ? (imported.allowedHosts ?? []) : [],
+  });
+  const api = ctx.client().credentials;
+  try {
+    return need((await api.createCredential({ credential })).credential);
+  } catch (err) {
+    if (!update || ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+    const paths = [kind.case === "accessKey" ? "access_key" : "role"];
+    if (credential.region) paths.push("region");
+    if (credential.allowedHosts.length > 0) paths.push("allowed_hosts");
+    return need(
+      (
+        await api.updateCredential({
+          namespace: ctx.namespace,
+          name,
+          credential,
+          updateMask: { paths },
+        })
+      ).credential,
+    );
+  }
+}
 
 function need<T>(value: T | undefined): T {
   if (value === undefined) throw new Error("the daemon's answer is missing its credential");
