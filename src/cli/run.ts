@@ -1,5 +1,6 @@
 import { auditCommand } from "./commands/audit.js";
 import { callerCommand } from "./commands/caller.js";
+import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
 import { serveCommand } from "./commands/serve.js";
@@ -22,6 +23,7 @@ Usage:
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
   credbroker audit tail [-c NS/NAME] [--caller NAME] [-f]   read the audit log
+  credbroker config check FILE             validate a daemon config file
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -55,6 +57,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return callerCommand(rest, io);
     case "audit":
       return auditCommand(rest, io);
+    case "config":
+      return configCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

@@ -1,11 +1,17 @@
 import { pino } from "pino";
-import { buildServeConfig, DEFAULT_LISTEN, type ServeConfig } from "../../config/serve-config.js";
+import { envOf, loadConfigFile } from "../../config/config-file.js";
+import {
+  buildServeConfig,
+  DEFAULT_LISTEN,
+  type ServeConfig,
+  type ServeInputs,
+} from "../../config/serve-config.js";
 import { type Daemon, startDaemon } from "../../server.js";
 import { EXIT } from "../exit-codes.js";
-import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
+import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
-const SERVE_FLAGS: readonly FlagSpec[] = [
+export const SERVE_FLAGS: readonly FlagSpec[] = [
   {
     name: "listen",
     kind: "string",
@@ -141,8 +147,73 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
     default: "100",
     help: "past 10 failed authentications a minute from one peer, each waits this much more (0 = off)",
   },
+  {
+    name: "config",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_CONFIG",
+    help: "a TOML file of these settings (key = flag with _ for -); flag > env > file > default",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
+
+/** ServeInputs fields and the flags that set them (strings). */
+const STRING_INPUTS = {
+  listen: "listen",
+  dataDir: "data-dir",
+  logLevel: "log-level",
+  shutdownGrace: "shutdown-grace",
+  stsEndpoint: "sts-endpoint",
+  stsRegion: "sts-region",
+  imdsListen: "imds-listen",
+  imdsCredential: "imds-credential",
+  containerListen: "container-listen",
+  tlsCert: "tls-cert",
+  tlsKey: "tls-key",
+  clientCa: "client-ca",
+  auditLog: "audit-log",
+  rateLimit: "rate-limit",
+  rateBurst: "rate-burst",
+  authFailureDelay: "auth-failure-delay",
+} as const satisfies Partial<Record<keyof ServeInputs, string>>;
+
+/** …and the switches. */
+const BOOLEAN_INPUTS = {
+  allowAmbient: "allow-ambient",
+  imdsAllowV1: "imds-allow-v1",
+} as const satisfies Partial<Record<keyof ServeInputs, string>>;
+
+/** The settings a config file may hold: every serve flag but --config and --help. */
+export const FILE_KEYS: ReadonlyMap<string, "string" | "boolean"> = new Map(
+  SERVE_FLAGS.filter((f) => f.name !== "config" && f.name !== "help").map((f) => [
+    f.name,
+    f.kind === "boolean" ? "boolean" : "string",
+  ]),
+);
+
+/**
+ * The daemon's config: flag > environment > config file > default, one rule
+ * for every setting (--imds-listen, CREDBROKER_IMDS_LISTEN, imds_listen).
+ */
+export async function resolveServeConfig(
+  flags: ParsedFlags,
+  env: NodeJS.ProcessEnv,
+): Promise<ServeConfig> {
+  const configFile = flags.given("config") ? flags.string("config") : env.CREDBROKER_CONFIG;
+  const file = configFile
+    ? await loadConfigFile(configFile, FILE_KEYS)
+    : new Map<string, string | boolean>();
+  const fromFile = (flag: string) => (env[envOf(flag)] === undefined ? file.get(flag) : undefined);
+  const inputs: ServeInputs = {};
+  for (const [field, flag] of Object.entries(STRING_INPUTS)) {
+    const value = flags.given(flag) ? flags.string(flag) : fromFile(flag);
+    inputs[field as keyof typeof STRING_INPUTS] = typeof value === "string" ? value : undefined;
+  }
+  for (const [field, flag] of Object.entries(BOOLEAN_INPUTS)) {
+    inputs[field as keyof typeof BOOLEAN_INPUTS] = flags.bool(flag) || fromFile(flag) === true;
+  }
+  return buildServeConfig(inputs, env);
+}
 
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
 port, cleartext, or TLS with --tls-cert and --tls-key (mutual TLS with
@@ -163,36 +234,7 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     if (flags.positionals.length > 0) {
       throw new UsageError(`unexpected argument "${flags.positionals[0]}"`);
     }
-    // buildServeConfig applies env and defaults itself (one precedence rule).
-    config = buildServeConfig(
-      {
-        listen: flags.given("listen") ? flags.string("listen") : undefined,
-        dataDir: flags.given("data-dir") ? flags.string("data-dir") : undefined,
-        logLevel: flags.given("log-level") ? flags.string("log-level") : undefined,
-        shutdownGrace: flags.given("shutdown-grace") ? flags.string("shutdown-grace") : undefined,
-        stsEndpoint: flags.given("sts-endpoint") ? flags.string("sts-endpoint") : undefined,
-        stsRegion: flags.given("sts-region") ? flags.string("sts-region") : undefined,
-        allowAmbient: flags.bool("allow-ambient"),
-        imdsListen: flags.given("imds-listen") ? flags.string("imds-listen") : undefined,
-        imdsCredential: flags.given("imds-credential")
-          ? flags.string("imds-credential")
-          : undefined,
-        imdsAllowV1: flags.bool("imds-allow-v1"),
-        containerListen: flags.given("container-listen")
-          ? flags.string("container-listen")
-          : undefined,
-        tlsCert: flags.given("tls-cert") ? flags.string("tls-cert") : undefined,
-        tlsKey: flags.given("tls-key") ? flags.string("tls-key") : undefined,
-        clientCa: flags.given("client-ca") ? flags.string("client-ca") : undefined,
-        auditLog: flags.given("audit-log") ? flags.string("audit-log") : undefined,
-        rateLimit: flags.given("rate-limit") ? flags.string("rate-limit") : undefined,
-        rateBurst: flags.given("rate-burst") ? flags.string("rate-burst") : undefined,
-        authFailureDelay: flags.given("auth-failure-delay")
-          ? flags.string("auth-failure-delay")
-          : undefined,
-      },
-      io.env,
-    );
+    config = await resolveServeConfig(flags, io.env);
   } catch (err) {
     io.err(
       `credbroker serve: ${(err as Error).message}\nUsage: credbroker serve [flags] (see --help)\n`,

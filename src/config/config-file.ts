@@ -1,0 +1,83 @@
+import { readFile } from "node:fs/promises";
+import { parse, TomlError } from "smol-toml";
+import { DomainError } from "../core/errors.js";
+
+/** A config file's settings, by flag name ("imds-listen"): strings, or booleans for switches. */
+export type FileSettings = ReadonlyMap<string, string | boolean>;
+
+/**
+ * The one rule that names a setting everywhere: flag `--imds-listen`,
+ * config key `imds_listen`, environment variable `CREDBROKER_IMDS_LISTEN`.
+ */
+export function keyOf(flag: string): string {
+  return flag.replaceAll("-", "_");
+}
+
+export function envOf(flag: string): string {
+  return `CREDBROKER_${keyOf(flag).toUpperCase()}`;
+}
+
+/** The line of `key = …` (or a `[key]`/`[[key]]` table) in the file, for error messages (1 when not found). */
+function lineOf(text: string, key: string): number {
+  const i = text
+    .split("\n")
+    .findIndex((l) => new RegExp(`^\\s*(${key}\\s*=|\\[\\[?\\s*${key}\\s*\\]\\]?)`).test(l));
+  return i < 0 ? 1 : i + 1;
+}
+
+/**
+ * Reads a TOML config file: top-level keys are settings (`flags` maps each
+ * allowed flag name to whether it is a switch). Unknown keys, wrong types and
+ * TOML syntax errors are invalid_argument naming the file, line and key.
+ */
+export async function loadConfigFile(
+  file: string,
+  flags: ReadonlyMap<string, "string" | "boolean">,
+): Promise<FileSettings> {
+  const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+    throw new DomainError(
+      "invalid_argument",
+      `--config: cannot read ${file} (${err.code ?? "error"})`,
+    );
+  });
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new DomainError(
+        "invalid_argument",
+        `${file}:${err.line}:${err.column}: ${err.message.split("\n")[0]}`,
+      );
+    }
+    throw err;
+  }
+  const settings = new Map<string, string | boolean>();
+  for (const [key, value] of Object.entries(doc)) {
+    const flag = key.replaceAll("_", "-");
+    const kind = flags.get(flag);
+    const at = `${file}:${lineOf(text, key)}: ${key}`;
+    if (key === "credentials" || key === "callers") {
+      throw new DomainError(
+        "invalid_argument",
+        `${at}: declarative ${key} are not supported by this version yet`,
+      );
+    }
+    if (kind === undefined || key.includes("-")) {
+      throw new DomainError(
+        "invalid_argument",
+        `${at}: unknown key (settings are the serve flags, with "_" for "-")`,
+      );
+    }
+    if (kind === "boolean") {
+      if (typeof value !== "boolean")
+        throw new DomainError("invalid_argument", `${at}: expected true or false`);
+      settings.set(flag, value);
+    } else if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value))) {
+      settings.set(flag, String(value));
+    } else {
+      throw new DomainError("invalid_argument", `${at}: expected a string or a number`);
+    }
+  }
+  return settings;
+}
