@@ -18,6 +18,9 @@ import { type AuditSink, FileAuditLog, StdoutAuditLog } from "./audit/audit-log.
 import { ensureAdminToken } from "./auth/admin-token.js";
 import { CallerDirectory } from "./auth/caller-directory.js";
 import { FailureThrottle, RateLimiter } from "./auth/rate-limit.js";
+import { loadConfigFile } from "./config/config-file.js";
+import { declaredCredentials } from "./config/declared.js";
+import { type ReconcileResult, reconcile } from "./config/reconcile.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
 import type { Ambient } from "./core/lifecycle.js";
@@ -42,6 +45,8 @@ export interface Daemon {
   readonly listener: Listener;
   /** Drains in-flight calls, closes the listener and the store. */
   stop(): Promise<void>;
+  /** Re-reads the config file's [[credentials]] and reconciles them (SIGHUP). */
+  reload(): Promise<ReconcileResult | undefined>;
 }
 
 /**
@@ -169,6 +174,28 @@ async function serve(
       log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
     }
 
+    const invalidate = (id: string) => {
+      reads.clear();
+      signingKeys.drop(id);
+      sessions.drop(id);
+    };
+    const reload = async (): Promise<ReconcileResult | undefined> => {
+      const file = config.configFile;
+      if (file === undefined) return undefined;
+      const parsed = await loadConfigFile(file, undefined);
+      const result = await reconcile({
+        store,
+        file,
+        declared: await declaredCredentials(file, parsed.credentials, process.env),
+        state: path.join(config.dataDir, "declared.json"),
+        ambient,
+        changed: invalidate,
+      });
+      log.info({ file, ...result }, "declared credentials reconciled");
+      return result;
+    };
+    await reload();
+
     const handler = connectNodeAdapter({
       routes: apiRoutes({
         store,
@@ -180,11 +207,7 @@ async function serve(
         live: { sts, roleSessions },
         reads,
         callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
-        changed: (id) => {
-          reads.clear();
-          signingKeys.drop(id);
-          sessions.drop(id);
-        },
+        changed: invalidate,
       }),
       interceptors: [
         accessLogInterceptor(log),
@@ -217,6 +240,7 @@ async function serve(
     return {
       url: listener.url,
       listener,
+      reload,
       async stop() {
         health.drain();
         await listener.close(config.shutdownGraceMs);

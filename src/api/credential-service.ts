@@ -95,6 +95,7 @@ export function credentialService({
         req.name,
         (current) => {
           authorizeCredential(caller, "write", current);
+          assertUnmanaged(current);
           const next = applyUpdate(current, patch, paths, ambient);
           validateCredential(next);
           return next;
@@ -109,6 +110,7 @@ export function credentialService({
       assertRef(req.namespace, req.name);
       const current = await store.get(req.namespace, req.name);
       authorizeCredential(callerOf(ctx), "write", current);
+      assertUnmanaged(current);
       const { id } = current;
       await store.delete(req.namespace, req.name, req.etag);
       changed(id);
@@ -143,6 +145,16 @@ export function credentialService({
       return verdict([...structural.checks, ...(await liveChecks(credential, live))]);
     },
   };
+}
+
+/** A credential declared in a config file changes only with the file. */
+function assertUnmanaged(c: Credential): void {
+  if (c.managedBy !== "") {
+    throw new DomainError(
+      "failed_precondition",
+      `${c.namespace ? `${c.namespace}/` : ""}${c.name} is declared in ${c.managedBy}: change it there (then SIGHUP the daemon)`,
+    );
+  }
 }
 
 function required<T>(value: T | undefined, field: string): T {

@@ -5,6 +5,19 @@ import { DomainError } from "../core/errors.js";
 /** A config file's settings, by flag name ("imds-listen"): strings, or booleans for switches. */
 export type FileSettings = ReadonlyMap<string, string | boolean>;
 
+/** What a config file holds: settings, and the declared [[credentials]] and [[callers]] (raw, with their lines). */
+export interface ConfigFile {
+  settings: FileSettings;
+  credentials: Declared[];
+  callers: Declared[];
+}
+
+/** One [[credentials]] or [[callers]] table, as parsed, and the line it starts on. */
+export interface Declared {
+  line: number;
+  fields: Record<string, unknown>;
+}
+
 /**
  * The one rule that names a setting everywhere: flag `--imds-listen`,
  * config key `imds_listen`, environment variable `CREDBROKER_IMDS_LISTEN`.
@@ -32,8 +45,9 @@ function lineOf(text: string, key: string): number {
  */
 export async function loadConfigFile(
   file: string,
-  flags: ReadonlyMap<string, "string" | "boolean">,
-): Promise<FileSettings> {
+  /** The settings allowed; undefined skips them (a reload reads only the declarations). */
+  flags: ReadonlyMap<string, "string" | "boolean"> | undefined,
+): Promise<ConfigFile> {
   const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new DomainError(
       "invalid_argument",
@@ -53,16 +67,24 @@ export async function loadConfigFile(
     throw err;
   }
   const settings = new Map<string, string | boolean>();
+  const declared = { credentials: [] as Declared[], callers: [] as Declared[] };
   for (const [key, value] of Object.entries(doc)) {
     const flag = key.replaceAll("_", "-");
-    const kind = flags.get(flag);
+    const kind = flags?.get(flag);
     const at = `${file}:${lineOf(text, key)}: ${key}`;
     if (key === "credentials" || key === "callers") {
-      throw new DomainError(
-        "invalid_argument",
-        `${at}: declarative ${key} are not supported by this version yet`,
-      );
+      if (!Array.isArray(value)) {
+        throw new DomainError("invalid_argument", `${at}: expected [[${key}]] tables`);
+      }
+      const starts = tableLines(text, key);
+      declared[key] = value.map((fields, i) => ({
+        line: starts[i] ?? 1,
+        fields:
+          typeof fields === "object" && fields !== null ? (fields as Record<string, unknown>) : {},
+      }));
+      continue;
     }
+    if (flags === undefined) continue;
     if (kind === undefined || key.includes("-")) {
       throw new DomainError(
         "invalid_argument",
@@ -79,5 +101,14 @@ export async function loadConfigFile(
       throw new DomainError("invalid_argument", `${at}: expected a string or a number`);
     }
   }
-  return settings;
+  return { settings, ...declared };
+}
+
+/** The lines where each [[key]] table starts. */
+function tableLines(text: string, key: string): number[] {
+  const out: number[] = [];
+  text.split("\n").forEach((l, i) => {
+    if (new RegExp(`^\\s*\\[\\[\\s*${key}\\s*\\]\\]`).test(l)) out.push(i + 1);
+  });
+  return out;
 }

@@ -33,6 +33,8 @@ export interface ServeConfig {
   rateLimit: { perSecond: number; burst: number };
   /** Added to each failed authentication's answer past 10 a minute from one peer (0 = off). */
   authFailureDelayMs: number;
+  /** The config file (--config), whose [[credentials]] and [[callers]] are reconciled on start and SIGHUP. */
+  configFile?: string | undefined;
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
   auditLog: string;
   /** The IMDS endpoint, when --imds-listen is given. */

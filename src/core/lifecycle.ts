@@ -45,6 +45,7 @@ export function prepareNew(input: Credential, ambient: Ambient): Credential {
   c.createdAt = now;
   c.updatedAt = now;
   c.etag = "";
+  c.managedBy = "";
   normalize(c, ambient);
   return c;
 }
@@ -120,7 +121,7 @@ const KIND_FIELDS = {
   token: { case: "token", fields: { token: "token" } },
 } as const satisfies Record<string, { case: KindCase; fields: Record<string, string> }>;
 
-const IMMUTABLE = new Set(["id", "namespace", "created_at", "updated_at", "etag"]);
+const IMMUTABLE = new Set(["id", "namespace", "created_at", "updated_at", "etag", "managed_by"]);
 
 /** Every path an update_mask may name, for error messages and docs. */
 export const UPDATABLE_PATHS: readonly string[] = [

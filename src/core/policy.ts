@@ -41,7 +41,16 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
         : `${intent.host} is not in ${who}'s allowed_hosts`,
     );
   }
-  if (c.allowedScopes.length === 0) return;
+  if (c.allowedScopes.length === 0) {
+    // Declared credentials grant only what they list (as S3 proxies do): none listed, nothing granted.
+    if (c.managedBy !== "") {
+      deny(
+        "AccessDenied",
+        `${who} is declared in ${c.managedBy} with no allowed_scopes, so it grants nothing`,
+      );
+    }
+    return;
+  }
   if (intent.s3 === undefined) {
     deny(
       "OperationNotScoped",

@@ -44,7 +44,7 @@ export class BindingTable {
     if (this.bindings.size >= this.max) {
       throw new DomainError("resource_exhausted", `at most ${this.max} container bindings at once`);
     }
-    const id = randomBytes(12).toString("base64url");
+    const id = randomBytes(12).toString("hex");
     const token = randomBytes(32).toString("base64url");
     const binding: Stored = {
       id,

@@ -319,7 +319,8 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
 
   /** A copy with a fresh etag: every write changes it. */
   private stamp(c: Credential): Credential {
-    return { ...c, etag: randomBytes(12).toString("base64url") };
+    // Hex: an etag never starts with "-", so `--etag VALUE` always parses as a flag value.
+    return { ...c, etag: randomBytes(12).toString("hex") };
   }
 
   /**

@@ -312,4 +312,19 @@ describe("LevelCredentialStore (LevelDB specifics)", () => {
       }
     });
   });
+
+  test("etags are hex, so `--etag VALUE` never looks like a flag", async () => {
+    await inTempDir(async (location) => {
+      const ambient = new TestAmbient();
+      const store = await openLevelStore(location);
+      try {
+        for (let i = 0; i < 50; i++) {
+          const c = await store.create(prepareNew(accessKeyInput({ name: `e${i}` }), ambient));
+          assert.match(c.etag, /^[0-9a-f]{24}$/);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  });
 });

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/caller.proto.
  */
 export const file_credbroker_v1_caller: GenFile = /*@__PURE__*/
-  fileDesc("ChpjcmVkYnJva2VyL3YxL2NhbGxlci5wcm90bxINY3JlZGJyb2tlci52MSKiAgoGQ2FsbGVyEgwKBG5hbWUYASABKAkSJwoEcm9sZRgCIAEoDjIZLmNyZWRicm9rZXIudjEuQ2FsbGVyUm9sZRISCgpuYW1lc3BhY2VzGAMgAygJEhQKB2VuYWJsZWQYBCABKAhIAIgBARIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNjZXJ0aWZpY2F0ZV9zdWJqZWN0GAggASgJQgoKCF9lbmFibGVkKogBCgpDYWxsZXJSb2xlEhsKF0NBTExFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFQoRQ0FMTEVSX1JPTEVfQURNSU4QARIWChJDQUxMRVJfUk9MRV9XUklURVIQAhIWChJDQUxMRVJfUk9MRV9SRUFERVIQAxIWChJDQUxMRVJfUk9MRV9TSUdORVIQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjcmVkYnJva2VyL3YxL2NhbGxlci5wcm90bxINY3JlZGJyb2tlci52MSK2AgoGQ2FsbGVyEgwKBG5hbWUYASABKAkSJwoEcm9sZRgCIAEoDjIZLmNyZWRicm9rZXIudjEuQ2FsbGVyUm9sZRISCgpuYW1lc3BhY2VzGAMgAygJEhQKB2VuYWJsZWQYBCABKAhIAIgBARIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNjZXJ0aWZpY2F0ZV9zdWJqZWN0GAggASgJEhIKCm1hbmFnZWRfYnkYCSABKAlCCgoIX2VuYWJsZWQqiAEKCkNhbGxlclJvbGUSGwoXQ0FMTEVSX1JPTEVfVU5TUEVDSUZJRUQQABIVChFDQUxMRVJfUk9MRV9BRE1JThABEhYKEkNBTExFUl9ST0xFX1dSSVRFUhACEhYKEkNBTExFUl9ST0xFX1JFQURFUhADEhYKEkNBTExFUl9ST0xFX1NJR05FUhAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A caller of the API: a bearer token (stored only as a hash) with a role in
@@ -74,6 +74,13 @@ export type Caller = Message<"credbroker.v1.Caller"> & {
    * @generated from field: string certificate_subject = 8;
    */
   certificateSubject: string;
+
+  /**
+   * Output only. The config file that declares it; the API cannot change it.
+   *
+   * @generated from field: string managed_by = 9;
+   */
+  managedBy: string;
 };
 
 /**

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { pino } from "pino";
 import { envOf, loadConfigFile } from "../../config/config-file.js";
 import {
@@ -201,7 +202,7 @@ export async function resolveServeConfig(
 ): Promise<ServeConfig> {
   const configFile = flags.given("config") ? flags.string("config") : env.CREDBROKER_CONFIG;
   const file = configFile
-    ? await loadConfigFile(configFile, FILE_KEYS)
+    ? (await loadConfigFile(configFile, FILE_KEYS)).settings
     : new Map<string, string | boolean>();
   const fromFile = (flag: string) => (env[envOf(flag)] === undefined ? file.get(flag) : undefined);
   const inputs: ServeInputs = {};
@@ -212,7 +213,10 @@ export async function resolveServeConfig(
   for (const [field, flag] of Object.entries(BOOLEAN_INPUTS)) {
     inputs[field as keyof typeof BOOLEAN_INPUTS] = flags.bool(flag) || fromFile(flag) === true;
   }
-  return buildServeConfig(inputs, env);
+  return {
+    ...buildServeConfig(inputs, env),
+    configFile: configFile ? path.resolve(configFile) : undefined,
+  };
 }
 
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
@@ -269,6 +273,15 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     return EXIT.error;
   }
 
+  // SIGHUP: reconcile the config file's declared credentials again.
+  process.on("SIGHUP", () => {
+    daemon.reload().catch((err: unknown) => {
+      log.error(
+        { err: (err as Error).message },
+        "reload failed; the declared credentials are as before",
+      );
+    });
+  });
   const signal = await signalled;
   log.info({ signal }, "shutting down");
   try {
