@@ -20,6 +20,7 @@ import { CallerDirectory } from "./auth/caller-directory.js";
 import { FailureThrottle, RateLimiter } from "./auth/rate-limit.js";
 import { loadConfigFile } from "./config/config-file.js";
 import { declaredCredentials } from "./config/declared.js";
+import { declaredCallers, reconcileCallers } from "./config/declared-callers.js";
 import { type ReconcileResult, reconcile } from "./config/reconcile.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
@@ -191,7 +192,18 @@ async function serve(
         ambient,
         changed: invalidate,
       });
-      log.info({ file, ...result }, "declared credentials reconciled");
+      await reconcileCallers({
+        store,
+        file,
+        declared: declaredCallers(file, parsed.callers),
+        state: path.join(config.dataDir, "declared-callers.json"),
+        now: ambient.now,
+        changed: () => callers.forget(),
+      });
+      log.info(
+        { file, ...result, callers: parsed.callers.length },
+        "declared credentials reconciled",
+      );
       return result;
     };
     await reload();

@@ -21,6 +21,16 @@ export interface CallerServiceDeps {
 
 const UPDATABLE = new Set(["role", "namespaces", "enabled", "expires_at", "certificate_subject"]);
 
+/** A caller declared in a config file changes only with the file. */
+function assertUnmanaged(c: Caller): void {
+  if (c.managedBy !== "") {
+    throw new DomainError(
+      "failed_precondition",
+      `caller ${c.name} is declared in ${c.managedBy}: change it there`,
+    );
+  }
+}
+
 function validate(c: Caller, now: Date): void {
   const problems: string[] = [];
   if (!isValidName(c.name)) problems.push("name: 1-64 of letters, digits, '.', '_', '-'");
@@ -55,6 +65,7 @@ export function callerService({
       c.createdAt = now;
       c.updatedAt = now;
       c.enabled ??= true;
+      c.managedBy = "";
       validate(c, ambient.now());
       const token = newToken();
       const stored = await callers.createCaller(c, tokenHash(token));
@@ -90,6 +101,7 @@ export function callerService({
         );
       }
       const updated = await callers.updateCaller(req.name, (current) => {
+        assertUnmanaged(current);
         const next = clone(CallerSchema, current);
         if (paths.includes("role")) next.role = patch.role;
         if (paths.includes("namespaces")) next.namespaces = [...patch.namespaces];
@@ -107,6 +119,7 @@ export function callerService({
 
     async deleteCaller(req, ctx) {
       authorizeAdmin(callerOf(ctx));
+      assertUnmanaged(await callers.getCaller(req.name));
       await callers.deleteCaller(req.name);
       changed();
       return {};
@@ -114,6 +127,7 @@ export function callerService({
 
     async rotateCallerToken(req, ctx) {
       authorizeAdmin(callerOf(ctx));
+      assertUnmanaged(await callers.getCaller(req.name));
       const token = newToken();
       await callers.rotateCallerToken(req.name, tokenHash(token));
       changed();

@@ -4,12 +4,14 @@
  * changes and removals; the API cannot change what the file declares.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, runCli, startDaemon, tempDir } from "../support/daemon.js";
@@ -217,6 +219,42 @@ describe("declared credentials: refusals at start", () => {
       assert.match(badRes.stderr, /bad\.toml:2: \[\[credentials\]\]: unknown field secret_sauce/);
     } finally {
       await removeDir(dataDir);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("declared callers", () => {
+  test("a [[callers]] table with a token hash works, is managed, and is disabled when removed (SIGHUP)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "credbroker-callers-"));
+    const file = path.join(dir, "callers.toml");
+    const token = "cbt_declared-caller-token-000000000000000000000";
+    const hash = createHash("sha256").update(token).digest("hex");
+    await writeFile(
+      file,
+      `[[callers]]\nname = "ci"\nrole = "reader"\nnamespaces = ["team-a"]\ntoken_sha256 = "${hash}"\n`,
+    );
+    const daemon = await startDaemon({ args: ["--config", file] });
+    try {
+      const asCi = credentialClient(daemon.url, "connect-h2", token);
+      assert.equal(await code(asCi.listCredentials({ namespace: "team-a" })), "ok");
+      assert.equal(await code(asCi.listCredentials({ namespace: "other" })), Code.PermissionDenied);
+      const admin = createClient(CallerService, transport(daemon.url, "connect-h2", daemon.token));
+      assert.equal((await admin.getCaller({ name: "ci" })).caller?.managedBy, file);
+      assert.equal(await code(admin.rotateCallerToken({ name: "ci" })), Code.FailedPrecondition);
+
+      const reconciled = () =>
+        (daemon.output().match(/declared credentials reconciled/g) ?? []).length;
+      const before = reconciled();
+      await writeFile(file, "");
+      daemon.process.kill("SIGHUP");
+      for (let i = 0; i < 100 && reconciled() === before; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await code(asCi.listCredentials({ namespace: "team-a" })), Code.Unauthenticated);
+      assert.ok(!daemon.output().includes(token), "the token is never logged");
+    } finally {
+      await daemon.stop();
+      await removeDir(daemon.dataDir);
       await rm(dir, { recursive: true, force: true });
     }
   });
