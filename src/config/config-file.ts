@@ -8,6 +8,8 @@ export type FileSettings = ReadonlyMap<string, string | boolean>;
 /** What a config file holds: settings, and the declared [[credentials]] and [[callers]] (raw, with their lines). */
 export interface ConfigFile {
   settings: FileSettings;
+  /** The line where a key (or [[table]]) is, for error messages. */
+  lineOf(key: string): number;
   credentials: Declared[];
   callers: Declared[];
 }
@@ -101,7 +103,7 @@ export async function loadConfigFile(
       throw new DomainError("invalid_argument", `${at}: expected a string or a number`);
     }
   }
-  return { settings, ...declared };
+  return { settings, ...declared, lineOf: (key) => lineOf(text, key) };
 }
 
 /** The lines where each [[key]] table starts. */

@@ -82,7 +82,7 @@ describe("daemon config file", () => {
     ["unknown key", 'listen = "127.0.0.1:0"\nlisten_port = 5\n', /:2: listen_port: unknown key/],
     ["wrong type", "allow_ambient = 1\n", /:1: allow_ambient: expected true or false/],
     ["TOML syntax", "listen = \n", /:1:\d+: Invalid TOML/],
-    ["bad value", 'listen = "nowhere"\n', /--listen: expected HOST:PORT/],
+    ["bad value", 'log_level = "info"\nlisten = "nowhere"\n', /:2: listen: expected HOST:PORT/],
   ];
   for (const [what, body, message] of bad) {
     test(`${what}: config check and serve both refuse it, naming the line or key`, async () => {

@@ -1,12 +1,13 @@
 import path from "node:path";
 import { pino } from "pino";
-import { envOf, loadConfigFile } from "../../config/config-file.js";
+import { envOf, keyOf, loadConfigFile } from "../../config/config-file.js";
 import {
   buildServeConfig,
   DEFAULT_LISTEN,
   type ServeConfig,
   type ServeInputs,
 } from "../../config/serve-config.js";
+import { DomainError } from "../../core/errors.js";
 import { type Daemon, startDaemon } from "../../server.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";
@@ -201,9 +202,8 @@ export async function resolveServeConfig(
   env: NodeJS.ProcessEnv,
 ): Promise<ServeConfig> {
   const configFile = flags.given("config") ? flags.string("config") : env.CREDBROKER_CONFIG;
-  const file = configFile
-    ? (await loadConfigFile(configFile, FILE_KEYS)).settings
-    : new Map<string, string | boolean>();
+  const loaded = configFile ? await loadConfigFile(configFile, FILE_KEYS) : undefined;
+  const file = loaded?.settings ?? new Map<string, string | boolean>();
   const fromFile = (flag: string) => (env[envOf(flag)] === undefined ? file.get(flag) : undefined);
   const inputs: ServeInputs = {};
   for (const [field, flag] of Object.entries(STRING_INPUTS)) {
@@ -213,10 +213,27 @@ export async function resolveServeConfig(
   for (const [field, flag] of Object.entries(BOOLEAN_INPUTS)) {
     inputs[field as keyof typeof BOOLEAN_INPUTS] = flags.bool(flag) || fromFile(flag) === true;
   }
-  return {
-    ...buildServeConfig(inputs, env),
-    configFile: configFile ? path.resolve(configFile) : undefined,
-  };
+  let built: ServeConfig;
+  try {
+    built = buildServeConfig(inputs, env);
+  } catch (err) {
+    // A bad value that came from the file is reported at its line.
+    const flag = /^--([a-z0-9-]+):/.exec((err as Error).message)?.[1];
+    if (
+      configFile &&
+      loaded &&
+      flag !== undefined &&
+      !flags.given(flag) &&
+      fromFile(flag) !== undefined
+    ) {
+      throw new DomainError(
+        "invalid_argument",
+        `${configFile}:${loaded.lineOf(keyOf(flag))}: ${keyOf(flag)}: ${(err as Error).message.slice(flag.length + 4)}`,
+      );
+    }
+    throw err;
+  }
+  return { ...built, configFile: configFile ? path.resolve(configFile) : undefined };
 }
 
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
