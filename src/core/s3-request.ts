@@ -67,7 +67,8 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
   if (key.split("/").some((s) => s === "." || s === "..")) {
     return { ok: false, reason: `key "${key}" has "." or ".." segments` };
   }
-  const params = new Map(r.query);
+  // The AWS SDKs add ?x-id=<Operation> for their own routing; S3 ignores it.
+  const params = new Map(r.query.filter(([k]) => k !== "x-id"));
   const only = (allowed: ReadonlySet<string>) => [...params.keys()].every((k) => allowed.has(k));
   const unmapped = (): S3Mapping => ({
     ok: false,

@@ -57,6 +57,17 @@ const rows: Row[] = [
   ],
   ["GetObject, key decoded", parts("GET", "/b/a%20b%2Fc"), op("get_object", "b", "a b/c")],
   ["GetObject, lower-case method", parts("get", "/b/k"), op("get_object", "b", "k")],
+  // The AWS SDKs add ?x-id=<Operation>; S3 ignores it, and so does the mapping.
+  [
+    "PutObject with the SDK's x-id",
+    parts("PUT", "/b/k?x-id=PutObject"),
+    op("put_object", "b", "k"),
+  ],
+  [
+    "GetObject with the SDK's x-id",
+    parts("GET", "/b/k?x-id=GetObject"),
+    op("get_object", "b", "k"),
+  ],
   ["GET object ?acl (GetObjectAcl)", parts("GET", "/b/k?acl"), unmapped("GET object with ?acl")],
   ["GET object ?tagging", parts("GET", "/b/k?tagging"), unmapped("?tagging")],
   ["GET object ?uploadId (ListParts)", parts("GET", "/b/k?uploadId=u"), unmapped("?uploadId")],
