@@ -102,11 +102,13 @@ export function brokerSigner(opts: BrokerSignerOptions): RequestSigner & Request
         method: req.method,
         url: urlOf(req),
         headers: Object.entries(req.headers)
-          .filter(
-            ([n]) =>
-              n.toLowerCase() !== "host" &&
-              !(presign && n.toLowerCase() === "x-amz-content-sha256"),
-          )
+          .filter(([n]) => {
+            const name = n.toLowerCase();
+            // Set by the broker itself (its clock, the credential), never passed on.
+            if (["host", "authorization", "x-amz-date", "x-amz-security-token"].includes(name))
+              return false;
+            return !(presign && name === "x-amz-content-sha256");
+          })
           .map(([name, value]) => ({ name, value })),
         payload: presign ? { case: "unsignedPayload", value: true } : payloadOf(req),
         region: options?.signingRegion ?? "",

@@ -15,3 +15,4 @@ export {
   brokerSigner,
   PLACEHOLDER_ACCESS_KEY_ID,
 } from "./broker-signer.js";
+export { getSignedUrl } from "./get-signed-url.js";

@@ -19,6 +19,7 @@ import {
   brokerSigner,
   PLACEHOLDER_ACCESS_KEY_ID,
 } from "../../src/client/broker-signer.js";
+import { getSignedUrl } from "../../src/client/get-signed-url.js";
 import { credentialClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { type SwiftServer, startSwift } from "../support/swift.js";
@@ -110,5 +111,28 @@ describe("brokerSigner: S3Client through credbroker", () => {
     assert.ok(err instanceof BrokerSigningError, String(err));
     assert.equal(err.code, "PermissionDenied");
     assert.match(err.reason, /ActionNotInScope: put_object/);
+  });
+
+  test("getSignedUrl presigns through the broker; plain fetch gets the object", async () => {
+    const client = s3("app");
+    await client.send(
+      new PutObjectCommand({
+        Bucket: "sdk",
+        Key: "shared/report.csv",
+        Body: Buffer.from("a,b\n1,2\n"),
+      }),
+    );
+    const url = await getSignedUrl(
+      client,
+      new GetObjectCommand({ Bucket: "sdk", Key: "shared/report.csv" }),
+      {
+        expiresIn: 60,
+      },
+    );
+    assert.match(url, /X-Amz-Signature=[0-9a-f]{64}/);
+    assert.match(url, /X-Amz-Credential=test%3Atester/);
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "a,b\n1,2\n");
   });
 });
