@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Caller, CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
@@ -6,6 +6,7 @@ import { DomainError, isDomainError } from "../core/errors.js";
 import { isValidName, isValidNamespace } from "../core/names.js";
 import type { CallerStore } from "../store/caller-store.js";
 import type { Declared } from "./config-file.js";
+import { previous } from "./reconcile.js";
 
 const FIELDS = new Set([
   "name",
@@ -132,13 +133,4 @@ export async function reconcileCallers(opts: {
     mode: 0o600,
   });
   opts.changed();
-}
-
-async function previous(state: string): Promise<string[]> {
-  try {
-    const parsed = JSON.parse(await readFile(state, "utf8")) as unknown;
-    return Array.isArray(parsed) ? parsed.filter((k): k is string => typeof k === "string") : [];
-  } catch {
-    return [];
-  }
 }

@@ -116,7 +116,8 @@ async function find(
   }
 }
 
-async function previous(state: string): Promise<string[]> {
+/** The keys a state file (JSON list) remembers from the last reconcile; none when absent or unreadable. */
+export async function previous(state: string): Promise<string[]> {
   try {
     const parsed = JSON.parse(await readFile(state, "utf8")) as unknown;
     return Array.isArray(parsed) ? parsed.filter((k): k is string => typeof k === "string") : [];

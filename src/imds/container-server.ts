@@ -6,6 +6,7 @@ import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
 import { isDomainError } from "../core/errors.js";
 import { type BindingTable, CONTAINER_PATH } from "./bindings.js";
 import { requestGuards } from "./guards.js";
+import { stamp } from "./imds-server.js";
 
 /** What a binding hands out: a short-lived session, never a stored secret. */
 export interface ContainerSession {
@@ -107,7 +108,7 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
           AccessKeyId: s.accessKeyId,
           SecretAccessKey: s.secretAccessKey,
           Token: s.sessionToken,
-          Expiration: `${s.expiration.toISOString().slice(0, 19)}Z`,
+          Expiration: stamp(s.expiration),
         });
       },
       (err: unknown) => {

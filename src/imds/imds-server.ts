@@ -271,7 +271,7 @@ function failureStatus(err: unknown): 404 | 503 | 500 {
 }
 
 /** 2026-11-24T10:00:00Z: second precision, as IMDS writes timestamps (truncated, never later). */
-function stamp(date: Date): string {
+export function stamp(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
