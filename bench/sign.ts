@@ -28,45 +28,12 @@ import { planSignature, validateSignRequest } from "../src/core/sign-plan.js";
 import { SigningKeyCache } from "../src/sign/signing-keys.js";
 import { sigv4 } from "../src/sign/sigv4.js";
 import { startChild } from "./child.js";
+import { load } from "./load.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const URL_TO_SIGN = "https://reports.s3.eu-west-1.amazonaws.com/2026/q1.csv";
-
-interface Load {
-  perSecond: number;
-  p50: number;
-  p99: number;
-}
-
-/** Keeps `inFlight` calls going for SECONDS (after a 1 s warm-up); latencies in ms. */
-async function load(call: () => Promise<unknown>, inFlight: number): Promise<Load> {
-  const run = async (seconds: number, record: boolean) => {
-    const samples: number[] = [];
-    const end = performance.now() + seconds * 1000;
-    let done = 0;
-    await Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        while (performance.now() < end) {
-          const t = performance.now();
-          await call();
-          if (record) samples.push(performance.now() - t);
-          done++;
-        }
-      }),
-    );
-    return { samples, done };
-  };
-  await run(1, false);
-  const t = performance.now();
-  const { samples, done } = await run(SECONDS, true);
-  const elapsed = (performance.now() - t) / 1000;
-  samples.sort((a, b) => a - b);
-  const at = (q: number) =>
-    samples[Math.min(samples.length - 1, Math.floor(samples.length * q))] ?? 0;
-  return { perSecond: done / elapsed, p50: at(0.5), p99: at(0.99) };
-}
 
 /** Mean µs per call of a synchronous task, after a warm-up. */
 function micros(task: () => unknown, rounds = 50000): number {
@@ -156,8 +123,8 @@ try {
   for (const inFlight of [1, 64]) {
     const broker = createClient(SigningService, createGrpcTransport({ baseUrl: daemon.url }));
     const bare = createClient(SigningService, createGrpcTransport({ baseUrl: echo.url }));
-    const base = await load(() => bare.signRequest(request), inFlight);
-    const ours = await load(() => broker.signRequest(request, auth), inFlight);
+    const base = await load(() => bare.signRequest(request), inFlight, SECONDS);
+    const ours = await load(() => broker.signRequest(request, auth), inFlight, SECONDS);
     rows.push([
       `SignRequest throughput, gRPC, ${inFlight} in flight`,
       `${Math.round(ours.perSecond)}/s`,

@@ -129,7 +129,11 @@ async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Prom
     arg,
     args: flags.positionals,
     client() {
-      client ??= createBrokerClient({ addr: flags.string("addr") ?? DEFAULT_ADDR, token });
+      client ??= createBrokerClient({
+        addr: flags.string("addr") ?? DEFAULT_ADDR,
+        token,
+        transport: "connect",
+      });
       return client;
     },
     print(schema, message, render) {

@@ -12,7 +12,7 @@ export interface BrokerClientOptions {
   /** The bearer token, or a file holding it (e.g. the daemon's admin.token). */
   token?: string;
   tokenFile?: string;
-  /** Wire protocol, both over HTTP/2: "connect" (default) or "grpc". */
+  /** Wire protocol, both over HTTP/2: "grpc" (default) or "connect". */
   transport?: "connect" | "grpc";
 }
 
@@ -40,9 +40,9 @@ export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
   const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : "");
   const interceptors = token === "" ? [] : [bearerInterceptor(token)];
   const transport: Transport =
-    opts.transport === "grpc"
-      ? createGrpcTransport({ baseUrl: url, interceptors })
-      : createConnectTransport({ baseUrl: url, httpVersion: "2", interceptors });
+    opts.transport === "connect"
+      ? createConnectTransport({ baseUrl: url, httpVersion: "2", interceptors })
+      : createGrpcTransport({ baseUrl: url, interceptors });
   return {
     baseUrl: url,
     credentials: createClient(CredentialService, transport),

@@ -27,6 +27,13 @@ export interface BrokerSignerOptions {
   namespace?: string;
   /** "" = the namespace's AWS provider default. */
   credential?: string;
+  /**
+   * The signing name and region when the SDK does not pass them, which it
+   * does not for most non-S3 services on a custom `endpoint` (e.g. "sts").
+   * Unset, the broker infers them from AWS hostnames and the credential.
+   */
+  service?: string;
+  region?: string;
 }
 
 /** A broker refusal, as the SDK surfaces it: the Connect code and the broker's reason. */
@@ -111,8 +118,8 @@ export function brokerSigner(opts: BrokerSignerOptions): RequestSigner & Request
           })
           .map(([name, value]) => ({ name, value })),
         payload: presign ? { case: "unsignedPayload", value: true } : payloadOf(req),
-        region: options?.signingRegion ?? "",
-        service: options?.signingService ?? "",
+        region: options?.signingRegion ?? opts.region ?? "",
+        service: options?.signingService ?? opts.service ?? "",
         presignExpiresSeconds: presign ?? 0,
       });
     } catch (err) {
