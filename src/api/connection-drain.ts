@@ -41,6 +41,15 @@ export class ConnectionDrain {
     this.handler(req, res);
   };
 
+  /** An HTTP/2 stream answered without a compatibility request (the fast unary path): in flight until it closes. */
+  readonly trackStream = (stream: http2.ServerHttp2Stream): void => {
+    this.inflight++;
+    stream.once("close", () => {
+      this.inflight--;
+      this.settle();
+    });
+  };
+
   /** A socket (TCP, or the TLS socket over one): open until it closes, destroyed at the cut-off. */
   socket(socket: net.Socket): void {
     this.sockets.add(socket);

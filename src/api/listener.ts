@@ -12,10 +12,18 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** Serves an HTTP/2 stream itself and returns true, or returns false to leave it to `handler`. */
+export type StreamHandler = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => boolean;
+
 export interface ListenOptions {
   host: string;
   port: number;
   handler: RequestHandler;
+  /** Sees every HTTP/2 stream first (the fast unary path). */
+  streams?: StreamHandler | undefined;
 }
 
 export interface Listener {
@@ -44,6 +52,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   applyServerLimits(h1);
   applyServerLimits(h2);
   h2.on("session", (session) => drain.session(session));
+  routeStreams(h2, opts.streams, drain);
 
   const server = net.createServer((socket) => {
     drain.socket(socket);
@@ -82,6 +91,35 @@ export async function listenOn(
     url: `${scheme}://${host}:${address.port}`,
     close: (graceMs) => drain.close(server, graceMs),
   };
+}
+
+/**
+ * Puts `streams` in front of node:http2's compatibility layer: each stream
+ * goes to it first, and only the ones it declines become the
+ * (request, response) pairs `handler` serves. The compatibility listener is
+ * node's own, so declined streams behave exactly as without this.
+ */
+export function routeStreams(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  streams: StreamHandler | undefined,
+  drain: ConnectionDrain,
+): void {
+  if (streams === undefined) return;
+  const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  const dispatch = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+    rawHeaders: string[],
+  ) => {
+    if (streams(stream, headers)) {
+      drain.trackStream(stream);
+      return;
+    }
+    for (const listener of compat) listener.call(server, stream, headers, flags, rawHeaders);
+  };
+  server.on("stream", dispatch);
 }
 
 /** Reads until the first bytes tell HTTP/2 from HTTP/1.x, then puts them back. */

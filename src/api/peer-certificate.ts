@@ -40,15 +40,13 @@ export function certificateSubject(subject: string): string {
 }
 
 /**
- * `contextValues` for connectNodeAdapter: puts the peer's address
+ * The context values every RPC starts with: the peer's address
  * (PEER_ADDRESS) and, with mutual TLS, the verified client certificate's
- * subject (PEER_CERT_SUBJECT) in each RPC's context. Only an
+ * subject (PEER_CERT_SUBJECT), from the connection's socket. Only an
  * `authorized` TLS socket counts, i.e. one whose certificate chained to the
  * listener's client CA. The subject is computed once per connection.
  */
-export function peerContext(
-  mutualTls: boolean,
-): (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues {
+export function peerContext(mutualTls: boolean): (socket: net.Socket | undefined) => ContextValues {
   const subjects = new WeakMap<TLSSocket, string | undefined>();
   const subjectOf = (socket: net.Socket | undefined): string | undefined => {
     if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
@@ -58,10 +56,15 @@ export function peerContext(
     }
     return subjects.get(socket);
   };
-  return (req) => {
-    // An HTTP/2 request's `socket` is a proxy; the session holds the real one.
-    const socket = "stream" in req ? req.stream.session?.socket : req.socket;
+  return (socket) => {
     const values = createContextValues().set(PEER_ADDRESS, socket?.remoteAddress);
     return mutualTls ? values.set(PEER_CERT_SUBJECT, subjectOf(socket)) : values;
   };
+}
+
+/** The connection's socket of a request (an HTTP/2 request's `socket` is a proxy; the session holds the real one). */
+export function socketOf(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+): net.Socket | undefined {
+  return "stream" in req ? req.stream.session?.socket : req.socket;
 }

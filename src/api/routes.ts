@@ -1,4 +1,5 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import {
   CallerService,
   file_credbroker_v1_caller_service,
@@ -45,8 +46,14 @@ export interface RouteDeps extends CredentialServiceDeps, SigningServiceDeps {
   callerAdmin: CallerServiceDeps;
 }
 
-/** Registers every service the API listener serves. */
-export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
+/** A service and its implementation. */
+export interface ServedService {
+  service: DescService;
+  impl: Partial<ServiceImpl<DescService>>;
+}
+
+/** Every service the API listener serves, implemented. */
+export function apiServices(deps: RouteDeps): ServedService[] {
   const reflection = new ReflectionIndex(SERVED_SERVICES, [
     file_credbroker_v1_credential_service,
     file_credbroker_v1_signing_service,
@@ -55,12 +62,23 @@ export function apiRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
   ]);
+  const served = <S extends DescService>(service: S, impl: ServiceImpl<S>): ServedService => ({
+    service,
+    impl: impl as Partial<ServiceImpl<DescService>>,
+  });
+  return [
+    served(CredentialService, credentialService(deps)),
+    served(SigningService, signingService(deps)),
+    served(CallerService, callerService(deps.callerAdmin)),
+    served(Health, healthService(deps.health)),
+    served(ReflectionV1, reflectionServiceV1(reflection)),
+    served(ReflectionV1alpha, reflectionServiceV1alpha(reflection)),
+  ];
+}
+
+/** Registers `services` on a connect router. */
+export function routesOf(services: ServedService[]): (router: ConnectRouter) => void {
   return (router) => {
-    router.service(CredentialService, credentialService(deps));
-    router.service(SigningService, signingService(deps));
-    router.service(CallerService, callerService(deps.callerAdmin));
-    router.service(Health, healthService(deps.health));
-    router.service(ReflectionV1, reflectionServiceV1(reflection));
-    router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
+    for (const { service, impl } of services) router.service(service, impl);
   };
 }

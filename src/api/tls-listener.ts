@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import { ConnectionDrain } from "./connection-drain.js";
 import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "./limits.js";
-import { type Listener, type ListenOptions, listenOn } from "./listener.js";
+import { type Listener, type ListenOptions, listenOn, routeStreams } from "./listener.js";
 
 export interface TlsListenOptions extends ListenOptions {
   /** PEM: the server certificate, then any intermediates. */
@@ -39,6 +39,7 @@ export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
     drain.track,
   );
   applyServerLimits(server);
+  routeStreams(server, opts.streams, drain);
   // The TCP socket from the start (a handshake may hang), and the TLS socket
   // over it once secure: HTTP/1.1 requests arrive on the latter.
   server.on("connection", (socket) => drain.socket(socket));

@@ -33,6 +33,8 @@ export interface ServeConfig {
   rateLimit: { perSecond: number; burst: number };
   /** Added to each failed authentication's answer past 10 a minute from one peer (0 = off). */
   authFailureDelayMs: number;
+  /** Unary gRPC and Connect calls over HTTP/2 take the lean path (src/api/unary); off: all go through connect-node. */
+  fastUnary: boolean;
   /** The config file (--config), whose [[credentials]] and [[callers]] are reconciled on start and SIGHUP. */
   configFile?: string | undefined;
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
@@ -86,6 +88,7 @@ export interface ServeInputs {
   imdsListen?: string | undefined;
   imdsCredential?: string | undefined;
   imdsAllowV1?: boolean | undefined;
+  disableFastUnary?: boolean | undefined;
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
   allowAmbient?: boolean | undefined;
@@ -107,6 +110,7 @@ export interface ServeInputs {
  * --imds-listen / CREDBROKER_IMDS_LISTEN, --imds-credential / CREDBROKER_IMDS_CREDENTIAL,
  * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN,
  * --audit-log / CREDBROKER_AUDIT_LOG,
+ * --disable-fast-unary / CREDBROKER_DISABLE_FAST_UNARY,
  * --tls-cert / CREDBROKER_TLS_CERT, --tls-key / CREDBROKER_TLS_KEY,
  * --client-ca / CREDBROKER_CLIENT_CA (an empty value is unset, so `--tls-cert ""`
  * turns off TLS that the environment asks for).
@@ -163,6 +167,7 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
       "--auth-failure-delay",
     ),
     auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
+    fastUnary: !(flags.disableFastUnary || envBool(env, "CREDBROKER_DISABLE_FAST_UNARY")),
     listen: parseHostPort(listen, "--listen"),
     dataDir,
     masterKey: env.CREDBROKER_MASTER_KEY,

@@ -150,6 +150,13 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "past 10 failed authentications a minute from one peer, each waits this much more (0 = off)",
   },
   {
+    name: "disable-fast-unary",
+    kind: "boolean",
+    env: "CREDBROKER_DISABLE_FAST_UNARY",
+    default: "false",
+    help: "serve unary gRPC/Connect calls through connect-node only (a kill switch for the lean path)",
+  },
+  {
     name: "config",
     kind: "string",
     value: "FILE",
@@ -183,6 +190,7 @@ const STRING_INPUTS = {
 const BOOLEAN_INPUTS = {
   allowAmbient: "allow-ambient",
   imdsAllowV1: "imds-allow-v1",
+  disableFastUnary: "disable-fast-unary",
 } as const satisfies Partial<Record<keyof ServeInputs, string>>;
 
 /** The settings a config file may hold: every serve flag but --config and --help. */

@@ -1,0 +1,88 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+export interface H2loadRun {
+  perSecond: number;
+  /** Latency percentiles, ms, from h2load's per-request log. */
+  p50: number;
+  p99: number;
+  /** Requests that did not end in HTTP 2xx. */
+  failed: number;
+}
+
+export interface H2loadOptions {
+  /** Full URL of the procedure, e.g. http://127.0.0.1:PORT/pkg.Service/Method */
+  url: string;
+  /** The request body, exactly as sent (already framed for gRPC). */
+  body: Uint8Array;
+  headers: Record<string, string>;
+  connections: number;
+  /** Streams in flight per connection. */
+  streams: number;
+  seconds: number;
+}
+
+/**
+ * Drives `url` with h2load (Debian nghttp2-client): a C load generator that
+ * is not itself the bottleneck, as Node clients are at a few thousand calls
+ * a second. Every request is a POST of `body`; a 1 s warm-up is not counted.
+ * gRPC errors travel in trailers under HTTP 200, so callers check a sample
+ * call's status themselves and the daemon's log for failed RPCs.
+ */
+export async function h2load(opts: H2loadOptions): Promise<H2loadRun> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "credbroker-h2load-"));
+  try {
+    const bodyFile = path.join(dir, "body");
+    const logFile = path.join(dir, "log");
+    await writeFile(bodyFile, opts.body);
+    const args = [
+      "--clients",
+      String(opts.connections),
+      "--threads",
+      "1",
+      "--max-concurrent-streams",
+      String(opts.streams),
+      "--duration",
+      String(opts.seconds),
+      "--warm-up-time",
+      "1",
+      "--data",
+      bodyFile,
+      "--log-file",
+      logFile,
+      ...Object.entries(opts.headers).flatMap(([k, v]) => ["--header", `${k}: ${v}`]),
+      opts.url,
+    ];
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile("h2load", args, { timeout: (opts.seconds + 30) * 1000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`h2load: ${err.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const rate = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1];
+    if (rate === undefined) throw new Error(`h2load: no rate in its output:\n${out}`);
+    const lines = (await readFile(logFile, "utf8")).trim().split("\n");
+    let failed = 0;
+    const micros: number[] = [];
+    for (const line of lines) {
+      const [, status, us] = line.split("\t");
+      if (!status?.startsWith("2")) failed++;
+      micros.push(Number(us));
+    }
+    micros.sort((a, b) => a - b);
+    const at = (q: number) =>
+      (micros[Math.min(micros.length - 1, Math.floor(micros.length * q))] ?? 0) / 1000;
+    return { perSecond: Number(rate), p50: at(0.5), p99: at(0.99), failed };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A gRPC length-prefixed message (uncompressed). */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, 5);
+  return framed;
+}

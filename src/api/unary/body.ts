@@ -1,0 +1,55 @@
+import type http2 from "node:http2";
+
+export interface Body {
+  chunks: Buffer[];
+  size: number;
+  /** False when more than `bound` bytes came: the rest was read and dropped. */
+  complete: boolean;
+}
+
+/**
+ * A request body, kept up to `bound` bytes. Past that nothing more is kept,
+ * but the stream is still read to its end and dropped, so an oversized
+ * upload finishes instead of stalling on flow control with its stream
+ * half-open.
+ */
+export function readBody(stream: http2.ServerHttp2Stream, bound: number): Promise<Body> {
+  return new Promise((resolve) => {
+    const body: Body = { chunks: [], size: 0, complete: true };
+    const done = () => resolve(body);
+    stream.on("data", (chunk: Buffer) => {
+      if (!body.complete) return;
+      body.chunks.push(chunk);
+      body.size += chunk.length;
+      if (body.size > bound) {
+        body.complete = false;
+        done();
+      }
+    });
+    stream.once("end", done);
+    stream.once("close", done);
+  });
+}
+
+/** The body as one buffer. */
+export function joined(body: Body): Buffer {
+  return body.chunks.length === 1
+    ? (body.chunks[0] as Buffer)
+    : Buffer.concat(body.chunks, body.size);
+}
+
+/** HTTP headers for `stream.respond`, from fetch Headers. */
+export function headerObject(
+  headers: Headers,
+  into: http2.OutgoingHttpHeaders,
+): http2.OutgoingHttpHeaders {
+  headers.forEach((value, name) => {
+    into[name] = value;
+  });
+  return into;
+}
+
+/** The `date` header node:http2's compatibility response adds. */
+export function httpDate(): string {
+  return new Date().toUTCString();
+}

@@ -1,0 +1,83 @@
+import type http2 from "node:http2";
+import type { DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  type Compression,
+  createAsyncIterable,
+  type MethodSerializationLookup,
+  mergeNonProtocolHeaders,
+  readAllBytes,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorToJsonBytes,
+  parseTimeout,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
+import { type Body, headerObject, httpDate, joined } from "./body.js";
+
+/** One RPC as both wire formats see it (built by fast-unary.ts). */
+export interface Call {
+  route: {
+    spec: { method: DescMethod };
+    serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+  };
+  requestHeader: Headers;
+  compression(
+    encodingHeader: string,
+    acceptHeader: string,
+  ): { request: Compression | null; response: Compression | null; error?: ConnectError };
+  compressMinBytes: number;
+  readMaxBytes: number;
+  maxTimeoutMs: number;
+  /** The request body, kept up to `bound` bytes. */
+  body(bound: number): Promise<Body>;
+  context(timeoutMs: number | undefined, contentType: string): HandlerContext;
+  invoke(context: HandlerContext, input: Message): Promise<Message>;
+}
+
+/**
+ * A Connect unary POST, answered as connect-node's Connect handler answers
+ * it: the message with `application/proto`, or an error as the protocol's
+ * JSON with the HTTP status for its code; trailers travel as `trailer-`
+ * headers; bodies of 1 KiB and more are compressed when the client accepts it.
+ */
+export async function connectUnary(call: Call, stream: http2.ServerHttp2Stream): Promise<void> {
+  const timeout = parseTimeout(call.requestHeader.get("connect-timeout-ms"), call.maxTimeoutMs);
+  const context = call.context(timeout.timeoutMs, "application/proto");
+  const compression = call.compression("content-encoding", "accept-encoding");
+  let status = 200;
+  let body: Uint8Array;
+  try {
+    if (compression.error) throw compression.error;
+    if (timeout.error) throw timeout.error;
+    let bytes = await readMessage(call, await call.body(call.readMaxBytes));
+    if (compression.request) bytes = await compression.request.decompress(bytes, call.readMaxBytes);
+    const input = call.route.serialization.getI(true).parse(bytes);
+    body = call.route.serialization.getO(true).serialize(await call.invoke(context, input));
+  } catch (e) {
+    const error =
+      e instanceof ConnectError
+        ? e
+        : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+    status = codeToHttpStatus(error.code);
+    context.responseHeader.set("content-type", "application/json");
+    if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
+    body = errorToJsonBytes(error, {});
+  }
+  if (compression.response && body.byteLength >= call.compressMinBytes) {
+    body = await compression.response.compress(body);
+    context.responseHeader.set("content-encoding", compression.response.name);
+  }
+  const header = trailerMux(context.responseHeader, context.responseTrailer);
+  header.set("content-length", body.byteLength.toString(10));
+  stream.respond(headerObject(header, { ":status": status, date: httpDate() }));
+  stream.end(body);
+}
+
+/** The body when it is whole and as long as it says; otherwise connect-es reads it (and fails it) itself. */
+async function readMessage(call: Call, body: Body): Promise<Uint8Array> {
+  const hint = call.requestHeader.get("content-length");
+  if (body.complete && (hint === null || hint === String(body.size))) return joined(body);
+  return readAllBytes(createAsyncIterable(body.chunks), call.readMaxBytes, hint);
+}

@@ -1,0 +1,156 @@
+import type http2 from "node:http2";
+import type net from "node:net";
+import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import {
+  type ContextValues,
+  createServiceImplSpec,
+  type HandlerContext,
+  type Interceptor,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import {
+  compressionNegotiate,
+  createMethodSerializationLookup,
+  invokeUnaryImplementation,
+  type MethodSerializationLookup,
+} from "@connectrpc/connect/protocol";
+import { parseContentType as connectContentType } from "@connectrpc/connect/protocol-connect";
+import { parseContentType as grpcContentType } from "@connectrpc/connect/protocol-grpc";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { readBody } from "./body.js";
+import { type Call, connectUnary } from "./connect-wire.js";
+import { grpcUnary } from "./grpc-wire.js";
+
+/** What connect-node is configured with, so both paths behave the same. */
+export interface FastUnaryOptions {
+  services: { service: DescService; impl: Partial<ServiceImpl<DescService>> }[];
+  /** The very interceptors connect-node runs (auth, audit, errors, access log). */
+  interceptors: Interceptor[];
+  /** The context values an RPC starts with, from its connection's socket. */
+  contextValues: (socket: net.Socket | undefined) => ContextValues;
+  readMaxBytes: number;
+  maxTimeoutMs: number;
+}
+
+/** Connect-node's defaults: gzip and brotli offered, messages under 1 KiB sent uncompressed. */
+const COMPRESSIONS = [compressionGzip, compressionBrotli];
+const COMPRESS_MIN_BYTES = 1024;
+
+interface Route {
+  spec: { kind: "unary"; method: DescMethod & { methodKind: "unary" }; impl: never };
+  serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
+/**
+ * A lean path for unary RPCs sent over HTTP/2 with binary protobuf: gRPC
+ * (`application/grpc`, `application/grpc+proto`) and Connect unary POST
+ * (`application/proto`). It answers straight from the HTTP/2 stream instead
+ * of through connect-node's compatibility request, async-iterable pipeline
+ * and per-call abort plumbing, which dominate a small RPC's cost. What runs
+ * in between is connect-es's own: `invokeUnaryImplementation` with the same
+ * interceptors and service implementations, its serialization (and so its
+ * parse errors), timeout parsing, compression negotiation and error encoding.
+ * Every other request (JSON, gRPC-Web, Connect GET, streaming, HTTP/1.1)
+ * goes to connect-node unchanged; `handle` returns false for those.
+ */
+export function fastUnary(opts: FastUnaryOptions) {
+  const routes = new Map<string, Route>();
+  for (const { service, impl } of opts.services) {
+    const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      routes.set(`/${service.typeName}/${method.name}`, {
+        spec: spec.methods[method.localName] as Route["spec"],
+        serialization: createMethodSerializationLookup(method, undefined, undefined, {
+          readMaxBytes: opts.readMaxBytes,
+          writeMaxBytes: 0xffffffff,
+        }),
+      });
+    }
+  }
+
+  /** Serves the stream and returns true, or returns false (untouched) for connect-node. */
+  return function handle(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+  ): boolean {
+    if (headers[":method"] !== "POST") return false;
+    const route = routes.get(headers[":path"] ?? "");
+    if (route === undefined) return false;
+    const contentType = headers["content-type"];
+    const protocol = grpcContentType(contentType ?? null)?.binary
+      ? "grpc"
+      : connectContentType(contentType ?? null)?.binary === true &&
+          !connectContentType(contentType ?? null)?.stream
+        ? "connect"
+        : undefined;
+    if (protocol === undefined) return false;
+    void serve(route, protocol, stream, headers);
+    return true;
+  };
+
+  async function serve(
+    route: Route,
+    protocol: "grpc" | "connect",
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+  ): Promise<void> {
+    const requestHeader = new Headers();
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.startsWith(":") || value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
+      else requestHeader.set(name, value);
+    }
+    const aborter = new AbortController();
+    const call: Call = {
+      route,
+      requestHeader,
+      compression: (encoding, accept) =>
+        compressionNegotiate(
+          COMPRESSIONS,
+          requestHeader.get(encoding),
+          requestHeader.get(accept),
+          accept,
+        ),
+      compressMinBytes: COMPRESS_MIN_BYTES,
+      readMaxBytes: opts.readMaxBytes,
+      maxTimeoutMs: opts.maxTimeoutMs,
+      body: (bound) => readBody(stream, bound),
+      context: (timeoutMs, contentType) => {
+        const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+        if (timeoutMs !== undefined) {
+          const timer = setTimeout(() => aborter.abort(new Error("deadline exceeded")), timeoutMs);
+          stream.once("close", () => clearTimeout(timer));
+        }
+        const context: HandlerContext = {
+          method: route.spec.method,
+          service: route.spec.method.parent,
+          signal: aborter.signal,
+          timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+          requestMethod: "POST",
+          requestHeader,
+          responseHeader: new Headers({ "content-type": contentType }),
+          responseTrailer: new Headers(),
+          protocolName: protocol,
+          values: opts.contextValues(stream.session?.socket),
+          url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
+        };
+        return context;
+      },
+      invoke: (context, input) =>
+        invokeUnaryImplementation(route.spec, context, input, opts.interceptors),
+    };
+    // The client went away before its answer: tell the implementation, as connect-node does.
+    let answered = false;
+    stream.once("close", () => {
+      if (!answered) aborter.abort(new Error("stream closed"));
+    });
+    try {
+      await (protocol === "grpc" ? grpcUnary(call, stream) : connectUnary(call, stream));
+      answered = true;
+    } catch {
+      // Writing to a stream the client already reset; nothing is left to answer.
+      if (!stream.destroyed) stream.close();
+    }
+  }
+}
