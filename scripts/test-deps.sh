@@ -3,6 +3,8 @@
 # `npm test` and .ci/run, so no test ever skips for want of a tool.
 #
 # - curl: the README's CLI session.
+# - nghttp2-client: h2load, the C load generator the load test and
+#   `npm run bench` drive the daemon with (raw gRPC and Connect frames).
 # - python3-swift: OpenStack Swift (proxy, account, container and object
 #   servers, s3api and tempauth middlewares, the ring builder), run by
 #   test/support/swift.ts as a real SigV4-verifying S3 on 127.0.0.1. Only the
@@ -24,6 +26,7 @@ installed() {
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # The TLS tests make their own CA and certificates.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 need_swift=()

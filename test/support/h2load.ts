@@ -5,10 +5,12 @@ import path from "node:path";
 
 export interface H2loadRun {
   perSecond: number;
+  /** Requests answered (any status). */
+  answered: number;
   /** Latency percentiles, ms, from h2load's per-request log. */
   p50: number;
   p99: number;
-  /** Requests that did not end in HTTP 2xx. */
+  /** Requests answered with an HTTP status other than 2xx. */
   failed: number;
 }
 
@@ -21,13 +23,17 @@ export interface H2loadOptions {
   connections: number;
   /** Streams in flight per connection. */
   streams: number;
-  seconds: number;
+  /** How long to run (after a 1 s warm-up), or… */
+  seconds?: number;
+  /** …how many requests to send in all. */
+  requests?: number;
 }
 
 /**
  * Drives `url` with h2load (Debian nghttp2-client): a C load generator that
  * is not itself the bottleneck, as Node clients are at a few thousand calls
- * a second. Every request is a POST of `body`; a 1 s warm-up is not counted.
+ * a second. Every request is a POST of `body`; with `seconds`, a 1 s warm-up
+ * is not counted.
  * gRPC errors travel in trailers under HTTP 200, so callers check a sample
  * call's status themselves and the daemon's log for failed RPCs.
  */
@@ -44,10 +50,9 @@ export async function h2load(opts: H2loadOptions): Promise<H2loadRun> {
       "1",
       "--max-concurrent-streams",
       String(opts.streams),
-      "--duration",
-      String(opts.seconds),
-      "--warm-up-time",
-      "1",
+      ...(opts.requests === undefined
+        ? ["--duration", String(opts.seconds ?? 5), "--warm-up-time", "1"]
+        : ["--requests", String(opts.requests)]),
       "--data",
       bodyFile,
       "--log-file",
@@ -56,8 +61,12 @@ export async function h2load(opts: H2loadOptions): Promise<H2loadRun> {
       opts.url,
     ];
     const out = await new Promise<string>((resolve, reject) =>
-      execFile("h2load", args, { timeout: (opts.seconds + 30) * 1000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`h2load: ${err.message}\n${stderr}`)) : resolve(stdout),
+      execFile(
+        "h2load",
+        args,
+        { timeout: ((opts.seconds ?? 0) + 60) * 1000 },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`h2load: ${err.message}\n${stderr}`)) : resolve(stdout),
       ),
     );
     const rate = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1];
@@ -67,13 +76,22 @@ export async function h2load(opts: H2loadOptions): Promise<H2loadRun> {
     const micros: number[] = [];
     for (const line of lines) {
       const [, status, us] = line.split("\t");
-      if (!status?.startsWith("2")) failed++;
+      const code = Number(status);
+      // Requests still in flight when the run ends are logged without a status (-1).
+      if (!(code >= 100)) continue;
+      if (code >= 300) failed++;
       micros.push(Number(us));
     }
     micros.sort((a, b) => a - b);
     const at = (q: number) =>
       (micros[Math.min(micros.length - 1, Math.floor(micros.length * q))] ?? 0) / 1000;
-    return { perSecond: Number(rate), p50: at(0.5), p99: at(0.99), failed };
+    return {
+      perSecond: Number(rate),
+      answered: micros.length,
+      p50: at(0.5),
+      p99: at(0.99),
+      failed,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
