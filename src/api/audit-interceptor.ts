@@ -15,6 +15,7 @@ export const AUDIT_DETAILS = createContextKey<Partial<AuditEvent>>(
 /** Audited RPCs: every mutation and every signature. Failed authentication is audited for every RPC. */
 const AUDITED = new Set([
   "CreateCredential",
+  "ImportCredentials",
   "UpdateCredential",
   "DeleteCredential",
   "SignRequest",

@@ -1,4 +1,3 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
@@ -12,8 +11,11 @@ import { assertNotPast, validateCredential } from "../core/validate.js";
 import { verdict, verifyStructure } from "../core/verify.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import { type LiveVerifier, liveChecks } from "../sts/live-verify.js";
+import { AUDIT_DETAILS } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
+import { importCredentials } from "./credential-import.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+import { expiryOf, prepareCreate } from "./prepare-create.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -21,7 +23,7 @@ export const MAX_PAGE_SIZE = 1000;
 export interface CredentialServiceDeps {
   store: CredentialStore;
   ambient: Ambient;
-  /** Told the id of every credential updated or deleted, so caches drop it at once. */
+  /** Told the id of every credential updated, deleted or imported, so caches drop it at once. */
   changed?: (credentialId: string) => void;
   /** Live verification through STS; without it, live = true is unimplemented. */
   live?: LiveVerifier;
@@ -36,12 +38,18 @@ export function credentialService({
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
     async createCredential(req, ctx) {
-      const input = required(req.credential, "credential");
-      authorizeNamespace(callerOf(ctx), "write", input.namespace);
-      assertNotPast("credential.expires_at", dateOf(input), ambient.now());
-      const credential = prepareNew(input, ambient);
-      validateCredential(credential);
+      const credential = prepareCreate(callerOf(ctx), req.credential, ambient);
       return { credential: redact(await store.create(credential)) };
+    },
+
+    async importCredentials(requests, ctx) {
+      return importCredentials(requests, {
+        caller: callerOf(ctx),
+        store,
+        ambient,
+        changed,
+        progress: (counts) => ctx.values.set(AUDIT_DETAILS, counts),
+      });
     },
 
     async getCredential(req, ctx) {
@@ -88,7 +96,7 @@ export function credentialService({
       const patch = required(req.credential, "credential");
       const paths = req.updateMask?.paths ?? [];
       if (paths.includes("expires_at")) {
-        assertNotPast("credential.expires_at", dateOf(patch), ambient.now());
+        assertNotPast("credential.expires_at", expiryOf(patch), ambient.now());
       }
       const updated = await store.update(
         req.namespace,
@@ -160,10 +168,6 @@ function assertUnmanaged(c: Credential): void {
 function required<T>(value: T | undefined, field: string): T {
   if (value === undefined) throw new DomainError("invalid_argument", `${field}: is required`);
   return value;
-}
-
-function dateOf(c: Credential): Date | undefined {
-  return c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
 }
 
 async function findSource(store: CredentialStore, c: Credential): Promise<Credential | undefined> {

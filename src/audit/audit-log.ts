@@ -17,6 +17,9 @@ export interface AuditEvent {
   /** SignRequest: the target host and the S3 action, where relevant. */
   host?: string | undefined;
   action?: string | undefined;
+  /** ImportCredentials: rows created and rows refused, so far (the outcome line has the totals). */
+  created?: number | undefined;
+  failed?: number | undefined;
   /** "attempt" precedes a mutation; the outcome follows in its own line. */
   decision: "attempt" | "allow" | "deny" | "error";
   /** The error code and message for deny/error. */

@@ -4,7 +4,8 @@ import { Code } from "@connectrpc/connect";
  * Exit codes, stable for scripts (documented in docs/CLI.md):
  * 0 ok · 1 other error · 2 usage (bad flags) · 3 unauthenticated ·
  * 4 not found · 5 invalid input · 6 unavailable (daemon not reachable) ·
- * 7 already exists · 8 conflict (stale etag, failed precondition) · 9 permission denied.
+ * 7 already exists · 8 conflict (stale etag, failed precondition) · 9 permission denied ·
+ * 10 partly done (`cred import --bulk`: some rows were not imported, each reported).
  */
 export const EXIT = {
   ok: 0,
@@ -17,6 +18,7 @@ export const EXIT = {
   alreadyExists: 7,
   conflict: 8,
   permissionDenied: 9,
+  partial: 10,
 } as const;
 
 /** The exit code for an RPC that failed with `code`. */

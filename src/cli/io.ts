@@ -3,6 +3,8 @@ export interface Io {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => void };
   out(text: string): void;
   err(text: string): void;
+  /** Standard error is a terminal (progress meters are drawn only there). */
+  readonly errIsTTY?: boolean;
   readonly env: NodeJS.ProcessEnv;
 }
 
@@ -12,6 +14,7 @@ export function processIo(): Io {
     stdin: process.stdin,
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
+    errIsTTY: process.stderr.isTTY === true,
     env: process.env,
   };
 }

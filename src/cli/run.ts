@@ -18,6 +18,8 @@ Usage:
   credbroker cred update NAME [flags]      change the fields whose flags are given
   credbroker cred delete NAME [flags]      delete one
   credbroker cred verify [NAME] [flags]    check one, stored or --candidate
+  credbroker cred import NAME --from SRC   one from env, an AWS profile or a URL
+  credbroker cred import --bulk FILE       many: JSON lines, one credential each (- for stdin)
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
   credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
@@ -30,7 +32,8 @@ Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
 flag with its environment variable and default.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated, 4 not found,
-5 invalid input, 6 unavailable, 7 already exists, 8 conflict, 9 permission denied.
+5 invalid input, 6 unavailable, 7 already exists, 8 conflict, 9 permission denied,
+10 partly done (import --bulk: some rows failed).
 `;
 
 /** Runs the CLI; returns the exit code. */

@@ -1,4 +1,5 @@
 import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import type { DomainError } from "../core/errors.js";
 
 /** One page of a listing, in name order. */
 export interface ListQuery {
@@ -9,6 +10,18 @@ export interface ListQuery {
   limit: number;
   /** Start after this name ("" from the first). */
   after: string;
+}
+
+/** One credential of a createMany: what was stored, or why it was not. */
+export type CreateOutcome =
+  | { ok: true; credential: Credential }
+  | { ok: false; error: DomainError };
+
+export interface CreateManyResult {
+  /** One per credential given, in the same order. */
+  outcomes: CreateOutcome[];
+  /** Ids of credentials already stored that stopped being a provider default. */
+  demoted: string[];
 }
 
 export interface ListPage {
@@ -33,6 +46,16 @@ export interface ListPage {
 export interface CredentialStore {
   /** Stores a prepared credential (id and timestamps set); assigns its etag. */
   create(credential: Credential): Promise<Credential>;
+  /**
+   * Stores prepared credentials as `create` would one after the other, in
+   * one atomic durable write: a later one sees the earlier ones (a role may
+   * name a source created before it in the same call; a later provider
+   * default demotes an earlier one). One that `create` would refuse (its name
+   * taken in the store or earlier in the call, its role source missing or not
+   * an access key) is refused alone, with create's DomainError; the others
+   * are stored. Other errors (I/O) fail the whole call and store nothing.
+   */
+  createMany(credentials: readonly Credential[]): Promise<CreateManyResult>;
   /** not_found when absent. */
   get(namespace: string, name: string): Promise<Credential>;
   /** The provider default of a namespace, if any. */

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Level } from "level";
@@ -12,7 +11,13 @@ import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import { referencedName, sourceCheck } from "../core/references.js";
 import type { CallerStore } from "./caller-store.js";
-import type { CredentialStore, ListPage, ListQuery } from "./credential-store.js";
+import type {
+  CreateManyResult,
+  CreateOutcome,
+  CredentialStore,
+  ListPage,
+  ListQuery,
+} from "./credential-store.js";
 import {
   CALLER_PREFIX,
   callerHashKey,
@@ -28,6 +33,7 @@ import {
   referrerPrefix,
 } from "./keys.js";
 import { Mutex } from "./mutex.js";
+import { RandomPool } from "./random-pool.js";
 import { Sealer } from "./sealing.js";
 
 const KEYCHECK_PLAINTEXT = Buffer.from("credbroker keycheck v1");
@@ -53,6 +59,7 @@ export interface LevelStoreOptions {
  */
 export class LevelCredentialStore implements CredentialStore, CallerStore {
   private readonly writes = new Mutex();
+  private readonly random = new RandomPool();
 
   private constructor(
     private readonly db: Db,
@@ -91,23 +98,33 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
   }
 
   async create(credential: Credential): Promise<Credential> {
+    const [outcome] = (await this.createMany([credential])).outcomes;
+    if (outcome === undefined) throw new Error("createMany returned no outcome");
+    if (!outcome.ok) throw outcome.error;
+    return outcome.credential;
+  }
+
+  async createMany(credentials: readonly Credential[]): Promise<CreateManyResult> {
     return this.writes.run(async () => {
-      const { namespace, name } = credential;
-      if ((await this.db.get(nameKey(namespace, name))) !== undefined) {
-        throw new DomainError(
-          "already_exists",
-          `credential ${displayName(namespace, name)} already exists`,
-        );
+      const pending = new Pending();
+      // One read for every name, instead of one per credential.
+      const taken = await this.db.getMany(credentials.map((c) => nameKey(c.namespace, c.name)));
+      const results: (string | DomainError)[] = [];
+      for (const [i, credential] of credentials.entries()) {
+        try {
+          results.push(await this.addCreate(pending, credential, taken[i] !== undefined));
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err;
+          results.push(err);
+        }
       }
-      await this.assertSourceUsable(credential);
-      const stored = this.stamp(credential);
-      const ops = [
-        ...(await this.demotePreviousDefault(stored)),
-        this.putRecord(stored),
-        ...indexOps(undefined, stored),
-      ];
-      await this.db.batch(ops, { sync: true });
-      return stored;
+      if (pending.created.size > 0) await this.commit(this.pendingOps(pending));
+      return {
+        outcomes: results.map((r) =>
+          typeof r === "string" ? created(pending, r) : { ok: false, error: r },
+        ),
+        demoted: [...pending.demoted.keys()],
+      };
     });
   }
 
@@ -174,12 +191,14 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
         await this.assertNotReferred(current, "changed from an access_key");
       await this.assertSourceUsable(next, current);
       const stored = this.stamp(next);
+      const pending = new Pending();
+      await this.demotePreviousDefault(stored, pending);
       const ops = [
-        ...(await this.demotePreviousDefault(stored)),
+        ...this.pendingOps(pending),
         this.putRecord(stored),
         ...indexOps(current, stored),
       ];
-      await this.db.batch(ops, { sync: true });
+      await this.commit(ops);
       return stored;
     });
   }
@@ -193,7 +212,7 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
         { type: "del", key: recordKey(current.id) },
         ...indexOps(current, undefined),
       ];
-      await this.db.batch(ops, { sync: true });
+      await this.commit(ops);
     });
   }
 
@@ -202,14 +221,11 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
       if ((await this.db.get(callerKey(caller.name))) !== undefined) {
         throw new DomainError("already_exists", `caller ${caller.name} already exists`);
       }
-      await this.db.batch(
-        [
-          this.putCaller(caller),
-          { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(caller.name) },
-          { type: "put", key: callerHashKey(caller.name), value: Buffer.from(tokenHash) },
-        ],
-        { sync: true },
-      );
+      await this.commit([
+        this.putCaller(caller),
+        { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(caller.name) },
+        { type: "put", key: callerHashKey(caller.name), value: Buffer.from(tokenHash) },
+      ]);
       return caller;
     });
   }
@@ -243,7 +259,7 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
       const next = change(await this.getCaller(name));
       if (next.name !== name)
         throw new DomainError("invalid_argument", "a caller's name cannot change");
-      await this.db.batch([this.putCaller(next)], { sync: true });
+      await this.commit([this.putCaller(next)]);
       return next;
     });
   }
@@ -252,16 +268,13 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
     await this.writes.run(async () => {
       await this.getCaller(name);
       const old = await this.db.get(callerHashKey(name));
-      await this.db.batch(
-        [
-          ...(old === undefined
-            ? []
-            : [{ type: "del" as const, key: callerTokenKey(old.toString("utf8")) }]),
-          { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(name) },
-          { type: "put", key: callerHashKey(name), value: Buffer.from(tokenHash) },
-        ],
-        { sync: true },
-      );
+      await this.commit([
+        ...(old === undefined
+          ? []
+          : [{ type: "del" as const, key: callerTokenKey(old.toString("utf8")) }]),
+        { type: "put", key: callerTokenKey(tokenHash), value: Buffer.from(name) },
+        { type: "put", key: callerHashKey(name), value: Buffer.from(tokenHash) },
+      ]);
     });
   }
 
@@ -269,17 +282,27 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
     await this.writes.run(async () => {
       await this.getCaller(name);
       const hash = await this.db.get(callerHashKey(name));
-      await this.db.batch(
-        [
-          { type: "del", key: callerKey(name) },
-          { type: "del", key: callerHashKey(name) },
-          ...(hash === undefined
-            ? []
-            : [{ type: "del" as const, key: callerTokenKey(hash.toString("utf8")) }]),
-        ],
-        { sync: true },
-      );
+      await this.commit([
+        { type: "del", key: callerKey(name) },
+        { type: "del", key: callerHashKey(name) },
+        ...(hash === undefined
+          ? []
+          : [{ type: "del" as const, key: callerTokenKey(hash.toString("utf8")) }]),
+      ]);
     });
+  }
+
+  /**
+   * One synced, atomic write. A chained batch: for thousands of operations
+   * it costs a third of what the array form does (abstract-level's per-op checks).
+   */
+  private async commit(ops: readonly BatchOp[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === "put") batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: true });
   }
 
   private putCaller(c: Caller): BatchOp {
@@ -320,15 +343,44 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
   /** A copy with a fresh etag: every write changes it. */
   private stamp(c: Credential): Credential {
     // Hex: an etag never starts with "-", so `--etag VALUE` always parses as a flag value.
-    return { ...c, etag: randomBytes(12).toString("hex") };
+    return { ...c, etag: this.random.take(12).toString("hex") };
+  }
+
+  /**
+   * Adds `credential` to a batch of creates, or throws create's DomainError.
+   * `taken`: its name is in the store. Returns its name key.
+   */
+  private async addCreate(
+    pending: Pending,
+    credential: Credential,
+    taken: boolean,
+  ): Promise<string> {
+    const { namespace, name } = credential;
+    const key = nameKey(namespace, name);
+    if (taken || pending.created.has(key)) {
+      throw new DomainError(
+        "already_exists",
+        `credential ${displayName(namespace, name)} already exists`,
+      );
+    }
+    await this.assertSourceUsable(credential, undefined, pending);
+    const stored = this.stamp(credential);
+    pending.created.set(key, stored);
+    await this.demotePreviousDefault(stored, pending);
+    return key;
   }
 
   /**
    * Throws failed_precondition unless `next`'s source is usable once the write
-   * lands: a source named like `next` is `next` itself, and one named like the
-   * credential before a rename no longer exists.
+   * lands: a source named like `next` is `next` itself, one named like the
+   * credential before a rename no longer exists, and one the batch creates
+   * counts as stored.
    */
-  private async assertSourceUsable(next: Credential, current?: Credential): Promise<void> {
+  private async assertSourceUsable(
+    next: Credential,
+    current?: Credential,
+    pending?: Pending,
+  ): Promise<void> {
     const source = referencedName(next);
     if (source === undefined) return;
     const after =
@@ -336,7 +388,8 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
         ? next
         : source === current?.name
           ? undefined
-          : await this.find(next.namespace, source);
+          : (pending?.created.get(nameKey(next.namespace, source)) ??
+            (await this.find(next.namespace, source)));
     const problem = sourceCheck(next, after);
     if (problem !== undefined) throw new DomainError("failed_precondition", problem);
   }
@@ -354,19 +407,57 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
     }
   }
 
-  /** When `c` becomes its provider's default, the previous default stops being one. */
-  private async demotePreviousDefault(c: Credential): Promise<BatchOp[]> {
-    if (!c.providerDefault) return [];
-    const previous = await this.getDefault(c.namespace, c.provider);
-    if (previous === undefined || previous.id === c.id) return [];
+  /**
+   * When `c` becomes its provider's default, the previous default (stored,
+   * or created earlier in the batch) stops being one, in the same batch.
+   */
+  private async demotePreviousDefault(c: Credential, pending: Pending): Promise<void> {
+    if (!c.providerDefault) return;
+    const key = defaultKey(c.namespace, c.provider);
+    const previous = pending.defaults.get(key) ?? (await this.getDefault(c.namespace, c.provider));
+    pending.defaults.set(key, c);
+    if (previous === undefined || previous.id === c.id) return;
     const demoted = this.stamp({
       ...previous,
       providerDefault: false,
       updatedAt: timestampFromDate(this.now()),
     });
-    // Its default index entry is overwritten by c's, later in the same batch.
-    return [this.putRecord(demoted)];
+    const own = nameKey(previous.namespace, previous.name);
+    if (pending.created.get(own)?.id === previous.id) pending.created.set(own, demoted);
+    else pending.demoted.set(previous.id, demoted);
   }
+
+  /**
+   * The batch's operations: demoted records first (their default index entry
+   * is overwritten by the new default's, later in the same batch), then each
+   * created record with its index entries.
+   */
+  private pendingOps(pending: Pending): BatchOp[] {
+    const ops: BatchOp[] = [];
+    for (const c of pending.demoted.values()) ops.push(this.putRecord(c));
+    for (const c of pending.created.values())
+      ops.push(this.putRecord(c), ...indexOps(undefined, c));
+    return ops;
+  }
+}
+
+/**
+ * What one write batch will store, so that each credential's checks see
+ * those added before it in the same batch.
+ */
+class Pending {
+  /** Credentials the batch creates, by name key, as they will be stored. */
+  readonly created = new Map<string, Credential>();
+  /** Stored credentials the batch rewrites (demoted defaults), by id. */
+  readonly demoted = new Map<string, Credential>();
+  /** The provider defaults the batch sets, by default key. */
+  readonly defaults = new Map<string, Credential>();
+}
+
+function created(pending: Pending, key: string): CreateOutcome {
+  const credential = pending.created.get(key);
+  if (credential === undefined) throw new Error(`${key} vanished from its batch`);
+  return { ok: true, credential };
 }
 
 /** Removes the index entries `before` had and `after` lacks, then writes `after`'s. */

@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync } from "node:crypto";
 import { DomainError } from "../core/errors.js";
+import { RandomPool } from "./random-pool.js";
 
 /**
  * AES-256-GCM sealing of stored records.
@@ -42,6 +43,7 @@ export function deriveDataKey(master: Uint8Array): DataKey {
 /** Seals under the first key; opens with whichever key the record names. */
 export class Sealer {
   private readonly byId: Map<string, DataKey>;
+  private readonly nonces = new RandomPool();
 
   constructor(private readonly keys: readonly [DataKey, ...DataKey[]]) {
     this.byId = new Map(keys.map((k) => [k.id, k]));
@@ -53,7 +55,7 @@ export class Sealer {
 
   seal(plaintext: Uint8Array, aad: string): Buffer {
     const key = this.keys[0];
-    const nonce = randomBytes(NONCE_BYTES);
+    const nonce = this.nonces.take(NONCE_BYTES);
     const cipher = createCipheriv("aes-256-gcm", key.key, nonce);
     cipher.setAAD(Buffer.from(aad, "utf8"));
     const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

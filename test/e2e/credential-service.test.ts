@@ -60,9 +60,14 @@ import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js
 
 type Svc = typeof CredentialService;
 
-/** CredentialService's unary methods taking init shapes, whatever the client underneath. */
+/**
+ * CredentialService's unary methods taking init shapes, whatever the client
+ * underneath (ImportCredentials, client streaming, has its own tests).
+ */
 type Api = {
-  [M in keyof Svc["method"]]: Svc["method"][M] extends DescMethodUnary<infer I, infer O>
+  [M in keyof Svc["method"] as Svc["method"][M] extends DescMethodUnary
+    ? M
+    : never]: Svc["method"][M] extends DescMethodUnary<infer I, infer O>
     ? (req: MessageInitShape<I>) => Promise<MessageShape<O>>
     : never;
 };

@@ -9,7 +9,7 @@ import {
   RoleSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { applyUpdate, prepareNew } from "../../src/core/lifecycle.js";
-import type { CredentialStore } from "../../src/store/credential-store.js";
+import type { CreateManyResult, CredentialStore } from "../../src/store/credential-store.js";
 import {
   accessKeyInput,
   BEARER_TOKEN,
@@ -666,6 +666,150 @@ export function credentialStoreContract(name: string, openStore: () => Promise<O
           ["name"],
           patchOf({ name: "renamed-now" }),
         );
+      });
+    });
+
+    describe("createMany", () => {
+      /** Prepares every input, then stores them in one createMany. */
+      const putMany = (store: CredentialStore, ambient: TestAmbient, inputs: Credential[]) =>
+        store.createMany(inputs.map((c) => prepareNew(c, ambient)));
+
+      /** "ok", or the error code, per outcome. */
+      const verdicts = (r: CreateManyResult): string[] =>
+        r.outcomes.map((o) => (o.ok ? "ok" : o.error.code));
+
+      it("stores every credential, in order, each as create would", async (store, ambient) => {
+        const inputs = Array.from({ length: 600 }, (_, i) =>
+          accessKeyInput({ namespace: "bulk", name: `c-${String(i).padStart(4, "0")}` }),
+        );
+        const res = await putMany(store, ambient, inputs);
+        assert.equal(res.outcomes.length, 600);
+        assert.deepEqual(res.demoted, []);
+        const listed = await listAll(store, "bulk");
+        assert.deepEqual(names(listed), names(inputs));
+        assert.deepEqual(names(await listAll(store, "bulk", Provider.AWS, 250)), names(inputs));
+        for (const [i, outcome] of res.outcomes.entries()) {
+          if (!outcome.ok) throw outcome.error;
+          assert.notEqual(outcome.credential.etag, "");
+          assertSame(listed[i] ?? outcome.credential, outcome.credential);
+        }
+        const got = await store.get("bulk", "c-0042");
+        if (got.kind.case !== "accessKey") throw new Error("an access key comes back");
+        assert.equal(got.kind.value.secretAccessKey, SECRET_ACCESS_KEY);
+      });
+
+      it("an empty call stores nothing", async (store) => {
+        assert.deepEqual(await store.createMany([]), { outcomes: [], demoted: [] });
+      });
+
+      it("a name taken in the store or earlier in the call is already_exists; the rest are stored", async (store, ambient) => {
+        const first = await put(store, ambient, tokenInput({ name: "taken" }));
+        const res = await putMany(store, ambient, [
+          accessKeyInput({ name: "a" }),
+          accessKeyInput({ name: "taken" }),
+          tokenInput({ name: "b" }),
+          accessKeyInput({ name: "a" }),
+          accessKeyInput({ namespace: "other", name: "a" }),
+        ]);
+        assert.deepEqual(verdicts(res), ["ok", "already_exists", "ok", "already_exists", "ok"]);
+        const [, taken, , dup] = res.outcomes;
+        assert.ok(taken && !taken.ok && taken.error.message.includes("team-a/taken"));
+        assert.ok(dup && !dup.ok && dup.error.message.includes("team-a/a"));
+        assert.deepEqual(names(await listAll(store, "team-a")), ["a", "b", "taken"]);
+        assertSame(await store.get("team-a", "taken"), first, "the stored one");
+        assert.equal((await store.get("team-a", "a")).kind.case, "accessKey", "the first a");
+      });
+
+      it("a role may name a source created earlier in the call, not later, and not a token", async (store, ambient) => {
+        const res = await putMany(store, ambient, [
+          roleInput({ name: "early", source: "key" }),
+          accessKeyInput({ name: "key" }),
+          roleInput({ name: "late", source: "key" }),
+          tokenInput({ name: "tok" }),
+          roleInput({ name: "on-token", source: "tok" }),
+          roleInput({ name: "self", source: "self" }),
+        ]);
+        assert.deepEqual(verdicts(res), [
+          "failed_precondition",
+          "ok",
+          "ok",
+          "ok",
+          "failed_precondition",
+          "failed_precondition",
+        ]);
+        assert.deepEqual(names(await listAll(store, "team-a")), ["key", "late", "tok"]);
+        // The reference entry of "late" was written with it; the refused roles left none.
+        await assert.rejects(
+          store.delete("team-a", "key", ""),
+          domainError("failed_precondition", "team-a/late"),
+        );
+        await store.delete("team-a", "late", "");
+        await store.delete("team-a", "key", "");
+      });
+
+      it("a later provider default demotes the stored one and earlier ones in the call", async (store, ambient) => {
+        const asDefault = (input: Credential) =>
+          edited(input, (c) => {
+            c.providerDefault = true;
+          });
+        const old = await put(store, ambient, asDefault(accessKeyInput({ name: "old" })));
+        const res = await putMany(store, ambient, [
+          asDefault(accessKeyInput({ name: "x" })),
+          asDefault(tokenInput({ name: "t" })),
+          asDefault(accessKeyInput({ name: "y" })),
+          asDefault(accessKeyInput({ namespace: "n", name: "z" })),
+        ]);
+        assert.deepEqual(verdicts(res), ["ok", "ok", "ok", "ok"]);
+        assert.deepEqual(res.demoted, [old.id]);
+        const [x, , y] = res.outcomes;
+        assert.ok(x?.ok && y?.ok);
+        assert.equal(x.credential.providerDefault, false, "x comes back as stored: demoted");
+        assertSame(await store.get("team-a", "x"), x.credential);
+        assert.equal((await store.getDefault("team-a", Provider.AWS))?.name, "y");
+        assert.equal((await store.getDefault("team-a", Provider.GENERIC))?.name, "t");
+        assert.equal((await store.getDefault("n", Provider.AWS))?.name, "z");
+        const demoted = await store.get("team-a", "old");
+        assert.equal(demoted.providerDefault, false);
+        assert.notEqual(demoted.etag, old.etag);
+        assert.deepEqual(
+          (await listAll(store, "team-a", Provider.AWS))
+            .filter((c) => c.providerDefault)
+            .map((c) => c.name),
+          ["y"],
+        );
+      });
+
+      it("a refused credential leaves no trace, and a default it asked for is not taken", async (store, ambient) => {
+        const d = await put(
+          store,
+          ambient,
+          edited(accessKeyInput({ name: "d" }), (c) => {
+            c.providerDefault = true;
+          }),
+        );
+        const res = await putMany(store, ambient, [
+          edited(roleInput({ name: "r", source: "missing" }), (c) => {
+            c.providerDefault = true;
+          }),
+        ]);
+        assert.deepEqual(verdicts(res), ["failed_precondition"]);
+        assert.deepEqual(res.demoted, []);
+        assertSame(await store.get("team-a", "d"), d);
+        assert.equal((await store.getDefault("team-a", Provider.AWS))?.id, d.id);
+        assert.deepEqual(names(await listAll(store, "team-a")), ["d"]);
+      });
+
+      it("is serialized with other writes: concurrent creates of the same names, one wins each", async (store, ambient) => {
+        const inputs = Array.from({ length: 50 }, (_, i) => tokenInput({ name: `n-${i}` }));
+        const [many, ...singles] = await Promise.allSettled([
+          putMany(store, ambient, inputs),
+          ...inputs.map((c) => put(store, ambient, c)),
+        ]);
+        assert.ok(many?.status === "fulfilled");
+        const wonMany = many.value.outcomes.filter((o) => o.ok).length;
+        const wonSingle = singles.filter((r) => r.status === "fulfilled").length;
+        assert.equal(wonMany + wonSingle, 50);
+        assert.equal((await listAll(store, "team-a")).length, 50);
       });
     });
 

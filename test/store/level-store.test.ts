@@ -98,6 +98,41 @@ describe("LevelCredentialStore (LevelDB specifics)", () => {
     });
   });
 
+  test("createMany writes the keys one create at a time would, and they survive reopen", async () => {
+    const inputs = (ambient: TestAmbient) =>
+      [
+        accessKeyInput({ name: "src" }),
+        roleInput({ name: "role", source: "src" }),
+        edited(tokenInput({ name: "tok" }), (c) => {
+          c.providerDefault = true;
+        }),
+      ].map((c) => prepareNew(c, ambient));
+    const keysAfter = async (write: (store: LevelCredentialStore) => Promise<void>) => {
+      let keys: string[] = [];
+      await inTempDir(async (location) => {
+        const store = await openLevelStore(location);
+        await write(store);
+        await store.close();
+        keys = (await rawEntries(location)).map(([k]) => k.toString("utf8"));
+        const reopened = await openLevelStore(location);
+        try {
+          assert.equal((await reopened.get("team-a", "role")).kind.case, "role");
+        } finally {
+          await reopened.close();
+        }
+      });
+      return keys;
+    };
+    const one = await keysAfter(async (store) => {
+      for (const c of inputs(new TestAmbient())) await store.create(c);
+    });
+    const many = await keysAfter(async (store) => {
+      await store.createMany(inputs(new TestAmbient()));
+    });
+    assert.deepEqual(many, one);
+    assert.ok(one.includes("ref/team-a/src/role") && one.some((k) => k.startsWith("default/")));
+  });
+
   test("reopening under another master key is failed_precondition and writes nothing", async () => {
     await inTempDir(async (location) => {
       const ambient = new TestAmbient();

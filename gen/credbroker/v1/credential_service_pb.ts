@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/credential_service.proto.
  */
 export const file_credbroker_v1_credential_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZjcmVkYnJva2VyL3YxL2NyZWRlbnRpYWxfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJIChdDcmVhdGVDcmVkZW50aWFsUmVxdWVzdBItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIkkKGENyZWF0ZUNyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIjcKFEdldENyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIkYKFUdldENyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIn0KFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEikKCHByb3ZpZGVyGAIgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJiChdMaXN0Q3JlZGVudGlhbHNSZXNwb25zZRIuCgtjcmVkZW50aWFscxgBIAMoCzIZLmNyZWRicm9rZXIudjEuQ3JlZGVudGlhbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkimgEKF1VwZGF0ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJEi0KCmNyZWRlbnRpYWwYAyABKAsyGS5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwSLwoLdXBkYXRlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkkKGFVwZGF0ZUNyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIkgKF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGV0YWcYAyABKAkiGgoYRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlIjAKDUNyZWRlbnRpYWxSZWYSEQoJbmFtZXNwYWNlGAEgASgJEgwKBG5hbWUYAiABKAkikQEKF1ZlcmlmeUNyZWRlbnRpYWxSZXF1ZXN0Ei4KBnN0b3JlZBgBIAEoCzIcLmNyZWRicm9rZXIudjEuQ3JlZGVudGlhbFJlZkgAEi4KCWNhbmRpZGF0ZRgCIAEoCzIZLmNyZWRicm9rZXIudjEuQ3JlZGVudGlhbEgAEgwKBGxpdmUYAyABKAhCCAoGdGFyZ2V0Ik8KGFZlcmlmeUNyZWRlbnRpYWxSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIkCgZjaGVja3MYAiADKAsyFC5jcmVkYnJva2VyLnYxLkNoZWNrIl4KBUNoZWNrEg0KBWNoZWNrGAEgASgJEgoKAm9rGAIgASgIEikKCHNldmVyaXR5GAMgASgOMhcuY3JlZGJyb2tlci52MS5TZXZlcml0eRIPCgdtZXNzYWdlGAQgASgJKmEKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEgoOU0VWRVJJVFlfRVJST1IQARIUChBTRVZFUklUWV9XQVJOSU5HEAISEQoNU0VWRVJJVFlfSU5GTxADMu8EChFDcmVkZW50aWFsU2VydmljZRJjChBDcmVhdGVDcmVkZW50aWFsEiYuY3JlZGJyb2tlci52MS5DcmVhdGVDcmVkZW50aWFsUmVxdWVzdBonLmNyZWRicm9rZXIudjEuQ3JlYXRlQ3JlZGVudGlhbFJlc3BvbnNlEl8KDUdldENyZWRlbnRpYWwSIy5jcmVkYnJva2VyLnYxLkdldENyZWRlbnRpYWxSZXF1ZXN0GiQuY3JlZGJyb2tlci52MS5HZXRDcmVkZW50aWFsUmVzcG9uc2UiA5ACARJlCg9MaXN0Q3JlZGVudGlhbHMSJS5jcmVkYnJva2VyLnYxLkxpc3RDcmVkZW50aWFsc1JlcXVlc3QaJi5jcmVkYnJva2VyLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlIgOQAgESYwoQVXBkYXRlQ3JlZGVudGlhbBImLmNyZWRicm9rZXIudjEuVXBkYXRlQ3JlZGVudGlhbFJlcXVlc3QaJy5jcmVkYnJva2VyLnYxLlVwZGF0ZUNyZWRlbnRpYWxSZXNwb25zZRJjChBEZWxldGVDcmVkZW50aWFsEiYuY3JlZGJyb2tlci52MS5EZWxldGVDcmVkZW50aWFsUmVxdWVzdBonLmNyZWRicm9rZXIudjEuRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlEmMKEFZlcmlmeUNyZWRlbnRpYWwSJi5jcmVkYnJva2VyLnYxLlZlcmlmeUNyZWRlbnRpYWxSZXF1ZXN0GicuY3JlZGJyb2tlci52MS5WZXJpZnlDcmVkZW50aWFsUmVzcG9uc2ViBnByb3RvMw", [file_credbroker_v1_credential, file_google_protobuf_field_mask]);
+  fileDesc("CiZjcmVkYnJva2VyL3YxL2NyZWRlbnRpYWxfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJIChdDcmVhdGVDcmVkZW50aWFsUmVxdWVzdBItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIkkKGENyZWF0ZUNyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIjcKFEdldENyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIkYKFUdldENyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIn0KFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEikKCHByb3ZpZGVyGAIgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJiChdMaXN0Q3JlZGVudGlhbHNSZXNwb25zZRIuCgtjcmVkZW50aWFscxgBIAMoCzIZLmNyZWRicm9rZXIudjEuQ3JlZGVudGlhbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkimgEKF1VwZGF0ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJEi0KCmNyZWRlbnRpYWwYAyABKAsyGS5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwSLwoLdXBkYXRlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkkKGFVwZGF0ZUNyZWRlbnRpYWxSZXNwb25zZRItCgpjcmVkZW50aWFsGAEgASgLMhkuY3JlZGJyb2tlci52MS5DcmVkZW50aWFsIkgKF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGV0YWcYAyABKAkiGgoYRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlIkQKGEltcG9ydENyZWRlbnRpYWxzUmVxdWVzdBIoCgVpdGVtcxgBIAMoCzIZLmNyZWRicm9rZXIudjEuSW1wb3J0SXRlbSJJCgpJbXBvcnRJdGVtEgwKBGxpbmUYASABKAQSLQoKY3JlZGVudGlhbBgCIAEoCzIZLmNyZWRicm9rZXIudjEuQ3JlZGVudGlhbCJcChlJbXBvcnRDcmVkZW50aWFsc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASABKAQSLgoIZmFpbHVyZXMYAiADKAsyHC5jcmVkYnJva2VyLnYxLkltcG9ydEZhaWx1cmUiPAoNSW1wb3J0RmFpbHVyZRIMCgRsaW5lGAEgASgEEgwKBGNvZGUYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSIwCg1DcmVkZW50aWFsUmVmEhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRuYW1lGAIgASgJIpEBChdWZXJpZnlDcmVkZW50aWFsUmVxdWVzdBIuCgZzdG9yZWQYASABKAsyHC5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZIABIuCgljYW5kaWRhdGUYAiABKAsyGS5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWxIABIMCgRsaXZlGAMgASgIQggKBnRhcmdldCJPChhWZXJpZnlDcmVkZW50aWFsUmVzcG9uc2USDQoFdmFsaWQYASABKAgSJAoGY2hlY2tzGAIgAygLMhQuY3JlZGJyb2tlci52MS5DaGVjayJeCgVDaGVjaxINCgVjaGVjaxgBIAEoCRIKCgJvaxgCIAEoCBIpCghzZXZlcml0eRgDIAEoDjIXLmNyZWRicm9rZXIudjEuU2V2ZXJpdHkSDwoHbWVzc2FnZRgEIAEoCSphCghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhIKDlNFVkVSSVRZX0VSUk9SEAESFAoQU0VWRVJJVFlfV0FSTklORxACEhEKDVNFVkVSSVRZX0lORk8QAzLZBQoRQ3JlZGVudGlhbFNlcnZpY2USYwoQQ3JlYXRlQ3JlZGVudGlhbBImLmNyZWRicm9rZXIudjEuQ3JlYXRlQ3JlZGVudGlhbFJlcXVlc3QaJy5jcmVkYnJva2VyLnYxLkNyZWF0ZUNyZWRlbnRpYWxSZXNwb25zZRJfCg1HZXRDcmVkZW50aWFsEiMuY3JlZGJyb2tlci52MS5HZXRDcmVkZW50aWFsUmVxdWVzdBokLmNyZWRicm9rZXIudjEuR2V0Q3JlZGVudGlhbFJlc3BvbnNlIgOQAgESZQoPTGlzdENyZWRlbnRpYWxzEiUuY3JlZGJyb2tlci52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0GiYuY3JlZGJyb2tlci52MS5MaXN0Q3JlZGVudGlhbHNSZXNwb25zZSIDkAIBEmMKEFVwZGF0ZUNyZWRlbnRpYWwSJi5jcmVkYnJva2VyLnYxLlVwZGF0ZUNyZWRlbnRpYWxSZXF1ZXN0GicuY3JlZGJyb2tlci52MS5VcGRhdGVDcmVkZW50aWFsUmVzcG9uc2USYwoQRGVsZXRlQ3JlZGVudGlhbBImLmNyZWRicm9rZXIudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaJy5jcmVkYnJva2VyLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZRJjChBWZXJpZnlDcmVkZW50aWFsEiYuY3JlZGJyb2tlci52MS5WZXJpZnlDcmVkZW50aWFsUmVxdWVzdBonLmNyZWRicm9rZXIudjEuVmVyaWZ5Q3JlZGVudGlhbFJlc3BvbnNlEmgKEUltcG9ydENyZWRlbnRpYWxzEicuY3JlZGJyb2tlci52MS5JbXBvcnRDcmVkZW50aWFsc1JlcXVlc3QaKC5jcmVkYnJva2VyLnYxLkltcG9ydENyZWRlbnRpYWxzUmVzcG9uc2UoAWIGcHJvdG8z", [file_credbroker_v1_credential, file_google_protobuf_field_mask]);
 
 /**
  * @generated from message credbroker.v1.CreateCredentialRequest
@@ -253,6 +253,114 @@ export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse
   messageDesc(file_credbroker_v1_credential_service, 9);
 
 /**
+ * @generated from message credbroker.v1.ImportCredentialsRequest
+ */
+export type ImportCredentialsRequest = Message<"credbroker.v1.ImportCredentialsRequest"> & {
+  /**
+   * At most 1000 per message: the items of a message over the limit are all
+   * reported as invalid_argument failures and none is created.
+   *
+   * @generated from field: repeated credbroker.v1.ImportItem items = 1;
+   */
+  items: ImportItem[];
+};
+
+/**
+ * Describes the message credbroker.v1.ImportCredentialsRequest.
+ * Use `create(ImportCredentialsRequestSchema)` to create a new message.
+ */
+export const ImportCredentialsRequestSchema: GenMessage<ImportCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential_service, 10);
+
+/**
+ * @generated from message credbroker.v1.ImportItem
+ */
+export type ImportItem = Message<"credbroker.v1.ImportItem"> & {
+  /**
+   * The client's number for the row (e.g. its line in a file), echoed in
+   * failures; the daemon does not interpret it.
+   *
+   * @generated from field: uint64 line = 1;
+   */
+  line: bigint;
+
+  /**
+   * As in CreateCredentialRequest.
+   *
+   * @generated from field: credbroker.v1.Credential credential = 2;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message credbroker.v1.ImportItem.
+ * Use `create(ImportItemSchema)` to create a new message.
+ */
+export const ImportItemSchema: GenMessage<ImportItem> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential_service, 11);
+
+/**
+ * @generated from message credbroker.v1.ImportCredentialsResponse
+ */
+export type ImportCredentialsResponse = Message<"credbroker.v1.ImportCredentialsResponse"> & {
+  /**
+   * Rows created.
+   *
+   * @generated from field: uint64 created = 1;
+   */
+  created: bigint;
+
+  /**
+   * Rows not created, in the order they arrived.
+   *
+   * @generated from field: repeated credbroker.v1.ImportFailure failures = 2;
+   */
+  failures: ImportFailure[];
+};
+
+/**
+ * Describes the message credbroker.v1.ImportCredentialsResponse.
+ * Use `create(ImportCredentialsResponseSchema)` to create a new message.
+ */
+export const ImportCredentialsResponseSchema: GenMessage<ImportCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential_service, 12);
+
+/**
+ * @generated from message credbroker.v1.ImportFailure
+ */
+export type ImportFailure = Message<"credbroker.v1.ImportFailure"> & {
+  /**
+   * The row's ImportItem.line.
+   *
+   * @generated from field: uint64 line = 1;
+   */
+  line: bigint;
+
+  /**
+   * The code CreateCredential would have failed with: "invalid_argument",
+   * "already_exists" (in the store, or earlier in the call),
+   * "permission_denied" or "failed_precondition".
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * Why, as CreateCredential would say it; never a secret.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ImportFailure.
+ * Use `create(ImportFailureSchema)` to create a new message.
+ */
+export const ImportFailureSchema: GenMessage<ImportFailure> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential_service, 13);
+
+/**
  * @generated from message credbroker.v1.CredentialRef
  */
 export type CredentialRef = Message<"credbroker.v1.CredentialRef"> & {
@@ -272,7 +380,7 @@ export type CredentialRef = Message<"credbroker.v1.CredentialRef"> & {
  * Use `create(CredentialRefSchema)` to create a new message.
  */
 export const CredentialRefSchema: GenMessage<CredentialRef> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential_service, 10);
+  messageDesc(file_credbroker_v1_credential_service, 14);
 
 /**
  * @generated from message credbroker.v1.VerifyCredentialRequest
@@ -312,7 +420,7 @@ export type VerifyCredentialRequest = Message<"credbroker.v1.VerifyCredentialReq
  * Use `create(VerifyCredentialRequestSchema)` to create a new message.
  */
 export const VerifyCredentialRequestSchema: GenMessage<VerifyCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential_service, 11);
+  messageDesc(file_credbroker_v1_credential_service, 15);
 
 /**
  * @generated from message credbroker.v1.VerifyCredentialResponse
@@ -336,7 +444,7 @@ export type VerifyCredentialResponse = Message<"credbroker.v1.VerifyCredentialRe
  * Use `create(VerifyCredentialResponseSchema)` to create a new message.
  */
 export const VerifyCredentialResponseSchema: GenMessage<VerifyCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential_service, 12);
+  messageDesc(file_credbroker_v1_credential_service, 16);
 
 /**
  * @generated from message credbroker.v1.Check
@@ -370,7 +478,7 @@ export type Check = Message<"credbroker.v1.Check"> & {
  * Use `create(CheckSchema)` to create a new message.
  */
 export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential_service, 13);
+  messageDesc(file_credbroker_v1_credential_service, 17);
 
 /**
  * @generated from enum credbroker.v1.Severity
@@ -458,6 +566,19 @@ export const CredentialService: GenService<{
     methodKind: "unary";
     input: typeof VerifyCredentialRequestSchema;
     output: typeof VerifyCredentialResponseSchema;
+  },
+  /**
+   * Creates many credentials (a migration). Each row is authorized, checked
+   * and stored as CreateCredential would; a row it would refuse is reported
+   * in failures and skipped, and the rows around it are still created. Rows
+   * are written in batches, each one synced write.
+   *
+   * @generated from rpc credbroker.v1.CredentialService.ImportCredentials
+   */
+  importCredentials: {
+    methodKind: "client_streaming";
+    input: typeof ImportCredentialsRequestSchema;
+    output: typeof ImportCredentialsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_credbroker_v1_credential_service, 0);

@@ -37,6 +37,7 @@ import { type Imported, Incomplete, readChain } from "../import-sources.js";
 import type { Io } from "../io.js";
 import { credentialList, credentialTable, verdictTable } from "../render.js";
 import { readSecret } from "../secret-input.js";
+import { importBulk } from "./cred-import-bulk.js";
 
 const ETAG_FLAG: FlagSpec = {
   name: "etag",
@@ -167,12 +168,17 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
   },
 
   import: {
-    args: "NAME",
+    args: "[NAME]",
     about: `Creates a credential from where it lives today (with --update, rotates it).
 --from env | aws-profile[:NAME] | url-env:VAR | url-stdin, repeatable: the
 first source that yields a complete credential wins. A role profile
 (role_arn + source_profile) becomes a role, its source imported alongside
-as NAME-source. Secrets are read, never printed, never taken from argv.`,
+as NAME-source. Secrets are read, never printed, never taken from argv.
+
+With --bulk FILE (- for stdin), and no NAME: creates every credential of a
+JSON-lines file, one Credential in protobuf JSON per line (a row without
+"namespace" is in -n's). A bad row is reported as "line N: CODE: REASON",
+never echoed, and skipped; exit 10 when any was.`,
     flags: [
       NAMESPACE_FLAG,
       {
@@ -182,9 +188,23 @@ as NAME-source. Secrets are read, never printed, never taken from argv.`,
         help: "env, aws-profile[:NAME], url-env:VAR or url-stdin",
       },
       { name: "update", kind: "boolean", help: "rotate the credential when it exists" },
+      {
+        name: "bulk",
+        kind: "string",
+        value: "FILE",
+        help: "JSON lines, one credential each (- for stdin)",
+      },
     ],
     async run(ctx) {
+      const bulk = ctx.flags.string("bulk");
       const sources = ctx.flags.list("from");
+      if (bulk !== undefined) {
+        if (ctx.arg !== "" || sources.length > 0 || ctx.flags.bool("update")) {
+          throw new UsageError("--bulk takes no NAME, --from or --update");
+        }
+        return importBulk(ctx, bulk);
+      }
+      if (ctx.arg === "") throw new UsageError("NAME is required (or --bulk FILE)");
       if (sources.length === 0)
         throw new UsageError(
           "--from SOURCE is required (env, aws-profile[:NAME], url-env:VAR, url-stdin)",
