@@ -1,12 +1,22 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
-import type { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
+import type {
+  SigningService,
+  SignRequestResponseSchema,
+} from "../../gen/credbroker/v1/signing_service_pb.js";
 import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { assertRef, displayName } from "../core/names.js";
-import { describeTarget, planSignature, validateSignRequest } from "../core/sign-plan.js";
+import {
+  describeTarget,
+  planSignature,
+  type ValidSignRequest,
+  validateSignRequest,
+} from "../core/sign-plan.js";
 import {
   type BindingTable,
   CONTAINER_PATH,
@@ -15,8 +25,9 @@ import {
   MIN_BINDING_SECONDS,
 } from "../imds/bindings.js";
 import type { SigningKeyCache } from "../sign/signing-keys.js";
-import { type SigningCredential, sigv4 } from "../sign/sigv4.js";
+import { needsSecret, type SigningCredential, sigv4 } from "../sign/sigv4.js";
 import type { CredentialStore } from "../store/credential-store.js";
+import type { CredentialReads } from "../store/read-cache.js";
 import type { RoleSessions } from "../sts/role-sessions.js";
 import { keyMaterial } from "../sts/sts-gateway.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
@@ -30,11 +41,12 @@ export interface ContainerBindings {
 }
 
 export interface SigningServiceDeps {
-  /** Cached credential reads (a store read opens a sealed record). */
-  reads: Pick<CredentialStore, "get">;
+  /** Credential reads: public fields cached (a store read opens a sealed record), secrets on demand. */
+  reads: CredentialReads;
   containers?: ContainerBindings | undefined;
   /** STS sessions for role credentials. */
   roleSessions: RoleSessions;
+  /** Provider defaults, read uncached (a created default demotes another without a `changed`). */
   store: CredentialStore;
   /** Derived signing keys, one cache per daemon. */
   signingKeys: SigningKeyCache;
@@ -52,25 +64,52 @@ export function signingService({
   reads,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   /**
-   * What signs for a credential: an access key itself, or a role's STS
-   * session (its key id names the cached signing keys, so a new session
-   * derives new ones).
+   * Policy, then SigV4. An access key signs with a cached derived key, so a
+   * hit needs no secret; on a miss its secret is read from the store for the
+   * one derivation and dropped. `withSecrets`: `c` came straight from the
+   * store, secrets included. A role signs with its STS session.
    */
-  async function signerFor(
+  async function sign(
+    valid: ValidSignRequest,
+    caller: Caller,
     c: Credential,
-  ): Promise<{ signer: SigningCredential; sessionEnd?: Date }> {
+    withSecrets: boolean,
+  ): Promise<MessageInitShape<typeof SignRequestResponseSchema>> {
+    authorizeCredential(caller, "sign", c);
+    const plan = planSignature(valid, c, ambient.now());
+    let signer: SigningCredential;
     if (c.kind.case === "accessKey") {
-      return { signer: { id: c.id, etag: c.etag, ...keyMaterial(c.kind.value) } };
-    }
-    if (c.kind.case === "role") {
+      signer = { id: c.id, etag: c.etag, accessKeyId: c.kind.value.accessKeyId };
+      if (needsSecret(plan, signer, signingKeys)) {
+        const full = withSecrets ? c : await reads.getWithSecrets(c.namespace, c.name);
+        // Written since it was cached: decide again on the version whose secret signs.
+        if (full.etag !== c.etag || full.kind.case !== "accessKey") {
+          return sign(valid, caller, full, true);
+        }
+        signer = { ...signer, ...keyMaterial(full.kind.value) };
+      }
+    } else if (c.kind.case === "role") {
+      // The session's key id names its cached keys, so a new session derives new ones.
       const session = await roleSessions.session(c);
-      return {
-        signer: { id: c.id, etag: session.accessKeyId, ...session },
-        sessionEnd: session.expiration,
-      };
+      signer = { id: c.id, etag: session.accessKeyId, ...session };
+      // No signature outlives the session it was made with (plan.notAfter: nor the credential).
+      if (plan.notAfter === undefined || session.expiration < plan.notAfter) {
+        plan.notAfter = session.expiration;
+      }
+    } else {
+      // policy already refused token credentials; nothing else can sign.
+      throw new DomainError(
+        "failed_precondition",
+        `${displayName(c.namespace, c.name)} cannot sign`,
+      );
     }
-    // policy already refused token credentials; nothing else can sign.
-    throw new DomainError("failed_precondition", `${displayName(c.namespace, c.name)} cannot sign`);
+    const signed = sigv4(plan, signer, signingKeys);
+    return {
+      url: signed.url,
+      headers: signed.headers.map(([name, value]) => ({ name, value })),
+      accessKeyId: signer.accessKeyId,
+      expiresAt: timestampFromDate(signed.expiresAt),
+    };
   }
 
   return {
@@ -78,32 +117,18 @@ export function signingService({
       const valid = validateSignRequest(req);
       ctx.values.set(AUDIT_DETAILS, describeTarget(valid));
       const caller = callerOf(ctx);
-      if (valid.credential === "") authorizeNamespace(caller, "sign", valid.namespace);
-      const credential =
-        valid.credential === ""
-          ? await store.getDefault(valid.namespace, Provider.AWS)
-          : await reads.get(valid.namespace, valid.credential);
+      if (valid.credential !== "") {
+        return sign(valid, caller, await reads.get(valid.namespace, valid.credential), false);
+      }
+      authorizeNamespace(caller, "sign", valid.namespace);
+      const credential = await store.getDefault(valid.namespace, Provider.AWS);
       if (credential === undefined) {
         throw new DomainError(
           "not_found",
           `namespace "${valid.namespace}" has no AWS provider default: name a credential`,
         );
       }
-      authorizeCredential(caller, "sign", credential);
-      const plan = planSignature(valid, credential, ambient.now());
-      const { signer, sessionEnd } = await signerFor(credential);
-      // No signature outlives the credential, nor the session it was made with.
-      const signed = sigv4(
-        { ...plan, notAfter: earliest(plan.notAfter, sessionEnd) },
-        signer,
-        signingKeys,
-      );
-      return {
-        url: signed.url,
-        headers: signed.headers.map(([name, value]) => ({ name, value })),
-        accessKeyId: signer.accessKeyId,
-        expiresAt: timestampFromDate(signed.expiresAt),
-      };
+      return sign(valid, caller, credential, true);
     },
 
     async createContainerBinding(req, ctx) {
@@ -122,7 +147,7 @@ export function signingService({
         );
       }
       const caller = callerOf(ctx);
-      const credential = await store.get(req.namespace, req.credential);
+      const credential = await reads.get(req.namespace, req.credential);
       authorizeCredential(caller, "sign", credential);
       if (!credential.allowedInTasks) {
         throw new DomainError(
@@ -151,10 +176,4 @@ export function signingService({
       return {};
     },
   };
-}
-
-function earliest(a: Date | undefined, b: Date | undefined): Date | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a < b ? a : b;
 }

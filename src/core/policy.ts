@@ -4,7 +4,7 @@ import { isAwsHost } from "./aws-endpoint.js";
 import { DomainError } from "./errors.js";
 import { displayName } from "./names.js";
 import type { S3Action } from "./s3-actions.js";
-import { mapS3Request, type S3RequestParts } from "./s3-request.js";
+import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
 /** What a signature is asked for, reduced to what policy decides on. */
 export interface SignIntent {
@@ -12,7 +12,9 @@ export interface SignIntent {
   host: string;
   service: string;
   /** Present for S3 requests. */
-  s3?: S3RequestParts;
+  s3?: S3RequestParts | undefined;
+  /** `s3` mapped already (the sign plan maps it once for the audit line too). */
+  s3Mapping?: S3Mapping | undefined;
 }
 
 /**
@@ -57,7 +59,7 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
       `${who} is scoped to S3 actions; a ${intent.service} request is in no scope`,
     );
   }
-  const mapping = mapS3Request(intent.s3);
+  const mapping = intent.s3Mapping ?? mapS3Request(intent.s3);
   if (!mapping.ok) deny("OperationNotScoped", `${mapping.reason}, and ${who} has scopes`);
   const op = mapping.operation;
   const listing = op.action === "list_bucket";

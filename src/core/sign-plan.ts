@@ -2,12 +2,12 @@ import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import type { SignRequestRequest } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { inferEndpoint } from "./aws-endpoint.js";
+import { type EndpointInfo, inferEndpoint } from "./aws-endpoint.js";
 import { DomainError } from "./errors.js";
 import { assertNamespace, isValidName } from "./names.js";
 import { authorize } from "./policy.js";
 import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
-import { mapS3Request } from "./s3-request.js";
+import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
 export const MAX_PRESIGN_SECONDS = 604800;
 export const MAX_SIGN_HEADERS = 200;
@@ -31,6 +31,10 @@ export interface ValidSignRequest {
   service: string;
   presignExpiresSeconds: number | undefined;
   normalizePath: boolean | undefined;
+  /** What the host says when it is an AWS endpoint: service, region, virtual-hosted bucket. */
+  endpoint: EndpointInfo | undefined;
+  /** S3 requests (named or inferred): what policy decides on, mapped once for the audit line and policy. */
+  s3: { parts: S3RequestParts; mapping: S3Mapping } | undefined;
 }
 
 /** Everything the signer needs, decided; policy has allowed it. */
@@ -85,6 +89,18 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
   if (presign !== 0 && (presign < 1 || presign > MAX_PRESIGN_SECONDS)) {
     invalid(`presign_expires_seconds: 1-${MAX_PRESIGN_SECONDS} (0 signs headers)`);
   }
+  const endpoint = inferEndpoint(url.host);
+  let s3: ValidSignRequest["s3"];
+  if ((req.service || endpoint?.service) === "s3") {
+    const parts: S3RequestParts = {
+      method: req.method,
+      hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
+      path: percentDecode(url.path),
+      query: queryParams(url.query),
+      headers: new Map(headers.map(([n, v]) => [n.toLowerCase(), v])),
+    };
+    s3 = { parts, mapping: mapS3Request(parts) };
+  }
   return {
     namespace: req.namespace,
     credential: req.credential,
@@ -96,6 +112,8 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
     service: req.service,
     presignExpiresSeconds: presign === 0 ? undefined : presign,
     normalizePath: req.normalizePath,
+    endpoint,
+    s3,
   };
 }
 
@@ -157,7 +175,7 @@ export function payloadHash(payload: Payload, s3: boolean): string {
  * request, credential and instant always give the same plan or the same error.
  */
 export function planSignature(req: ValidSignRequest, c: Credential, now: Date): SignPlan {
-  const endpoint = inferEndpoint(req.url.host);
+  const { endpoint } = req;
   const service = req.service || endpoint?.service;
   if (service === undefined) {
     invalid(`service: required, since ${req.url.host} is not an AWS endpoint (e.g. "s3")`);
@@ -167,25 +185,7 @@ export function planSignature(req: ValidSignRequest, c: Credential, now: Date): 
     invalid(`region: required, since neither ${req.url.host} nor the credential says it`);
   }
   const s3 = service === "s3";
-  authorize(
-    c,
-    {
-      host: req.url.host,
-      service,
-      ...(s3
-        ? {
-            s3: {
-              method: req.method,
-              hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
-              path: percentDecode(req.url.path),
-              query: queryParams(req.url.query),
-              headers: new Map(req.headers.map(([n, v]) => [n.toLowerCase(), v])),
-            },
-          }
-        : {}),
-    },
-    now,
-  );
+  authorize(c, { host: req.url.host, service, s3: req.s3?.parts, s3Mapping: req.s3?.mapping }, now);
   const notAfter = c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
   if (
     req.presignExpiresSeconds !== undefined &&
@@ -221,17 +221,11 @@ function invalid(message: string): never {
  * are described too.
  */
 export function describeTarget(req: ValidSignRequest): { host: string; action: string } {
-  const endpoint = inferEndpoint(req.url.host);
-  const service = req.service || endpoint?.service;
-  if (service !== "s3")
+  if (req.s3 === undefined) {
+    const service = req.service || req.endpoint?.service;
     return { host: req.url.host, action: `${service ?? "unknown"}:${req.method}` };
-  const mapping = mapS3Request({
-    method: req.method,
-    hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
-    path: percentDecode(req.url.path),
-    query: queryParams(req.url.query),
-    headers: new Map(req.headers.map(([n, v]) => [n.toLowerCase(), v])),
-  });
+  }
+  const { mapping } = req.s3;
   return {
     host: req.url.host,
     action: mapping.ok ? `s3:${mapping.operation.action}` : "s3:unmapped",

@@ -2,7 +2,7 @@ import { createHash, createHmac } from "node:crypto";
 import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
 import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
 import { payloadHash, type SignPlan } from "../core/sign-plan.js";
-import type { SigningKeyCache } from "./signing-keys.js";
+import type { KeyOwner, SigningKey, SigningKeyCache } from "./signing-keys.js";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";
 const CONTENT_SHA256 = "x-amz-content-sha256";
@@ -27,12 +27,15 @@ const UNSIGNABLE = new Set([
   "expect",
 ]);
 
-/** The credential being signed with: its key material and what names its cached keys. */
-export interface SigningCredential {
-  id: string;
-  etag: string;
+/**
+ * The credential being signed with: what names its cached keys, its access key
+ * id, and its secret only when the cache has no key yet (see `needsSecret`).
+ */
+export interface SigningCredential extends KeyOwner {
   accessKeyId: string;
-  secretAccessKey: string;
+  /** Needed only to derive a key the cache does not hold; then kept nowhere. */
+  secretAccessKey?: string | undefined;
+  /** Goes into the cache with a derived key; a cached key brings its own. */
   sessionToken?: string | undefined;
 }
 
@@ -76,9 +79,18 @@ function sha256Hex(text: string): string {
 }
 
 /**
+ * Whether signing `plan` needs the credential's secret: the cache holds no key
+ * for this version of it, this date, region and service yet.
+ */
+export function needsSecret(plan: SignPlan, owner: KeyOwner, keys: SigningKeyCache): boolean {
+  return keys.find(owner, amzDate(plan.now).short, plan.region, plan.service) === undefined;
+}
+
+/**
  * SigV4, header or presigned. The canonical request's parts come from
  * @smithy/signature-v4's own functions (headers, query); the path is signed
- * as it will be sent (S3 rules or generic); keys come from the daemon's cache.
+ * as it will be sent (S3 rules or generic); the key (and a session token)
+ * from the daemon's cache, derived from `credential`'s secret on a miss.
  */
 export function sigv4(
   plan: SignPlan,
@@ -87,13 +99,20 @@ export function sigv4(
 ): Signed {
   const presign = plan.presignExpiresSeconds !== undefined;
   const date = amzDate(plan.now);
+  const signingKey =
+    keys.find(credential, date.short, plan.region, plan.service) ??
+    derive(credential, keys, date.short, plan);
+  const sessionToken = signingKey.sessionToken;
   const scope = `${date.short}/${plan.region}/${plan.service}/aws4_request`;
   const hash = payloadHash(plan.payload, plan.service === "s3");
 
   const headers: Record<string, string> = { host: plan.url.authority };
+  const callerHeaders: [string, string][] = [];
   for (const [name, value] of plan.headers) {
     const lower = name.toLowerCase();
-    if (lower === "authorization" || lower === "host") continue;
+    if (lower === "authorization") continue;
+    callerHeaders.push([name, value]);
+    if (lower === "host") continue;
     // Repeated headers are one header whose values are joined in order.
     headers[lower] = lower in headers ? `${headers[lower]},${value.trim()}` : value.trim();
   }
@@ -113,7 +132,7 @@ export function sigv4(
         delete headers[name];
       }
     }
-    if (credential.sessionToken) added.push(["X-Amz-Security-Token", credential.sessionToken]);
+    if (sessionToken) added.push(["X-Amz-Security-Token", sessionToken]);
     added.push(
       ["X-Amz-Algorithm", ALGORITHM],
       ["X-Amz-Credential", `${credential.accessKeyId}/${scope}`],
@@ -122,56 +141,40 @@ export function sigv4(
     );
   } else {
     headers["x-amz-date"] = date.long;
-    if (credential.sessionToken) headers["x-amz-security-token"] = credential.sessionToken;
+    if (sessionToken) headers["x-amz-security-token"] = sessionToken;
     if (plan.payloadHeader) headers[CONTENT_SHA256] ??= hash;
   }
 
   const canonical = getCanonicalHeaders({ headers } as never, UNSIGNABLE) as Record<string, string>;
   const names = Object.keys(canonical).sort();
   const signedHeaders = names.join(";");
-  if (presign) added.push(["X-Amz-SignedHeaders", signedHeaders]);
-  for (const [k, v] of added) if (presign) add(k, v);
+  if (presign) {
+    added.push(["X-Amz-SignedHeaders", signedHeaders]);
+    for (const [k, v] of added) add(k, v);
+  }
 
-  const canonicalRequest = [
-    plan.method,
-    canonicalPath(plan.url.path, plan.s3PathRules),
-    getCanonicalQuery({ query } as never),
-    ...names.map((n) => `${n}:${canonical[n]}`),
-    "",
-    signedHeaders,
-    hash,
-  ].join("\n");
+  let canonicalRequest = `${plan.method}\n${canonicalPath(plan.url.path, plan.s3PathRules)}\n${getCanonicalQuery({ query } as never)}\n`;
+  for (const n of names) canonicalRequest += `${n}:${canonical[n]}\n`;
+  canonicalRequest += `\n${signedHeaders}\n${hash}`;
   const stringToSign = `${ALGORITHM}\n${date.long}\n${scope}\n${sha256Hex(canonicalRequest)}`;
-  const signingKey = keys.get(
-    credential,
-    credential.secretAccessKey,
-    date.short,
-    plan.region,
-    plan.service,
-  );
-  const signature = createHmac("sha256", signingKey).update(stringToSign).digest("hex");
+  const signature = createHmac("sha256", signingKey.key).update(stringToSign).digest("hex");
 
   const base = `${plan.url.scheme}://${plan.url.authority}${plan.url.path}`;
-  const callerHeaders = plan.headers
-    .filter(([n]) => n.toLowerCase() !== "authorization")
-    .map(([n, v]) => [n, v] as [string, string]);
-
   if (presign) {
-    const extra = [...added, ["X-Amz-Signature", signature]]
-      .map(([k, v]) => `${uriEncode(k ?? "")}=${uriEncode(v ?? "")}`)
-      .join("&");
+    let extra = "";
+    for (const [k, v] of added) extra += `${uriEncode(k)}=${uriEncode(v)}&`;
     const hoisted = new Set(added.map(([k]) => k.toLowerCase()));
     return {
-      url: `${base}?${plan.url.query === "" ? "" : `${plan.url.query}&`}${extra}`,
+      url: `${base}?${plan.url.query === "" ? "" : `${plan.url.query}&`}${extra}X-Amz-Signature=${signature}`,
       headers: callerHeaders.filter(([n]) => !hoisted.has(n.toLowerCase())),
       expiresAt: capped(plan, plan.presignExpiresSeconds ?? 0),
     };
   }
   const out = callerHeaders;
-  const given = new Set(out.map(([n]) => n.toLowerCase()));
   for (const name of ["x-amz-date", "x-amz-security-token", CONTENT_SHA256]) {
     const value = headers[name];
-    if (value !== undefined && !given.has(name)) out.push([name, value]);
+    if (value !== undefined && !out.some(([n]) => n.toLowerCase() === name))
+      out.push([name, value]);
   }
   out.push([
     "authorization",
@@ -182,6 +185,25 @@ export function sigv4(
     headers: out,
     expiresAt: capped(plan, HEADER_SIGNATURE_LIFETIME_SECONDS),
   };
+}
+
+function derive(
+  credential: SigningCredential,
+  keys: SigningKeyCache,
+  shortDate: string,
+  plan: SignPlan,
+): SigningKey {
+  const { secretAccessKey, sessionToken } = credential;
+  if (secretAccessKey === undefined) {
+    throw new Error("no cached signing key and no secret to derive one (see needsSecret)");
+  }
+  return keys.derive(
+    credential,
+    { secretAccessKey, sessionToken },
+    shortDate,
+    plan.region,
+    plan.service,
+  );
 }
 
 function capped(plan: SignPlan, seconds: number): Date {

@@ -1,15 +1,18 @@
-import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Credential, RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
+import {
+  type AccessKey,
+  type Credential,
+  RoleSource,
+} from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
-import type { CredentialStore } from "../store/credential-store.js";
+import type { CredentialReads } from "../store/read-cache.js";
 import type { Session, SessionCache } from "./session-cache.js";
 import { keyMaterial, type StsCaller, type StsGateway } from "./sts-gateway.js";
 
 export interface RoleSessionsDeps {
-  /** Reads (cached) of role sources. */
-  credentials: Pick<CredentialStore, "get">;
+  /** Role sources: public fields cached, the secret read only for an STS call. */
+  credentials: CredentialReads;
   sts: StsGateway;
   cache: SessionCache;
   now(): Date;
@@ -31,21 +34,21 @@ export class RoleSessions {
   /**
    * The role's current session, from the cache or a fresh AssumeRole. With a
    * session policy (tasks: the credential's scopes) it is a separate session.
+   * Its shape is the role's etag (every parameter, the scopes included, is in
+   * the record, and a write changes the etag) and the source's version.
    */
   async session(role: Credential, policy?: string): Promise<Session> {
-    const { caller, sourceKey } = await this.source(role);
-    const params = { ...this.params(role), policy };
-    const shape = createHash("sha256")
-      .update(JSON.stringify([params, sourceKey]))
-      .digest("base64url");
+    const source = await this.source(role);
     const key = policy === undefined ? role.id : `${role.id}#task`;
-    return this.deps.cache.get(key, shape, () => this.deps.sts.assumeRole(caller, params));
+    return this.deps.cache.get(key, `${role.etag}\0${source.version}`, async () =>
+      this.deps.sts.assumeRole(await source.caller(), { ...this.params(role), policy }),
+    );
   }
 
   /** A fresh AssumeRole, not cached: the stricter check that live verification wants. */
   async assumeOnce(role: Credential): Promise<Session> {
-    const { caller } = await this.source(role);
-    return this.deps.sts.assumeRole(caller, this.params(role));
+    const source = await this.source(role);
+    return this.deps.sts.assumeRole(await source.caller(), this.params(role));
   }
 
   private params(role: Credential) {
@@ -60,23 +63,40 @@ export class RoleSessions {
   }
 
   /**
-   * Who calls STS. `sourceKey` names the source's version (its id and etag),
-   * so rotating the source's key changes the session's shape.
+   * Who calls STS: checked on every call from the cached (public) record, so a
+   * disabled source stops its roles at once. `version` is the source's id and
+   * etag, so rotating its key changes the session's shape. `caller()` reads
+   * the secret from the store only when an STS call is made, and keeps it nowhere.
    */
-  private async source(role: Credential): Promise<{ caller: StsCaller; sourceKey: string }> {
+  private async source(
+    role: Credential,
+  ): Promise<{ version: string; caller(): Promise<StsCaller> }> {
     if (role.kind.case !== "role") throw new Error("not a role");
     const r = role.kind.value;
     if (r.source === RoleSource.AMBIENT) {
-      return { caller: await this.deps.sts.ambientCaller(), sourceKey: "ambient" };
+      return { version: "ambient", caller: () => this.deps.sts.ambientCaller() };
     }
     const who = displayName(role.namespace, r.sourceCredential);
-    const source = await this.deps.credentials
-      .get(role.namespace, r.sourceCredential)
-      .catch((err) => {
+    const { credentials } = this.deps;
+    const read = (secrets: boolean) =>
+      (secrets
+        ? credentials.getWithSecrets(role.namespace, r.sourceCredential)
+        : credentials.get(role.namespace, r.sourceCredential)
+      ).catch((err) => {
         throw new DomainError("failed_precondition", `role source ${who} cannot be read`, {
           cause: err,
         });
       });
+    const source = await read(false);
+    this.usable(source, who);
+    return {
+      version: `${source.id}:${source.etag}`,
+      caller: async () => keyMaterial(this.usable(await read(true), who)),
+    };
+  }
+
+  /** The source's access key, if it may be used now. */
+  private usable(source: Credential, who: string): AccessKey {
     if (source.kind.case !== "accessKey") {
       throw new DomainError("failed_precondition", `role source ${who} is not an access key`);
     }
@@ -86,9 +106,6 @@ export class RoleSessions {
     if (source.expiresAt !== undefined && timestampDate(source.expiresAt) <= this.deps.now()) {
       throw new DomainError("failed_precondition", `role source ${who} has expired`);
     }
-    return {
-      caller: keyMaterial(source.kind.value),
-      sourceKey: `${source.id}:${source.etag}`,
-    };
+    return source.kind.value;
   }
 }

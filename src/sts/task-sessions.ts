@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import { sessionPolicy } from "../core/session-policy.js";
-import type { CredentialStore } from "../store/credential-store.js";
+import type { CredentialReads } from "../store/read-cache.js";
 import type { RoleSessions } from "./role-sessions.js";
 import type { Session, SessionCache } from "./session-cache.js";
 import { keyMaterial, type StsGateway } from "./sts-gateway.js";
@@ -13,8 +12,8 @@ import { keyMaterial, type StsGateway } from "./sts-gateway.js";
 export const TASK_SESSION_SECONDS = 3600;
 
 export interface TaskSessionsDeps {
-  /** Reads (cached) of the credentials tasks ask for. */
-  credentials: Pick<CredentialStore, "get">;
+  /** The credentials tasks ask for: public fields cached, the secret read only for an STS call. */
+  credentials: CredentialReads;
   sts: StsGateway;
   roleSessions: RoleSessions;
   cache: SessionCache;
@@ -29,11 +28,8 @@ export interface TaskSessionsDeps {
  * Only credentials marked allowed_in_tasks, enabled and not expired.
  */
 export class TaskSessions {
-  /** Session shapes by credential (a record is immutable: a write makes a new one). */
-  private readonly shapes = new WeakMap<
-    Credential,
-    { policy: string | undefined; shape: string }
-  >();
+  /** Session policies by credential (a record is immutable: a write makes a new one). */
+  private readonly policies = new WeakMap<Credential, { policy: string | undefined }>();
 
   constructor(private readonly deps: TaskSessionsDeps) {}
 
@@ -52,32 +48,33 @@ export class TaskSessions {
   }
 
   private session(c: Credential): Promise<Session> {
-    let shaped = this.shapes.get(c);
-    if (shaped === undefined) {
-      const policy = sessionPolicy(c.allowedScopes);
-      const shape = createHash("sha256")
-        .update(JSON.stringify([c.etag, policy ?? ""]))
-        .digest("base64url");
-      shaped = { policy, shape };
-      this.shapes.set(c, shaped);
+    let memo = this.policies.get(c);
+    if (memo === undefined) {
+      memo = { policy: sessionPolicy(c.allowedScopes) };
+      this.policies.set(c, memo);
     }
-    const { policy, shape } = shaped;
+    const { policy } = memo;
     switch (c.kind.case) {
       case "role":
         return this.deps.roleSessions.session(c, policy);
-      case "accessKey": {
-        const caller = keyMaterial(c.kind.value);
-        return this.deps.cache.get(`${c.id}#task`, shape, () =>
-          policy === undefined
+      case "accessKey":
+        // The etag is the shape: the policy comes from the record's scopes.
+        return this.deps.cache.get(`${c.id}#task`, c.etag, async () => {
+          // The secret is read for this STS call only and kept nowhere.
+          const full = await this.deps.credentials.getWithSecrets(c.namespace, c.name);
+          if (full.kind.case !== "accessKey") {
+            throw new DomainError("aborted", `${displayName(c.namespace, c.name)} changed: retry`);
+          }
+          const caller = keyMaterial(full.kind.value);
+          return policy === undefined
             ? this.deps.sts.getSessionToken(caller, TASK_SESSION_SECONDS)
             : this.deps.sts.getFederationToken(
                 caller,
                 federationName(c),
                 policy,
                 TASK_SESSION_SECONDS,
-              ),
-        );
-      }
+              );
+        });
       default:
         throw new DomainError(
           "failed_precondition",

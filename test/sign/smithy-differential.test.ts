@@ -12,8 +12,8 @@ import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { encodeOnce, parseRawUrl, queryParams } from "../../src/core/raw-url.js";
 import { type Payload, payloadHash, type SignPlan } from "../../src/core/sign-plan.js";
-import { SigningKeyCache } from "../../src/sign/signing-keys.js";
-import { sigv4 } from "../../src/sign/sigv4.js";
+import { deriveSigningKey, SigningKeyCache } from "../../src/sign/signing-keys.js";
+import { needsSecret, sigv4 } from "../../src/sign/sigv4.js";
 
 /** mulberry32: a small seeded generator, so every run signs the same requests. */
 function rng(seed: number): () => number {
@@ -168,7 +168,8 @@ describe("SigV4: credbroker and @smithy/signature-v4 agree", () => {
         g.plan,
         {
           id: "diff",
-          etag: "e",
+          // A session token belongs to one version of a credential, as its secret does.
+          etag: g.sessionToken ?? "no-token",
           accessKeyId: "AKIDEXAMPLE",
           secretAccessKey: secret,
           sessionToken: g.sessionToken,
@@ -187,23 +188,78 @@ describe("SigV4: credbroker and @smithy/signature-v4 agree", () => {
 });
 
 describe("SigningKeyCache", () => {
+  const scope = ["20261124", "eu-west-1", "s3"] as const;
+
   test("derives once per (credential, etag, date, region, service); drop forgets a credential", () => {
     const keys = new SigningKeyCache(3);
     const a = { id: "a", etag: "1" };
-    const k1 = keys.get(a, "secret", "20261124", "eu-west-1", "s3");
+    assert.equal(keys.find(a, ...scope), undefined);
+    const k1 = keys.derive(a, { secretAccessKey: "secret" }, ...scope);
+    assert.deepEqual(k1.key, deriveSigningKey("secret", ...scope));
+    assert.equal(keys.find(a, ...scope), k1, "a hit returns the same key, no secret asked");
     assert.equal(
-      keys.get(a, "secret", "20261124", "eu-west-1", "s3"),
-      k1,
-      "a hit returns the same key",
+      keys.find(a, "20261125", "eu-west-1", "s3"),
+      undefined,
+      "another day, another key",
     );
     // A rotated secret comes with a new etag: a new key, never the stale one.
-    const rotated = keys.get({ id: "a", etag: "2" }, "other", "20261124", "eu-west-1", "s3");
-    assert.notDeepEqual(rotated, k1);
-    keys.get({ id: "b", etag: "1" }, "secret", "20261124", "eu-west-1", "s3");
+    assert.equal(keys.find({ id: "a", etag: "2" }, ...scope), undefined);
+    const rotated = keys.derive({ id: "a", etag: "2" }, { secretAccessKey: "other" }, ...scope);
+    assert.notDeepEqual(rotated.key, k1.key);
+    keys.derive({ id: "b", etag: "1" }, { secretAccessKey: "secret" }, ...scope);
     assert.equal(keys.size, 3);
-    keys.get({ id: "c", etag: "1" }, "secret", "20261124", "eu-west-1", "s3");
+    keys.derive({ id: "c", etag: "1" }, { secretAccessKey: "secret" }, ...scope);
     assert.equal(keys.size, 3, "bounded: the oldest entry goes");
+    assert.equal(keys.find(a, ...scope), undefined, "the oldest was a/1");
     keys.drop("a");
     assert.equal(keys.size, 2);
+    assert.equal(keys.find({ id: "a", etag: "2" }, ...scope), undefined);
+  });
+
+  test("keeps the session token with the key, and never the secret", () => {
+    const keys = new SigningKeyCache();
+    const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const entry = keys.derive(
+      { id: "t", etag: "1" },
+      { secretAccessKey: secret, sessionToken: "tok" },
+      ...scope,
+    );
+    assert.deepEqual(Object.keys(entry).sort(), ["key", "sessionToken"]);
+    assert.equal(entry.sessionToken, "tok");
+    assert.equal(
+      keys.derive({ id: "u", etag: "1" }, { secretAccessKey: secret, sessionToken: "" }, ...scope)
+        .sessionToken,
+      undefined,
+    );
+  });
+});
+
+describe("sigv4 with the key cache", () => {
+  const plan = generate(rng(7), 0).plan;
+  const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  const signature = (s: { url: string; headers: [string, string][] }) =>
+    plan.presignExpiresSeconds
+      ? new URL(s.url).searchParams.get("X-Amz-Signature")
+      : (s.headers.find(([n]) => n === "authorization")?.[1] ?? "").replace(/.*Signature=/, "");
+
+  test("a miss derives from the secret; a hit signs the same without it", async () => {
+    const keys = new SigningKeyCache();
+    const owner = { id: "k", etag: "1", accessKeyId: "AKIDEXAMPLE" };
+    assert.equal(needsSecret(plan, owner, keys), true);
+    assert.throws(() => sigv4(plan, owner, keys), /no secret/);
+    const first = sigv4(plan, { ...owner, secretAccessKey: secret, sessionToken: "tok" }, keys);
+    assert.equal(needsSecret(plan, owner, keys), false);
+    const again = sigv4(plan, owner, keys);
+    assert.deepEqual(again, first, "same signature, session token from the cache");
+    assert.equal(signature(first), await smithySignature({ plan, sessionToken: "tok" }, secret));
+  });
+
+  test("an evicted key is derived again and signs the same", () => {
+    const keys = new SigningKeyCache(1);
+    const owner = { id: "k", etag: "1", accessKeyId: "AKIDEXAMPLE", secretAccessKey: secret };
+    const first = sigv4(plan, owner, keys);
+    sigv4(plan, { ...owner, id: "other" }, keys);
+    assert.equal(needsSecret(plan, owner, keys), true, "evicted");
+    assert.deepEqual(sigv4(plan, owner, keys), first);
   });
 });

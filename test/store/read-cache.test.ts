@@ -1,0 +1,141 @@
+/**
+ * The ReadCache over the real LevelDB store: it keeps no secret, a hit is
+ * memory only, it stays bounded (least recently used out first), and a read
+ * racing a write does not cache the old record.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import { prepareNew } from "../../src/core/lifecycle.js";
+import type { CredentialStore } from "../../src/store/credential-store.js";
+import { ReadCache } from "../../src/store/read-cache.js";
+import {
+  accessKeyInput,
+  BEARER_TOKEN,
+  edited,
+  roleInput,
+  SECRET_ACCESS_KEY,
+  SESSION_TOKEN,
+  TestAmbient,
+  tokenInput,
+} from "../core/fixtures.js";
+import { secretsIn } from "../support/retained.js";
+import type { OpenedStore } from "./contract.js";
+import { openTempLevelStore } from "./helpers.js";
+
+const SECRETS = [SECRET_ACCESS_KEY, SESSION_TOKEN, BEARER_TOKEN];
+
+/** The store, counting reads (each one opens a sealed record). */
+function counting(store: CredentialStore): Pick<CredentialStore, "get"> & { reads: number } {
+  return {
+    reads: 0,
+    get(namespace, name) {
+      this.reads++;
+      return store.get(namespace, name);
+    },
+  };
+}
+
+describe("ReadCache", () => {
+  let opened: OpenedStore;
+  const ambient = new TestAmbient();
+
+  before(async () => {
+    opened = await openTempLevelStore();
+    const { store } = opened;
+    await store.create(
+      prepareNew(
+        edited(accessKeyInput(), (c) => {
+          if (c.kind.case === "accessKey") c.kind.value.sessionToken = SESSION_TOKEN;
+        }),
+        ambient,
+      ),
+    );
+    await store.create(prepareNew(tokenInput(), ambient));
+    await store.create(prepareNew(roleInput(), ambient));
+    for (let i = 0; i < 4; i++) {
+      await store.create(prepareNew(accessKeyInput({ name: `k${i}` }), ambient));
+    }
+  });
+
+  after(() => opened.cleanup());
+
+  test("keeps no secret: every cached value, searched deeply, holds none", async () => {
+    const reads = new ReadCache(opened.store);
+    const names = ["s3-writer", "github", "deployer"];
+    for (const name of names) {
+      const got = await reads.get("team-a", name);
+      assert.deepEqual(secretsIn(got, SECRETS), [], `${name}: what get returns`);
+      assert.equal(await reads.get("team-a", name), got, "a hit");
+    }
+    const key = await reads.get("team-a", "s3-writer");
+    assert.equal(key.kind.case, "accessKey");
+    assert.equal(key.kind.value?.accessKeyId, "AKIAIOSFODNN7EXAMPLE", "the key id is public");
+
+    // The secrets are there for whoever asks for them, and still not cached.
+    const whole = await reads.getWithSecrets("team-a", "s3-writer");
+    assert.equal(
+      whole.kind.case === "accessKey" && whole.kind.value.secretAccessKey,
+      SECRET_ACCESS_KEY,
+    );
+    assert.equal(whole.kind.case === "accessKey" && whole.kind.value.sessionToken, SESSION_TOKEN);
+    const token = await reads.getWithSecrets("team-a", "github");
+    assert.equal(token.kind.case === "token" && token.kind.value.token, BEARER_TOKEN);
+
+    assert.equal(reads.size, names.length);
+    assert.deepEqual(secretsIn([...reads.values()], SECRETS), []);
+  });
+
+  test("a hit reads nothing from the store; getWithSecrets always does", async () => {
+    const store = counting(opened.store);
+    const reads = new ReadCache(store);
+    await reads.get("team-a", "s3-writer");
+    for (let i = 0; i < 10; i++) await reads.get("team-a", "s3-writer");
+    assert.equal(store.reads, 1);
+    await reads.getWithSecrets("team-a", "s3-writer");
+    await reads.getWithSecrets("team-a", "s3-writer");
+    assert.equal(store.reads, 3);
+    await assert.rejects(reads.get("team-a", "nope"), { code: "not_found" });
+    await assert.rejects(reads.get("team-a", "nope"), { code: "not_found" });
+    assert.equal(store.reads, 5, "absence is not cached");
+  });
+
+  test("bounded: the least recently used entry goes first", async () => {
+    const store = counting(opened.store);
+    const reads = new ReadCache(store, 3);
+    for (const name of ["k0", "k1", "k2"]) await reads.get("team-a", name);
+    await reads.get("team-a", "k0"); // k1 is now the least recently used
+    await reads.get("team-a", "k3");
+    assert.equal(reads.size, 3);
+    assert.equal(store.reads, 4);
+    await reads.get("team-a", "k0");
+    await reads.get("team-a", "k2");
+    await reads.get("team-a", "k3");
+    assert.equal(store.reads, 4, "k0, k2, k3 stayed");
+    await reads.get("team-a", "k1");
+    assert.equal(store.reads, 5, "k1 went");
+    assert.equal(reads.size, 3);
+  });
+
+  test("a read begun before clear() does not cache what it read", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: Pick<CredentialStore, "get"> = {
+      async get(namespace, name): Promise<Credential> {
+        const c = await opened.store.get(namespace, name);
+        await gate;
+        return c;
+      },
+    };
+    const reads = new ReadCache(slow);
+    const pending = reads.get("team-a", "k0");
+    const pendingWhole = reads.getWithSecrets("team-a", "k1");
+    reads.clear(); // a write landed while the reads were in flight
+    release();
+    assert.equal((await pending).name, "k0", "the caller still gets its answer");
+    assert.equal((await pendingWhole).name, "k1");
+    assert.equal(reads.size, 0);
+  });
+});
