@@ -67,7 +67,7 @@ export function auditInterceptor(audit: AuditSink): Interceptor {
     // A mutation is recorded before it happens too: if that line cannot be
     // written, nothing is changed. A signature is recorded before it leaves.
     if (audited && req.method.name !== "SignRequest")
-      record(audit, { ...base(), decision: "attempt" });
+      await record(audit, { ...base(), decision: "attempt" });
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
@@ -78,7 +78,7 @@ export function auditInterceptor(audit: AuditSink): Interceptor {
           ? new ConnectError(err.message, connectCode(err.code))
           : ConnectError.from(err);
       if (audited || e.code === Code.Unauthenticated) {
-        record(audit, {
+        await record(audit, {
           ...base(),
           decision:
             e.code === Code.PermissionDenied || e.code === Code.Unauthenticated ? "deny" : "error",
@@ -87,15 +87,15 @@ export function auditInterceptor(audit: AuditSink): Interceptor {
       }
       throw err;
     }
-    if (audited) record(audit, { ...base(), decision: "allow" });
+    if (audited) await record(audit, { ...base(), decision: "allow" });
     res.header.set("x-request-id", requestId);
     return res;
   };
 }
 
-function record(audit: AuditSink, event: AuditEvent): void {
+async function record(audit: AuditSink, event: AuditEvent): Promise<void> {
   try {
-    audit.write(event);
+    await audit.append(event);
   } catch {
     throw new ConnectError(
       "the audit log cannot be written; refusing to act unaudited",

@@ -27,6 +27,8 @@ export interface CredentialServiceDeps {
   changed?: (credentialId: string) => void;
   /** Live verification through STS; without it, live = true is unimplemented. */
   live?: LiveVerifier;
+  /** Redacted records kept in memory (GetCredential reads through it); without it, the store. */
+  reads?: Pick<CredentialStore, "get">;
 }
 
 /** CredentialService over a store. Every credential it returns is redacted. */
@@ -35,11 +37,14 @@ export function credentialService({
   ambient,
   changed = () => {},
   live,
+  reads,
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
     async createCredential(req, ctx) {
-      const credential = prepareCreate(callerOf(ctx), req.credential, ambient);
-      return { credential: redact(await store.create(credential)) };
+      const created = await store.create(prepareCreate(callerOf(ctx), req.credential, ambient));
+      // A new provider default demoted the previous one: cached copies of it are stale.
+      if (created.providerDefault) changed(created.id);
+      return { credential: redact(created) };
     },
 
     async importCredentials(requests, ctx) {
@@ -54,9 +59,12 @@ export function credentialService({
 
     async getCredential(req, ctx) {
       assertRef(req.namespace, req.name);
-      const credential = await store.get(req.namespace, req.name);
+      // The read cache holds redacted records already.
+      const credential = reads
+        ? await reads.get(req.namespace, req.name)
+        : redact(await store.get(req.namespace, req.name));
       authorizeCredential(callerOf(ctx), "read", credential);
-      return { credential: redact(credential) };
+      return { credential };
     },
 
     async listCredentials(req, ctx) {

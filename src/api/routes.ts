@@ -41,7 +41,7 @@ export const SERVED_SERVICES = [
   ReflectionV1alpha.typeName,
 ];
 
-export interface RouteDeps extends CredentialServiceDeps, SigningServiceDeps {
+export interface RouteDeps extends Omit<CredentialServiceDeps, "reads">, SigningServiceDeps {
   health: HealthState;
   callerAdmin: CallerServiceDeps;
 }

@@ -27,10 +27,49 @@ export interface AuditEvent {
   requestId: string;
 }
 
-/** Where audit lines go. `write` throws DomainError unavailable when the line cannot be written. */
+/**
+ * Where audit lines go. `write` writes the line now and throws DomainError
+ * unavailable when it cannot; `append` writes it together with the other
+ * lines appended in the same turn of the event loop (one write(2) for all)
+ * and resolves once it is written, or rejects with that error.
+ */
 export interface AuditSink {
   write(event: AuditEvent): void;
+  append(event: AuditEvent): Promise<void>;
   close(): void;
+}
+
+/**
+ * Lines written in batches: everything appended until the event loop's
+ * check phase goes out in one write, in order. Under load that is one
+ * syscall for many answers instead of one each; each caller still waits
+ * for its own line before it answers.
+ */
+class LineBatch {
+  private pending: { line: string; settle: (err?: unknown) => void }[] = [];
+
+  constructor(private readonly writeText: (text: string) => void) {}
+
+  append(line: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ line, settle: (err) => (err === undefined ? resolve() : reject(err)) });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  /** Writes what is pending; a line written directly goes after it (order is kept). */
+  flush(): void {
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    let err: unknown;
+    try {
+      this.writeText(batch.map((b) => b.line).join(""));
+    } catch (cause) {
+      err = cause;
+    }
+    for (const b of batch) b.settle(err);
+  }
 }
 
 /**
@@ -54,23 +93,32 @@ export class FileAuditLog implements AuditSink {
     this.timer.unref();
   }
 
+  private readonly batch = new LineBatch((text) => this.writeText(text));
+
   write(event: AuditEvent): void {
-    const line = `${JSON.stringify({ time: this.now().toISOString(), ...event })}\n`;
+    this.batch.flush();
+    this.writeText(this.line(event));
+  }
+
+  append(event: AuditEvent): Promise<void> {
+    return this.batch.append(this.line(event));
+  }
+
+  private line(event: AuditEvent): string {
+    return `${JSON.stringify({ time: this.now().toISOString(), ...event })}\n`;
+  }
+
+  private writeText(text: string): void {
     try {
-      writeSync(this.fd, line);
+      writeSync(this.fd, text);
       this.dirty = true;
     } catch (cause) {
-      throw new DomainError(
-        "unavailable",
-        "the audit log cannot be written; refusing to act unaudited",
-        {
-          cause,
-        },
-      );
+      throw unwritable(cause);
     }
   }
 
   close(): void {
+    this.batch.flush();
     clearInterval(this.timer);
     this.sync();
     closeSync(this.fd);
@@ -90,24 +138,40 @@ export class FileAuditLog implements AuditSink {
 
 /** Audit lines on standard output (for containers that collect stdout). */
 export class StdoutAuditLog implements AuditSink {
+  private readonly batch = new LineBatch(writeStdout);
+
   constructor(private readonly now: () => Date) {}
 
   write(event: AuditEvent): void {
-    try {
-      writeSync(
-        1,
-        `${JSON.stringify({ audit: true, time: this.now().toISOString(), ...event })}\n`,
-      );
-    } catch (cause) {
-      throw new DomainError(
-        "unavailable",
-        "the audit log cannot be written; refusing to act unaudited",
-        {
-          cause,
-        },
-      );
-    }
+    this.batch.flush();
+    writeStdout(this.line(event));
   }
 
-  close(): void {}
+  append(event: AuditEvent): Promise<void> {
+    return this.batch.append(this.line(event));
+  }
+
+  private line(event: AuditEvent): string {
+    return `${JSON.stringify({ audit: true, time: this.now().toISOString(), ...event })}\n`;
+  }
+
+  close(): void {
+    this.batch.flush();
+  }
+}
+
+function writeStdout(text: string): void {
+  try {
+    writeSync(1, text);
+  } catch (cause) {
+    throw unwritable(cause);
+  }
+}
+
+function unwritable(cause: unknown): DomainError {
+  return new DomainError(
+    "unavailable",
+    "the audit log cannot be written; refusing to act unaudited",
+    { cause },
+  );
 }

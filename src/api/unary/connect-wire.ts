@@ -1,6 +1,6 @@
 import type http2 from "node:http2";
 import type { DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type Compression,
   createAsyncIterable,
@@ -15,6 +15,7 @@ import {
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { type Body, headerObject, httpDate, joined } from "./body.js";
+import type { CallContext } from "./invoke.js";
 
 /** One RPC as both wire formats see it (built by fast-unary.ts). */
 export interface Call {
@@ -32,8 +33,8 @@ export interface Call {
   maxTimeoutMs: number;
   /** The request body, kept up to `bound` bytes. */
   body(bound: number): Promise<Body>;
-  context(timeoutMs: number | undefined, contentType: string): HandlerContext;
-  invoke(context: HandlerContext, input: Message): Promise<Message>;
+  context(timeoutMs: number | undefined, contentType: string): CallContext;
+  invoke(context: CallContext, input: Message): Promise<Message>;
 }
 
 /**

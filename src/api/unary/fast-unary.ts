@@ -4,14 +4,12 @@ import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   type ContextValues,
   createServiceImplSpec,
-  type HandlerContext,
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
 import {
   compressionNegotiate,
   createMethodSerializationLookup,
-  invokeUnaryImplementation,
   type MethodSerializationLookup,
 } from "@connectrpc/connect/protocol";
 import { parseContentType as connectContentType } from "@connectrpc/connect/protocol-connect";
@@ -20,6 +18,7 @@ import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { readBody } from "./body.js";
 import { type Call, connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
+import { CallContext, type UnaryImpl, unaryChain } from "./invoke.js";
 
 /** What connect-node is configured with, so both paths behave the same. */
 export interface FastUnaryOptions {
@@ -37,8 +36,9 @@ const COMPRESSIONS = [compressionGzip, compressionBrotli];
 const COMPRESS_MIN_BYTES = 1024;
 
 interface Route {
-  spec: { kind: "unary"; method: DescMethod & { methodKind: "unary" }; impl: never };
+  spec: { method: DescMethod & { methodKind: "unary" } };
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+  invoke: ReturnType<typeof unaryChain>;
 }
 
 /**
@@ -47,9 +47,10 @@ interface Route {
  * (`application/proto`). It answers straight from the HTTP/2 stream instead
  * of through connect-node's compatibility request, async-iterable pipeline
  * and per-call abort plumbing, which dominate a small RPC's cost. What runs
- * in between is connect-es's own: `invokeUnaryImplementation` with the same
- * interceptors and service implementations, its serialization (and so its
- * parse errors), timeout parsing, compression negotiation and error encoding.
+ * in between is the same interceptors and service implementations, composed
+ * once per method as connect-es composes them per call (invoke.ts), and
+ * connect-es's own serialization (and so its parse errors), timeout
+ * parsing, compression negotiation and error encoding.
  * Every other request (JSON, gRPC-Web, Connect GET, streaming, HTTP/1.1)
  * goes to connect-node unchanged; `handle` returns false for those.
  */
@@ -58,9 +59,11 @@ export function fastUnary(opts: FastUnaryOptions) {
   for (const { service, impl } of opts.services) {
     const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
     for (const method of service.methods) {
-      if (method.methodKind !== "unary") continue;
+      if (!isUnary(method)) continue;
+      const { impl: methodImpl } = spec.methods[method.localName] as { impl: UnaryImpl };
       routes.set(`/${service.typeName}/${method.name}`, {
-        spec: spec.methods[method.localName] as Route["spec"],
+        spec: { method },
+        invoke: unaryChain(method, methodImpl, opts.interceptors),
         serialization: createMethodSerializationLookup(method, undefined, undefined, {
           readMaxBytes: opts.readMaxBytes,
           writeMaxBytes: 0xffffffff,
@@ -101,7 +104,7 @@ export function fastUnary(opts: FastUnaryOptions) {
       if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
       else requestHeader.set(name, value);
     }
-    const aborter = new AbortController();
+    let context: CallContext | undefined;
     const call: Call = {
       route,
       requestHeader,
@@ -117,33 +120,27 @@ export function fastUnary(opts: FastUnaryOptions) {
       maxTimeoutMs: opts.maxTimeoutMs,
       body: (bound) => readBody(stream, bound),
       context: (timeoutMs, contentType) => {
-        const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
         if (timeoutMs !== undefined) {
-          const timer = setTimeout(() => aborter.abort(new Error("deadline exceeded")), timeoutMs);
+          const timer = setTimeout(() => context?.abort(new Error("deadline exceeded")), timeoutMs);
           stream.once("close", () => clearTimeout(timer));
         }
-        const context: HandlerContext = {
-          method: route.spec.method,
-          service: route.spec.method.parent,
-          signal: aborter.signal,
-          timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-          requestMethod: "POST",
+        context = new CallContext(
+          route.spec.method,
+          protocol,
+          `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
           requestHeader,
-          responseHeader: new Headers({ "content-type": contentType }),
-          responseTrailer: new Headers(),
-          protocolName: protocol,
-          values: opts.contextValues(stream.session?.socket),
-          url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
-        };
+          opts.contextValues(stream.session?.socket),
+          contentType,
+          timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+        );
         return context;
       },
-      invoke: (context, input) =>
-        invokeUnaryImplementation(route.spec, context, input, opts.interceptors),
+      invoke: route.invoke,
     };
     // The client went away before its answer: tell the implementation, as connect-node does.
     let answered = false;
     stream.once("close", () => {
-      if (!answered) aborter.abort(new Error("stream closed"));
+      if (!answered) context?.abort(new Error("stream closed"));
     });
     try {
       await (protocol === "grpc" ? grpcUnary(call, stream) : connectUnary(call, stream));
@@ -153,4 +150,8 @@ export function fastUnary(opts: FastUnaryOptions) {
       if (!stream.destroyed) stream.close();
     }
   }
+}
+
+function isUnary(method: DescMethod): method is DescMethod & { methodKind: "unary" } {
+  return method.methodKind === "unary";
 }
