@@ -14,7 +14,7 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import { type Body, headerObject, httpDate, joined } from "./body.js";
+import { type Body, headerObject, joined } from "./body.js";
 import type { CallContext } from "./invoke.js";
 
 /** One RPC as both wire formats see it (built by fast-unary.ts). */
@@ -34,6 +34,8 @@ export interface Call {
   /** The request body, kept up to `bound` bytes. */
   body(bound: number): Promise<Body>;
   context(timeoutMs: number | undefined, contentType: string): CallContext;
+  /** The `date` response header's value. */
+  date(): string;
   invoke(context: CallContext, input: Message): Promise<Message>;
 }
 
@@ -72,7 +74,7 @@ export async function connectUnary(call: Call, stream: http2.ServerHttp2Stream):
   }
   const header = trailerMux(context.responseHeader, context.responseTrailer);
   header.set("content-length", body.byteLength.toString(10));
-  stream.respond(headerObject(header, { ":status": status, date: httpDate() }));
+  stream.respond(headerObject(header, { ":status": status, date: call.date() }));
   stream.end(body);
 }
 

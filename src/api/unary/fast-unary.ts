@@ -15,7 +15,7 @@ import {
 import { parseContentType as connectContentType } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { readBody } from "./body.js";
+import { DateHeader, readBody } from "./body.js";
 import { type Call, connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
 import { CallContext, type UnaryImpl, unaryChain } from "./invoke.js";
@@ -56,6 +56,7 @@ interface Route {
  */
 export function fastUnary(opts: FastUnaryOptions) {
   const routes = new Map<string, Route>();
+  const date = new DateHeader();
   for (const { service, impl } of opts.services) {
     const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
     for (const method of service.methods) {
@@ -136,6 +137,7 @@ export function fastUnary(opts: FastUnaryOptions) {
         return context;
       },
       invoke: route.invoke,
+      date: () => date.now(),
     };
     // The client went away before its answer: tell the implementation, as connect-node does.
     let answered = false;

@@ -10,7 +10,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeGrpcMessage } from "../grpc-message.js";
-import { type Body, headerObject, httpDate, joined } from "./body.js";
+import { type Body, headerObject, joined } from "./body.js";
 import type { Call } from "./connect-wire.js";
 
 /**
@@ -51,7 +51,7 @@ export async function grpcUnary(call: Call, stream: http2.ServerHttp2Stream): Pr
   if (typeof message === "string") {
     trailers["grpc-message"] = encodeGrpcMessage(decodeURIComponent(message));
   }
-  stream.respond(headerObject(context.responseHeader, { ":status": 200, date: httpDate() }), {
+  stream.respond(headerObject(context.responseHeader, { ":status": 200, date: call.date() }), {
     waitForTrailers: true,
   });
   stream.once("wantTrailers", () => stream.sendTrailers(trailers));
