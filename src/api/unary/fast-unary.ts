@@ -100,8 +100,9 @@ export function fastUnary(opts: FastUnaryOptions) {
     headers: http2.IncomingHttpHeaders,
   ): Promise<void> {
     const requestHeader = new Headers();
-    for (const [name, value] of Object.entries(headers)) {
-      if (name.startsWith(":") || value === undefined) continue;
+    for (const name in headers) {
+      const value = headers[name];
+      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
       if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
       else requestHeader.set(name, value);
     }
