@@ -17,7 +17,8 @@ export function accessLogInterceptor(log: Logger): Interceptor {
     });
     try {
       const res = await next(req);
-      log.debug(line("ok"), "rpc");
+      // Built only when it is written: this runs on every call.
+      if (log.isLevelEnabled("debug")) log.debug(line("ok"), "rpc");
       return res;
     } catch (err) {
       log.info(line(codeToString(err instanceof ConnectError ? err.code : Code.Unknown)), "rpc");
