@@ -15,6 +15,11 @@
 #   uwsgi and enable and start systemd units / init scripts on install.
 #   python3-swift and its dependencies ship no service; its postinst only adds
 #   a `swift` system user and /var/{lib,log,backups}/swift.
+# - etcd-server: /usr/bin/etcd (3.4), which test/support/etcd.ts runs as a
+#   one-member cluster on free 127.0.0.1 ports with a temp data dir, for the
+#   etcd CredentialStore. Its postinst adds an `etcd` user and enables
+#   etcd.service (on a host with systemd it starts Debian's default member on
+#   localhost:2379, which the tests never use).
 set -euo pipefail
 
 sudo=""
@@ -29,6 +34,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # The TLS tests make their own CA and certificates.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/etcd ] || need+=(etcd-server)
 need_swift=()
 installed python3-swift || need_swift+=(python3-swift)
 

@@ -150,7 +150,7 @@ sys.exit(main())
 `;
 
 /** Finds `count` distinct free ports on 127.0.0.1 (all held until all are found). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
     const ports: number[] = [];

@@ -1,0 +1,355 @@
+import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from "cockatiel";
+import { CompareResult, CompareTarget, Etcd3, isRecoverableError } from "etcd3";
+import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
+import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../core/errors.js";
+import {
+  callerByTokenHash,
+  openCaller,
+  planCreateCaller,
+  planDeleteCaller,
+  planRotateCallerToken,
+  planUpdateCaller,
+  readCaller,
+} from "./caller-plan.js";
+import type { CallerStore } from "./caller-store.js";
+import type { CreateManyResult, CredentialStore, ListPage, ListQuery } from "./credential-store.js";
+import { EtcdSnapshot, etcdCall, SnapshotExpired } from "./etcd-snapshot.js";
+import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "./keys.js";
+import { Mutex } from "./mutex.js";
+import type { Sealer } from "./sealing.js";
+import {
+  assertKeyOpens,
+  KEYCHECK_PLAINTEXT,
+  matching,
+  notFound,
+  type WriteOp,
+} from "./store-rules.js";
+import { findCredential, findDefault, WritePlanner } from "./write-plan.js";
+
+export const DEFAULT_ETCD_PREFIX = "/credbroker/";
+
+/** How often one write is decided again after another daemon changed what it read. */
+const MAX_ATTEMPTS = 50;
+
+export interface EtcdStoreOptions {
+  /** Client URLs of the etcd cluster, `http://host:port` or `https://…`. */
+  endpoints: readonly string[];
+  /** Every key lives under it; ends with "/". Default `/credbroker/`. */
+  prefix?: string;
+  /** TLS to etcd (a CA, and a client certificate for mutual TLS). */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  /** etcd user and password, when etcd has authentication on. */
+  auth?: { username: string; password: string };
+  /**
+   * How long one etcd call may take before the operation fails `unavailable`
+   * (default 5000 ms). A store operation makes a few calls.
+   */
+  callTimeoutMs?: number;
+  /**
+   * Returns the sealer; `fresh` is true when the prefix holds no keycheck yet
+   * (the only time a new master key may be made).
+   */
+  sealer(fresh: boolean): Promise<Sealer>;
+  now(): Date;
+}
+
+/**
+ * The fleet store: etcd v3, shared by every daemon of a fleet. The logical
+ * key layout is LevelDB's (keys.ts) under a prefix, and every value holding
+ * credential data is sealed the same way (the logical key is the additional
+ * data), so etcd never sees a plaintext secret.
+ *
+ * A credential's etag is the etcd revision of its record's last write
+ * (mod_revision), so it changes on every write, including one made by
+ * another daemon. Each write is decided by the shared WritePlanner on one
+ * snapshot revision and committed as one transaction that compares the
+ * mod_revision of every key it read (and the emptiness of every range it
+ * found empty): if another daemon wrote any of them in between, nothing is
+ * written and the write is decided again on a new snapshot. Writes of one
+ * daemon are also serialized in-process, so they never race each other.
+ */
+export class EtcdCredentialStore implements CredentialStore, CallerStore {
+  private readonly writes = new Mutex();
+  private readonly planner: WritePlanner;
+
+  private constructor(
+    private readonly client: Etcd3,
+    private readonly prefix: string,
+    private readonly sealer: Sealer,
+    private readonly where: string,
+    now: () => Date,
+  ) {
+    // The etag is the commit's revision: none is stored in the record.
+    this.planner = new WritePlanner({ sealer, now, stamp: (c) => ({ ...c, etag: "" }) });
+  }
+
+  /**
+   * Connects and checks the master key against the prefix's keycheck
+   * (written on first use). `unavailable` when etcd cannot be reached,
+   * `failed_precondition` when the master key does not open the prefix;
+   * either way nothing is written.
+   */
+  static async open(opts: EtcdStoreOptions): Promise<EtcdCredentialStore> {
+    const prefix = opts.prefix ?? DEFAULT_ETCD_PREFIX;
+    if (!prefix.endsWith("/")) {
+      throw new DomainError("invalid_argument", `etcd prefix ${prefix} must end with "/"`);
+    }
+    if (opts.endpoints.length === 0) {
+      throw new DomainError("invalid_argument", "at least one etcd endpoint is needed");
+    }
+    const timeout = opts.callTimeoutMs ?? 5000;
+    const where = `etcd ${opts.endpoints.join(",")} prefix ${prefix}`;
+    const client = new Etcd3({
+      hosts: [...opts.endpoints],
+      dialTimeout: timeout,
+      ...(opts.tls === undefined
+        ? {}
+        : {
+            credentials: {
+              rootCertificate: opts.tls.ca,
+              ...(opts.tls.key === undefined ? {} : { privateKey: opts.tls.key }),
+              ...(opts.tls.cert === undefined ? {} : { certChain: opts.tls.cert }),
+            },
+          }),
+      ...(opts.auth === undefined ? {} : { auth: opts.auth }),
+      // Every call ends within `timeout`: a store operation never hangs on a dead etcd.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      faultHandling: {
+        // One more try on another endpoint, then fail; a host that failed
+        // three times in a row is skipped for a second.
+        global: retry(handleWhen(isRecoverableError), {
+          maxAttempts: 1,
+          backoff: new ConstantBackoff(50),
+        }),
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: 1000,
+            breaker: new ConsecutiveBreaker(3),
+          }),
+      },
+    });
+    try {
+      const sealer = await etcdCall(where, () => checkKey(client, prefix, opts.sealer, where));
+      return new EtcdCredentialStore(client, prefix, sealer, where, opts.now);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  async create(credential: Credential): Promise<Credential> {
+    const [outcome] = (await this.createMany([credential])).outcomes;
+    if (outcome === undefined) throw new Error("createMany returned no outcome");
+    if (!outcome.ok) throw outcome.error;
+    return outcome.credential;
+  }
+
+  async createMany(credentials: readonly Credential[]): Promise<CreateManyResult> {
+    return this.write(async (snapshot) => {
+      const plan = await this.planner.createMany(snapshot, credentials);
+      return {
+        ops: plan.ops,
+        done: (revision) => {
+          for (const o of plan.outcomes) if (o.ok) o.credential.etag = revision;
+          for (const c of plan.demoted) c.etag = revision;
+          return { outcomes: plan.outcomes, demoted: plan.demoted.map((c) => c.id) };
+        },
+      };
+    });
+  }
+
+  async get(namespace: string, name: string): Promise<Credential> {
+    const found = await this.read((s) => findCredential(s, namespace, name));
+    if (found === undefined) throw notFound(namespace, name);
+    return found;
+  }
+
+  async getDefault(namespace: string, provider: Provider): Promise<Credential | undefined> {
+    return this.read((s) => findDefault(s, namespace, provider));
+  }
+
+  /** One range read of the index (limit + 1, in key order), then the page's records, at one revision. */
+  async list(query: ListQuery): Promise<ListPage> {
+    return this.read(async (snapshot) => {
+      const prefix = namePrefix(query.namespace, query.provider);
+      // The smallest key after `prefix + after` is `prefix + after + "\0"`.
+      const from = query.after === "" ? prefix : `${prefix}${query.after}\0`;
+      const entries = await snapshot.scan(from, prefixEnd(prefix), query.limit + 1);
+      const more = entries.length > query.limit;
+      const page = entries.slice(0, query.limit).map(({ key, kv }) => ({
+        name: key.slice(prefix.length),
+        id: kv.value.toString("utf8"),
+      }));
+      const records = await snapshot.getKvs(page.map((e) => recordKey(e.id)));
+      const credentials: Credential[] = [];
+      page.forEach(({ name, id }, i) => {
+        const kv = records[i];
+        if (kv !== undefined) {
+          credentials.push(matching(snapshot.openRecordKv(id, kv), query.namespace, name));
+        }
+      });
+      return { credentials, more };
+    });
+  }
+
+  /** `change` may run more than once: again on a fresh read when another daemon wrote in between. */
+  async update(
+    namespace: string,
+    name: string,
+    change: (current: Credential) => Credential,
+    expectedEtag: string,
+  ): Promise<Credential> {
+    return this.write(async (snapshot) => {
+      const plan = await this.planner.update(snapshot, namespace, name, change, expectedEtag);
+      return {
+        ops: plan.ops,
+        done: (revision) => {
+          for (const c of plan.demoted) c.etag = revision;
+          plan.stored.etag = revision;
+          return plan.stored;
+        },
+      };
+    });
+  }
+
+  async delete(namespace: string, name: string, expectedEtag: string): Promise<void> {
+    await this.write(async (snapshot) => ({
+      ops: await this.planner.delete(snapshot, namespace, name, expectedEtag),
+      done: () => undefined,
+    }));
+  }
+
+  async createCaller(caller: Caller, tokenHash: string): Promise<Caller> {
+    return this.write(async (s) => ({
+      ops: await planCreateCaller(s, this.sealer, caller, tokenHash),
+      done: () => caller,
+    }));
+  }
+
+  async getCaller(name: string): Promise<Caller> {
+    return this.read((s) => readCaller(s, this.sealer, name));
+  }
+
+  async callerByTokenHash(tokenHash: string): Promise<Caller | undefined> {
+    return this.read((s) => callerByTokenHash(s, this.sealer, tokenHash));
+  }
+
+  async listCallers(): Promise<Caller[]> {
+    return this.read(async (s) =>
+      (await s.scan(CALLER_PREFIX, prefixEnd(CALLER_PREFIX), 0)).map(({ key, kv }) =>
+        openCaller(this.sealer, key.slice(CALLER_PREFIX.length), kv.value),
+      ),
+    );
+  }
+
+  async updateCaller(name: string, change: (current: Caller) => Caller): Promise<Caller> {
+    return this.write(async (s) => {
+      const { ops, next } = await planUpdateCaller(s, this.sealer, name, change);
+      return { ops, done: () => next };
+    });
+  }
+
+  async rotateCallerToken(name: string, tokenHash: string): Promise<void> {
+    await this.write(async (s) => ({
+      ops: await planRotateCallerToken(s, this.sealer, name, tokenHash),
+      done: () => undefined,
+    }));
+  }
+
+  async deleteCaller(name: string): Promise<void> {
+    await this.write(async (s) => ({
+      ops: await planDeleteCaller(s, this.sealer, name),
+      done: () => undefined,
+    }));
+  }
+
+  async close(): Promise<void> {
+    // Wait for queued writes, so nothing acknowledged is cut off.
+    await this.writes.run(async () => this.client.close());
+  }
+
+  private snapshot(): EtcdSnapshot {
+    return new EtcdSnapshot(this.client.kv, this.prefix, this.sealer, this.where);
+  }
+
+  /** Reads on one snapshot (a new one when its revision was compacted meanwhile). */
+  private async read<T>(body: (snapshot: EtcdSnapshot) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await body(this.snapshot());
+      } catch (err) {
+        if (!(err instanceof SnapshotExpired) || attempt >= MAX_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  /**
+   * Decides a write on a snapshot and commits it if nothing it read changed;
+   * otherwise decides again. `done` gets the commit's revision.
+   */
+  private async write<T>(
+    decide: (
+      snapshot: EtcdSnapshot,
+    ) => Promise<{ ops: readonly WriteOp[]; done(revision: string): T }>,
+  ): Promise<T> {
+    return this.writes.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await (async () => {
+          const snapshot = this.snapshot();
+          let plan: { ops: readonly WriteOp[]; done(revision: string): T };
+          try {
+            plan = await decide(snapshot);
+          } catch (err) {
+            if (err instanceof SnapshotExpired) return { conflict: true } as const;
+            throw err;
+          }
+          // Nothing to write (every credential of a createMany refused): decided on the snapshot.
+          if (plan.ops.length === 0) return { value: plan.done("") };
+          const revision = await snapshot.commit(plan.ops);
+          return revision === undefined
+            ? ({ conflict: true } as const)
+            : { value: plan.done(revision) };
+        })();
+        if (!("conflict" in outcome)) return outcome.value;
+        if (attempt >= MAX_ATTEMPTS) {
+          throw new DomainError(
+            "aborted",
+            "the store kept changing under this write (other daemons writing the same keys); retry",
+          );
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+      }
+    });
+  }
+}
+
+/** Reads the keycheck, or writes it on first use (once, even with several daemons starting). */
+async function checkKey(
+  client: Etcd3,
+  prefix: string,
+  sealerFor: (fresh: boolean) => Promise<Sealer>,
+  where: string,
+): Promise<Sealer> {
+  const key = Buffer.from(`${prefix}${KEYCHECK_KEY}`);
+  const existing = (await client.kv.range({ key })).kvs[0];
+  const sealer = await sealerFor(existing === undefined);
+  if (existing !== undefined) {
+    assertKeyOpens(sealer, existing.value, where);
+    return sealer;
+  }
+  const sealed = sealer.seal(KEYCHECK_PLAINTEXT, KEYCHECK_KEY);
+  const res = await client.kv.txn({
+    compare: [
+      { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
+    ],
+    success: [{ request_put: { key, value: sealed } }],
+    failure: [{ request_range: { key } }],
+  });
+  if (!res.succeeded) {
+    // Another daemon wrote it first: its key must be ours too.
+    const winner = res.responses[0]?.response_range.kvs[0];
+    if (winner !== undefined) assertKeyOpens(sealer, winner.value, where);
+  }
+  return sealer;
+}
