@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/test-deps.sh
 npx tsc -p tsconfig.json
+# The `credbroker` bin (npx credbroker, as the README runs it) must be executable;
+# tsc writes new files without the x bit.
+chmod +x dist/src/cli/main.js
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 if ((${#files[@]} == 0)); then
   echo "no test files found under dist/test" >&2
