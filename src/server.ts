@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -25,6 +25,7 @@ import { declaredCallers, reconcileCallers } from "./config/declared-callers.js"
 import { type ReconcileResult, reconcile } from "./config/reconcile.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
+import { DomainError } from "./core/errors.js";
 import type { Ambient } from "./core/lifecycle.js";
 import { displayName } from "./core/names.js";
 import { BindingTable } from "./imds/bindings.js";
@@ -33,6 +34,8 @@ import { startImdsServer } from "./imds/imds-server.js";
 import { SigningKeyCache } from "./sign/signing-keys.js";
 import type { CallerStore } from "./store/caller-store.js";
 import type { CredentialStore } from "./store/credential-store.js";
+import { EtcdCredentialStore } from "./store/etcd-store.js";
+import type { StoreChangeListener, StoreWatch } from "./store/etcd-watch.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
 import { ReadCache } from "./store/read-cache.js";
@@ -66,20 +69,7 @@ export async function startDaemon(
   const tls = config.tls === undefined ? undefined : await readTlsFiles(config.tls);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const store = await LevelCredentialStore.open({
-    location: path.join(config.dataDir, "db"),
-    now: ambient.now,
-    async sealer(fresh) {
-      const master = await loadMasterKey({
-        envValue: config.masterKey,
-        file: path.join(config.dataDir, "master.key"),
-        fresh,
-      });
-      const key = deriveDataKey(master.key);
-      log.info({ keyId: key.id, origin: master.origin }, "master key loaded");
-      return new Sealer([key]);
-    },
-  });
+  const store = await openStore(config, log, ambient);
 
   try {
     return await serve(config, log, store, ambient, tls);
@@ -89,10 +79,69 @@ export async function startDaemon(
   }
 }
 
+/** A store shared with other daemons reports their changes (etcd); LevelDB has no `watch`. */
+type DaemonStore = CredentialStore &
+  CallerStore & { watch?(listener: StoreChangeListener): Promise<StoreWatch> };
+
+/**
+ * Opens the store `--store` names. The master key is looked up the same way
+ * for both (CREDBROKER_MASTER_KEY, else master.key in the data dir), but only
+ * a fresh LevelDB may create one: a fleet's daemons must all hold the same
+ * key, so with etcd it is always given (README, "Run a fleet").
+ */
+async function openStore(config: ServeConfig, log: Logger, ambient: Ambient): Promise<DaemonStore> {
+  const file = path.join(config.dataDir, "master.key");
+  const settings = config.store;
+  const absent =
+    settings.kind === "etcd"
+      ? `--store etcd: no master key; every daemon of a fleet needs the same one, never created by serve: set CREDBROKER_MASTER_KEY or write it to ${file} (base64 of 32 random bytes, mode 0600)`
+      : undefined;
+  const sealer = async (fresh: boolean) => {
+    const master = await loadMasterKey({ envValue: config.masterKey, file, fresh, absent });
+    const key = deriveDataKey(master.key);
+    log.info({ keyId: key.id, origin: master.origin }, "master key loaded");
+    return new Sealer([key]);
+  };
+  if (settings.kind === "leveldb") {
+    return LevelCredentialStore.open({
+      location: path.join(config.dataDir, "db"),
+      now: ambient.now,
+      sealer,
+    });
+  }
+  const read = async (flag: string, name: string) =>
+    readFile(name).catch((err: NodeJS.ErrnoException) => {
+      throw new DomainError(
+        "invalid_argument",
+        `${flag} ${name}: cannot read the file (${err.code ?? "error"})`,
+        { cause: err },
+      );
+    });
+  const tls = settings.tls;
+  const store = await EtcdCredentialStore.open({
+    endpoints: settings.endpoints,
+    prefix: settings.prefix,
+    ...(tls === undefined
+      ? {}
+      : {
+          tls: {
+            ca: await read("--etcd-ca", tls.ca),
+            ...(tls.cert === undefined ? {} : { cert: await read("--etcd-cert", tls.cert) }),
+            ...(tls.key === undefined ? {} : { key: await read("--etcd-key", tls.key) }),
+          },
+        }),
+    ...(settings.auth === undefined ? {} : { auth: settings.auth }),
+    now: ambient.now,
+    sealer: () => sealer(false),
+  });
+  log.info({ endpoints: settings.endpoints, prefix: settings.prefix }, "etcd store opened");
+  return store;
+}
+
 async function serve(
   config: ServeConfig,
   log: Logger,
-  store: CredentialStore & CallerStore,
+  store: DaemonStore,
   ambient: Ambient,
   tls: TlsMaterial | undefined,
 ): Promise<Daemon> {
@@ -112,6 +161,12 @@ async function serve(
       ),
   });
   const reads = new ReadCache(store);
+  /** After a write (this daemon's, or one the store watch reports): nothing derived from the old record is used. */
+  const invalidate = (id: string) => {
+    reads.clear();
+    signingKeys.drop(id);
+    sessions.drop(id);
+  };
   const roleSessions = new RoleSessions({
     credentials: reads,
     sts,
@@ -136,6 +191,27 @@ async function serve(
   };
 
   try {
+    // Before anything is served: other daemons' writes invalidate as this one's do.
+    if (store.watch !== undefined) {
+      const watch = await store.watch({
+        credential: invalidate,
+        callers: () => callers.forget(),
+        watching(up) {
+          // Down: changes elsewhere go unseen, so every read goes to the
+          // store (derived keys and sessions are keyed by the etag read).
+          if (up) {
+            reads.trust();
+            callers.trust();
+            log.info("store watch re-established; caches trusted again");
+          } else {
+            reads.distrust();
+            callers.distrust();
+            log.warn("store watch lost; reading through to the store until it is back");
+          }
+        },
+      });
+      closers.push(() => watch.close());
+    }
     // Task endpoints first: container bindings name the container listener's URL.
     const bindings = new BindingTable(ambient.now);
     const container = config.containerListen
@@ -176,11 +252,6 @@ async function serve(
       log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
     }
 
-    const invalidate = (id: string) => {
-      reads.clear();
-      signingKeys.drop(id);
-      sessions.drop(id);
-    };
     const reload = async (): Promise<ReconcileResult | undefined> => {
       const file = config.configFile;
       if (file === undefined) return undefined;

@@ -25,6 +25,8 @@ export class CallerDirectory {
   private readonly bySubject = new Map<string, Caller | null>();
   /** Bumped by forget(): a lookup that started before a write does not cache its answer. */
   private generation = 0;
+  /** Set by distrust(): lookups go to the store and nothing is cached. */
+  private distrusted = false;
   private readonly admin = create(CallerSchema, {
     name: BOOTSTRAP_ADMIN,
     role: CallerRole.ADMIN,
@@ -47,7 +49,7 @@ export class CallerDirectory {
       const generation = this.generation;
       caller = (await this.store.callerByTokenHash(hash)) ?? null;
       if (this.cache.size >= 4096) this.cache.clear();
-      if (generation === this.generation) this.cache.set(hash, caller);
+      if (generation === this.generation && !this.distrusted) this.cache.set(hash, caller);
     }
     return this.usable(caller);
   }
@@ -68,7 +70,7 @@ export class CallerDirectory {
       );
       caller = matches.length === 1 ? (matches[0] ?? null) : null;
       if (this.bySubject.size >= 4096) this.bySubject.clear();
-      if (generation === this.generation) this.bySubject.set(subject, caller);
+      if (generation === this.generation && !this.distrusted) this.bySubject.set(subject, caller);
     }
     return this.usable(caller);
   }
@@ -77,6 +79,17 @@ export class CallerDirectory {
     this.generation++;
     this.cache.clear();
     this.bySubject.clear();
+  }
+
+  /** Stops caching until `trust()`: caller changes made elsewhere cannot be seen meanwhile. */
+  distrust(): void {
+    this.distrusted = true;
+    this.forget();
+  }
+
+  trust(): void {
+    this.distrusted = false;
+    this.forget();
   }
 
   /** Disabled or expired callers are nobody. */

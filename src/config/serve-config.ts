@@ -20,10 +20,27 @@ export interface TlsFiles {
   clientCa?: string;
 }
 
+/** Where credentials and callers live: the embedded LevelDB, or an etcd shared by a fleet. */
+export type StoreConfig =
+  | { kind: "leveldb" }
+  | {
+      kind: "etcd";
+      /** Client URLs, all http:// or all https://. */
+      endpoints: string[];
+      /** Key prefix, ends with "/". */
+      prefix: string;
+      /** PEM files (paths; read at startup): the CA, and a client certificate and key for mutual TLS. */
+      tls: { ca: string; cert?: string; key?: string } | undefined;
+      /** The password comes from CREDBROKER_ETCD_PASSWORD only, never a flag or the config file. */
+      auth: { username: string; password: string } | undefined;
+    };
+
 /** Everything `credbroker serve` needs, validated. Built once, passed down. */
 export interface ServeConfig {
   listen: HostPort;
   dataDir: string;
+  /** --store: LevelDB in the data dir (default), or etcd. */
+  store: StoreConfig;
   /** The value of CREDBROKER_MASTER_KEY, if set (base64 of 32 bytes). */
   masterKey: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
@@ -99,6 +116,13 @@ export interface ServeInputs {
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   clientCa?: string | undefined;
+  store?: string | undefined;
+  etcdEndpoints?: string | undefined;
+  etcdPrefix?: string | undefined;
+  etcdCa?: string | undefined;
+  etcdCert?: string | undefined;
+  etcdKey?: string | undefined;
+  etcdUser?: string | undefined;
 }
 
 /**
@@ -113,7 +137,9 @@ export interface ServeInputs {
  * --disable-fast-unary / CREDBROKER_DISABLE_FAST_UNARY,
  * --tls-cert / CREDBROKER_TLS_CERT, --tls-key / CREDBROKER_TLS_KEY,
  * --client-ca / CREDBROKER_CLIENT_CA (an empty value is unset, so `--tls-cert ""`
- * turns off TLS that the environment asks for).
+ * turns off TLS that the environment asks for), --store / CREDBROKER_STORE,
+ * --etcd-endpoints, --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key,
+ * --etcd-user (CREDBROKER_ETCD_*); the etcd password is CREDBROKER_ETCD_PASSWORD only.
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
   const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
@@ -170,6 +196,7 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
     fastUnary: !(flags.disableFastUnary || envBool(env, "CREDBROKER_DISABLE_FAST_UNARY")),
     listen: parseHostPort(listen, "--listen"),
     dataDir,
+    store: storeConfig(flags, env),
     masterKey: env.CREDBROKER_MASTER_KEY,
     logLevel: logLevel as ServeConfig["logLevel"],
     shutdownGraceMs: graceSeconds * 1000,
@@ -189,6 +216,100 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
       ? parseHostPort(containerListen, "--container-listen")
       : undefined,
     tls,
+  };
+}
+
+/**
+ * --store and the etcd settings. Every bad combination is invalid_argument
+ * naming the flag: etcd settings without `--store etcd`, `--store etcd`
+ * without endpoints, TLS files without https:// endpoints (or the reverse),
+ * a certificate without its key, a user without CREDBROKER_ETCD_PASSWORD.
+ */
+function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
+  const pick = (flag: string | undefined, name: string) =>
+    (flag ?? env[`CREDBROKER_${name}`]) || undefined;
+  const kind = pick(flags.store, "STORE") ?? "leveldb";
+  const etcd = {
+    "etcd-endpoints": pick(flags.etcdEndpoints, "ETCD_ENDPOINTS"),
+    "etcd-prefix": pick(flags.etcdPrefix, "ETCD_PREFIX"),
+    "etcd-ca": pick(flags.etcdCa, "ETCD_CA"),
+    "etcd-cert": pick(flags.etcdCert, "ETCD_CERT"),
+    "etcd-key": pick(flags.etcdKey, "ETCD_KEY"),
+    "etcd-user": pick(flags.etcdUser, "ETCD_USER"),
+  };
+  if (kind === "leveldb") {
+    const given = Object.entries(etcd).find(([, v]) => v !== undefined)?.[0];
+    if (given !== undefined) {
+      throw new DomainError("invalid_argument", `--${given}: needs --store etcd`);
+    }
+    return { kind };
+  }
+  if (kind !== "etcd") throw new DomainError("invalid_argument", "--store: leveldb or etcd");
+  const list = etcd["etcd-endpoints"];
+  if (list === undefined) {
+    throw new DomainError(
+      "invalid_argument",
+      "--etcd-endpoints: required with --store etcd (http://HOST:PORT[,…])",
+    );
+  }
+  const endpoints = list.split(",").map((e) => e.trim());
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^/\s,]+:\d{1,5}\/?$/.test(e)) {
+      throw new DomainError(
+        "invalid_argument",
+        `--etcd-endpoints: http(s)://HOST:PORT[,…], got "${e}"`,
+      );
+    }
+  }
+  const secure = endpoints.map((e) => e.startsWith("https://"));
+  if (secure.some((s) => s !== secure[0])) {
+    throw new DomainError("invalid_argument", "--etcd-endpoints: all http:// or all https://");
+  }
+  const prefix = etcd["etcd-prefix"] ?? "/credbroker/"; // the store's DEFAULT_ETCD_PREFIX
+  if (!/^\/[^\s]*\/$/.test(prefix) || prefix.length > 256) {
+    throw new DomainError(
+      "invalid_argument",
+      `--etcd-prefix: starts and ends with "/", got "${prefix}"`,
+    );
+  }
+  const { "etcd-ca": ca, "etcd-cert": cert, "etcd-key": key } = etcd;
+  if (secure[0] && ca === undefined) {
+    throw new DomainError("invalid_argument", "--etcd-ca: required with https:// endpoints");
+  }
+  if (!secure[0] && (ca ?? cert ?? key) !== undefined) {
+    const flag = ca !== undefined ? "etcd-ca" : cert !== undefined ? "etcd-cert" : "etcd-key";
+    throw new DomainError("invalid_argument", `--${flag}: needs https:// --etcd-endpoints`);
+  }
+  if ((cert === undefined) !== (key === undefined)) {
+    const missing = cert === undefined ? "etcd-cert" : "etcd-key";
+    throw new DomainError(
+      "invalid_argument",
+      `--${missing}: required with --${missing === "etcd-cert" ? "etcd-key" : "etcd-cert"}`,
+    );
+  }
+  const user = etcd["etcd-user"];
+  const password = env.CREDBROKER_ETCD_PASSWORD || undefined;
+  if (user !== undefined && password === undefined) {
+    throw new DomainError(
+      "invalid_argument",
+      "--etcd-user: needs the password in the environment variable CREDBROKER_ETCD_PASSWORD",
+    );
+  }
+  if (user === undefined && password !== undefined) {
+    throw new DomainError(
+      "invalid_argument",
+      "--etcd-user: required when CREDBROKER_ETCD_PASSWORD is set",
+    );
+  }
+  return {
+    kind,
+    endpoints,
+    prefix,
+    tls:
+      ca === undefined
+        ? undefined
+        : { ca, ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) },
+    auth: user === undefined || password === undefined ? undefined : { username: user, password },
   };
 }
 

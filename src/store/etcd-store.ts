@@ -1,4 +1,11 @@
-import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from "cockatiel";
+import {
+  ConsecutiveBreaker,
+  ConstantBackoff,
+  circuitBreaker,
+  handleWhen,
+  type IBackoff,
+  retry,
+} from "cockatiel";
 import { CompareResult, CompareTarget, Etcd3, isRecoverableError } from "etcd3";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
@@ -15,6 +22,7 @@ import {
 import type { CallerStore } from "./caller-store.js";
 import type { CreateManyResult, CredentialStore, ListPage, ListQuery } from "./credential-store.js";
 import { EtcdSnapshot, etcdCall, SnapshotExpired } from "./etcd-snapshot.js";
+import { type StoreChangeListener, type StoreWatch, watchPrefix } from "./etcd-watch.js";
 import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "./keys.js";
 import { Mutex } from "./mutex.js";
 import type { Sealer } from "./sealing.js";
@@ -127,6 +135,8 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
             halfOpenAfter: 1000,
             breaker: new ConsecutiveBreaker(3),
           }),
+        // A broken watch stream is made again soon: caches are distrusted until then.
+        watchBackoff: watchBackoff(100),
       },
     });
     try {
@@ -264,6 +274,14 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
     }));
   }
 
+  /**
+   * Watches the prefix for changes from every daemon (etcd-watch.ts);
+   * resolves once watching. Close the watch before the store.
+   */
+  watch(listener: StoreChangeListener): Promise<StoreWatch> {
+    return etcdCall(this.where, () => watchPrefix(this.client, this.prefix, listener));
+  }
+
   async close(): Promise<void> {
     // Wait for queued writes, so nothing acknowledged is cut off.
     await this.writes.run(async () => this.client.close());
@@ -322,6 +340,11 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
       }
     });
   }
+}
+
+/** 100 ms, doubling up to 2 s: how soon a broken watch stream is made again. */
+function watchBackoff(ms: number): IBackoff<unknown> {
+  return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
 }
 
 /** Reads the keycheck, or writes it on first use (once, even with several daemons starting). */

@@ -10,6 +10,8 @@ export interface MasterKeyOptions {
   file: string;
   /** True when the data dir holds no records yet: only then may a key be created. */
   fresh: boolean;
+  /** The error's message when no key is found and none may be created (default: a LevelDB's). */
+  absent?: string | undefined;
 }
 
 export interface MasterKey {
@@ -36,7 +38,8 @@ export async function loadMasterKey(opts: MasterKeyOptions): Promise<MasterKey> 
   if (!opts.fresh) {
     throw new DomainError(
       "failed_precondition",
-      `the data dir holds sealed records but no master key was given: set CREDBROKER_MASTER_KEY or restore ${opts.file}`,
+      opts.absent ??
+        `the data dir holds sealed records but no master key was given: set CREDBROKER_MASTER_KEY or restore ${opts.file}`,
     );
   }
   const key = randomBytes(MASTER_KEY_BYTES);

@@ -18,6 +18,8 @@ export class ReadCache {
   private readonly entries = new Map<string, Credential>();
   /** Bumped by clear(): a read begun before a write must not cache what it read. */
   private generation = 0;
+  /** Set by distrust(): nothing is kept, every read goes to the store. */
+  private distrusted = false;
 
   constructor(
     private readonly store: Pick<CredentialStore, "get">,
@@ -54,6 +56,21 @@ export class ReadCache {
     this.generation++;
   }
 
+  /**
+   * Stops caching until `trust()`: for while changes made elsewhere (other
+   * daemons on one etcd) cannot be seen, so every read goes to the store.
+   */
+  distrust(): void {
+    this.distrusted = true;
+    this.clear();
+  }
+
+  /** Caches again; what was read while distrusted is not kept (a read may straddle the moment). */
+  trust(): void {
+    this.distrusted = false;
+    this.clear();
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -65,7 +82,7 @@ export class ReadCache {
 
   private remember(key: string, generation: number, c: Credential): Credential {
     const kept = redact(c);
-    if (generation !== this.generation) return kept;
+    if (generation !== this.generation || this.distrusted) return kept;
     this.entries.delete(key);
     if (this.entries.size >= this.max) {
       const oldest = this.entries.keys().next().value;

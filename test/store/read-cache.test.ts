@@ -138,4 +138,26 @@ describe("ReadCache", () => {
     assert.equal((await pendingWhole).name, "k1");
     assert.equal(reads.size, 0);
   });
+
+  test("distrusted (a store watch is down): every read goes to the store, nothing is kept", async () => {
+    const store = counting(opened.store);
+    const reads = new ReadCache(store);
+    await reads.get("team-a", "s3-writer");
+    reads.distrust();
+    assert.equal(reads.size, 0, "cleared");
+    for (let i = 0; i < 3; i++) await reads.get("team-a", "s3-writer");
+    await reads.getWithSecrets("team-a", "k0");
+    assert.equal(store.reads, 5);
+    assert.equal(reads.size, 0);
+
+    // A read begun while distrusted and finished after trust() is not kept either.
+    const pending = reads.get("team-a", "k1");
+    reads.trust();
+    await pending;
+    assert.equal(reads.size, 0);
+    await reads.get("team-a", "s3-writer");
+    await reads.get("team-a", "s3-writer");
+    assert.equal(store.reads, 7, "trusted again: a hit reads nothing");
+    assert.equal(reads.size, 1);
+  });
 });

@@ -118,6 +118,57 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "mutual TLS: require a client certificate signed by these PEM CAs; one whose subject is a caller's certificate_subject is that caller (no token needed)",
   },
   {
+    name: "store",
+    kind: "string",
+    value: "leveldb|etcd",
+    env: "CREDBROKER_STORE",
+    default: "leveldb",
+    help: "leveldb: the embedded database in the data dir; etcd: one store shared by a fleet of daemons",
+  },
+  {
+    name: "etcd-endpoints",
+    kind: "string",
+    value: "URL[,URL…]",
+    env: "CREDBROKER_ETCD_ENDPOINTS",
+    help: "etcd client URLs (http://127.0.0.1:2379), required with --store etcd",
+  },
+  {
+    name: "etcd-prefix",
+    kind: "string",
+    value: "PREFIX",
+    env: "CREDBROKER_ETCD_PREFIX",
+    default: "/credbroker/",
+    help: "every key of this fleet is under it (starts and ends with /)",
+  },
+  {
+    name: "etcd-ca",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_ETCD_CA",
+    help: "PEM CA(s) etcd's certificate must chain to; required with https:// endpoints",
+  },
+  {
+    name: "etcd-cert",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_ETCD_CERT",
+    help: "client certificate (PEM) for etcd's mutual TLS; needs --etcd-key",
+  },
+  {
+    name: "etcd-key",
+    kind: "string",
+    value: "FILE",
+    env: "CREDBROKER_ETCD_KEY",
+    help: "the unencrypted PEM private key of --etcd-cert",
+  },
+  {
+    name: "etcd-user",
+    kind: "string",
+    value: "USER",
+    env: "CREDBROKER_ETCD_USER",
+    help: "etcd user; its password only from env CREDBROKER_ETCD_PASSWORD (never a flag)",
+  },
+  {
     name: "audit-log",
     kind: "string",
     value: "FILE|stdout",
@@ -180,6 +231,13 @@ const STRING_INPUTS = {
   tlsCert: "tls-cert",
   tlsKey: "tls-key",
   clientCa: "client-ca",
+  store: "store",
+  etcdEndpoints: "etcd-endpoints",
+  etcdPrefix: "etcd-prefix",
+  etcdCa: "etcd-ca",
+  etcdCert: "etcd-cert",
+  etcdKey: "etcd-key",
+  etcdUser: "etcd-user",
   auditLog: "audit-log",
   rateLimit: "rate-limit",
   rateBurst: "rate-burst",
@@ -247,7 +305,8 @@ export async function resolveServeConfig(
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
 port, cleartext, or TLS with --tls-cert and --tls-key (mutual TLS with
 --client-ca). The master key comes from env CREDBROKER_MASTER_KEY (base64 of 32
-bytes) or master.key in the data dir (created 0600 on first start). On first start
+bytes) or master.key in the data dir (created 0600 on first start; with
+--store etcd never created: every daemon of the fleet is given the same key). On first start
 admin.token (0600) receives the admin's bearer token; the token is never logged.
 SIGTERM or SIGINT: finish in-flight calls, close the database, exit 0.`;
 
