@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 export interface Child {
   child: ChildProcess;
@@ -20,4 +23,24 @@ export function startChild(args: string[], ready: RegExp): Promise<Child> {
     });
     child.once("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
   });
+}
+
+export interface DaemonChild extends Child {
+  /** The admin token the daemon wrote to its data dir. */
+  token: string;
+}
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+/**
+ * Starts `credbroker serve` on 127.0.0.1 (port 0) over `dataDir`, with
+ * `args` added, and waits for its "listening" line; `url` is the API's.
+ */
+export async function startDaemonChild(dataDir: string, args: string[] = []): Promise<DaemonChild> {
+  const child = await startChild(
+    [CLI, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...args],
+    /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
+  );
+  const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
+  return { ...child, token };
 }

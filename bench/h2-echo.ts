@@ -8,11 +8,10 @@
  */
 import { readFileSync } from "node:fs";
 import http2 from "node:http2";
+import { grpcFrame } from "../test/support/h2load.js";
 
 const message = readFileSync(process.argv[2] ?? "");
-const framed = Buffer.alloc(5 + message.length);
-framed.writeUInt32BE(message.length, 1);
-message.copy(framed, 5);
+const framed = grpcFrame(message);
 
 const server = http2.createServer();
 server.on("stream", (stream, headers) => {

@@ -6,7 +6,7 @@
  *
  *   npm run bench -- imds
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +15,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import autocannon from "autocannon";
 import { CredentialService } from "../gen/credbroker/v1/credential_service_pb.js";
 import { startFakeSts } from "../test/support/sts-server.js";
-import { startChild } from "./child.js";
+import { startChild, startDaemonChild } from "./child.js";
 import type { Bench, Row } from "./table.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -72,28 +72,19 @@ export const imds: Bench = {
     const sts = await startFakeSts();
     sts.addKey(KEY);
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "credbroker-bench-imds-"));
-    const daemon = await startChild(
-      [
-        path.join(here, "../src/cli/main.js"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dataDir,
-        "--sts-endpoint",
-        sts.endpoint,
-        "--imds-listen",
-        "127.0.0.1:0",
-        "--imds-credential",
-        "bench",
-      ],
-      /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
-    );
+    const daemon = await startDaemonChild(dataDir, [
+      "--sts-endpoint",
+      sts.endpoint,
+      "--imds-listen",
+      "127.0.0.1:0",
+      "--imds-credential",
+      "bench",
+    ]);
     const baseline = await startChild([path.join(here, "imds-baseline.js")], /(http:\/\/\S+)/);
     try {
       const imdsUrl =
         /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"imds listening"/.exec(daemon.out())?.[1] ?? "";
-      const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
+      const token = daemon.token;
       await createClient(
         CredentialService,
         createConnectTransport({ baseUrl: daemon.url, httpVersion: "2" }),

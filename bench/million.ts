@@ -12,7 +12,6 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { Provider } from "../gen/credbroker/v1/credential_pb.js";
 import {
@@ -21,10 +20,9 @@ import {
 } from "../gen/credbroker/v1/credential_service_pb.js";
 import { encodePageToken } from "../src/api/page-token.js";
 import { type BrokerClient, createBrokerClient } from "../src/client/broker-client.js";
-import { type Child, startChild } from "./child.js";
+import { type Child, startDaemonChild } from "./child.js";
 import type { Bench, Row } from "./table.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const LARGE = Number(process.env.BENCH_LARGE ?? 1_000_000);
 const SMALL = 1_000;
 const BATCH = 1_000;
@@ -39,22 +37,9 @@ interface Daemon {
 
 async function serve(dataDir: string): Promise<Daemon> {
   const started = performance.now();
-  const child = await startChild(
-    [
-      path.join(here, "../src/cli/main.js"),
-      "serve",
-      "--listen",
-      "127.0.0.1:0",
-      "--data-dir",
-      dataDir,
-      "--rate-limit",
-      "0",
-    ],
-    /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
-  );
+  const child = await startDaemonChild(dataDir, ["--rate-limit", "0"]);
   const startMs = performance.now() - started;
-  const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
-  return { child, client: createBrokerClient({ addr: child.url, token }), startMs };
+  return { child, client: createBrokerClient({ addr: child.url, token: child.token }), startMs };
 }
 
 async function stop(d: Daemon): Promise<void> {

@@ -9,7 +9,7 @@
  * baseline/credbroker pairs run back to back in alternating order, so drift
  * in the machine's speed hits both sides.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
 import os from "node:os";
 import path from "node:path";
@@ -25,7 +25,7 @@ import {
 } from "../gen/credbroker/v1/signing_service_pb.js";
 import { createBrokerClient } from "../src/client/broker-client.js";
 import { grpcFrame, type H2loadRun, h2load } from "../test/support/h2load.js";
-import { type Child, startChild } from "./child.js";
+import { type Child, startChild, startDaemonChild } from "./child.js";
 import type { Bench, Row } from "./table.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -114,21 +114,9 @@ export const rpc: Bench = {
     const dir = await mkdtemp(path.join(os.tmpdir(), "credbroker-bench-rpc-"));
     const children: Child[] = [];
     try {
-      const daemon = await startChild(
-        [
-          path.join(here, "../src/cli/main.js"),
-          "serve",
-          "--listen",
-          "127.0.0.1:0",
-          "--data-dir",
-          path.join(dir, "data"),
-          "--rate-limit",
-          "0",
-        ],
-        /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
-      );
+      const daemon = await startDaemonChild(path.join(dir, "data"), ["--rate-limit", "0"]);
       children.push(daemon);
-      const token = (await readFile(path.join(dir, "data", "admin.token"), "utf8")).trim();
+      const token = daemon.token;
       const client = createBrokerClient({ addr: daemon.url, token });
       await client.credentials.createCredential({
         credential: {

@@ -8,12 +8,11 @@
  *
  *   npm run bench -- sdk
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -24,11 +23,10 @@ import {
 import { createBrokerClient } from "../src/client/broker-client.js";
 import { BROKER_CREDENTIALS, brokerSigner } from "../src/client/broker-signer.js";
 import { startSwift } from "../test/support/swift.js";
-import { startChild } from "./child.js";
+import { startDaemonChild } from "./child.js";
 import { type Load, load } from "./load.js";
 import type { Bench, Row } from "./table.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const IN_FLIGHT = 16;
 const BODY = Buffer.alloc(1024, "x");
@@ -55,19 +53,9 @@ export const sdk: Bench = {
     const swift = await startSwift();
     const bare = await startBareS3();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "credbroker-bench-sdk-"));
-    const daemon = await startChild(
-      [
-        path.join(here, "../src/cli/main.js"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        dataDir,
-      ],
-      /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
-    );
+    const daemon = await startDaemonChild(dataDir);
     try {
-      const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
+      const token = daemon.token;
       const broker = createBrokerClient({ addr: daemon.url, token });
       await broker.credentials.createCredential({
         credential: {

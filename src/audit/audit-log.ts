@@ -40,25 +40,39 @@ export interface AuditSink {
 }
 
 /**
- * Lines written in batches: everything appended until the event loop's
- * check phase goes out in one write, in order. Under load that is one
- * syscall for many answers instead of one each; each caller still waits
- * for its own line before it answers.
+ * A sink of JSON lines written in batches: everything appended until the
+ * event loop's check phase goes out in one write, in order. Under load that
+ * is one syscall for many answers instead of one each; each caller still
+ * waits for its own line. `write` writes at once, after anything pending.
  */
-class LineBatch {
+abstract class LineSink implements AuditSink {
   private pending: { line: string; settle: (err?: unknown) => void }[] = [];
 
-  constructor(private readonly writeText: (text: string) => void) {}
+  /** Writes `text` whole, or throws DomainError unavailable. */
+  protected abstract writeText(text: string): void;
+  /** One event as one line. */
+  protected abstract line(event: AuditEvent): string;
 
-  append(line: string): Promise<void> {
+  write(event: AuditEvent): void {
+    this.flush();
+    this.writeText(this.line(event));
+  }
+
+  append(event: AuditEvent): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ line, settle: (err) => (err === undefined ? resolve() : reject(err)) });
+      this.pending.push({
+        line: this.line(event),
+        settle: (err) => (err === undefined ? resolve() : reject(err)),
+      });
       if (this.pending.length === 1) setImmediate(() => this.flush());
     });
   }
 
-  /** Writes what is pending; a line written directly goes after it (order is kept). */
-  flush(): void {
+  close(): void {
+    this.flush();
+  }
+
+  private flush(): void {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
@@ -79,7 +93,7 @@ class LineBatch {
  * close. A line that cannot be written fails the request it belongs to
  * (fail-closed): nothing is signed or served unaudited.
  */
-export class FileAuditLog implements AuditSink {
+export class FileAuditLog extends LineSink {
   private readonly fd: number;
   private dirty = false;
   private readonly timer: NodeJS.Timeout;
@@ -88,27 +102,17 @@ export class FileAuditLog implements AuditSink {
     readonly path: string,
     private readonly now: () => Date,
   ) {
+    super();
     this.fd = openSync(path, "a", 0o600);
     this.timer = setInterval(() => this.sync(), 1000);
     this.timer.unref();
   }
 
-  private readonly batch = new LineBatch((text) => this.writeText(text));
-
-  write(event: AuditEvent): void {
-    this.batch.flush();
-    this.writeText(this.line(event));
-  }
-
-  append(event: AuditEvent): Promise<void> {
-    return this.batch.append(this.line(event));
-  }
-
-  private line(event: AuditEvent): string {
+  protected line(event: AuditEvent): string {
     return `${JSON.stringify({ time: this.now().toISOString(), ...event })}\n`;
   }
 
-  private writeText(text: string): void {
+  protected writeText(text: string): void {
     try {
       writeSync(this.fd, text);
       this.dirty = true;
@@ -117,8 +121,8 @@ export class FileAuditLog implements AuditSink {
     }
   }
 
-  close(): void {
-    this.batch.flush();
+  override close(): void {
+    super.close();
     clearInterval(this.timer);
     this.sync();
     closeSync(this.fd);
@@ -137,34 +141,21 @@ export class FileAuditLog implements AuditSink {
 }
 
 /** Audit lines on standard output (for containers that collect stdout). */
-export class StdoutAuditLog implements AuditSink {
-  private readonly batch = new LineBatch(writeStdout);
-
-  constructor(private readonly now: () => Date) {}
-
-  write(event: AuditEvent): void {
-    this.batch.flush();
-    writeStdout(this.line(event));
+export class StdoutAuditLog extends LineSink {
+  constructor(private readonly now: () => Date) {
+    super();
   }
 
-  append(event: AuditEvent): Promise<void> {
-    return this.batch.append(this.line(event));
-  }
-
-  private line(event: AuditEvent): string {
+  protected line(event: AuditEvent): string {
     return `${JSON.stringify({ audit: true, time: this.now().toISOString(), ...event })}\n`;
   }
 
-  close(): void {
-    this.batch.flush();
-  }
-}
-
-function writeStdout(text: string): void {
-  try {
-    writeSync(1, text);
-  } catch (cause) {
-    throw unwritable(cause);
+  protected writeText(text: string): void {
+    try {
+      writeSync(1, text);
+    } catch (cause) {
+      throw unwritable(cause);
+    }
   }
 }
 

@@ -22,6 +22,7 @@ import {
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { grpcFrame } from "../support/h2load.js";
 
 interface Answer {
   status: number;
@@ -66,14 +67,6 @@ async function post(
   } finally {
     session.close();
   }
-}
-
-function envelope(message: Uint8Array, flags = 0): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = flags;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
 }
 
 const SIGN = "/credbroker.v1.SigningService/SignRequest";
@@ -158,27 +151,27 @@ describe("fast unary path: the same answers as connect-node", () => {
   }
 
   const errorCases: [string, string, Record<string, string>, Uint8Array, boolean?][] = [
-    ["gRPC: out of scope (permission_denied)", SIGN, grpc, envelope(outOfScope)],
-    ["gRPC: not found", GET, grpc, envelope(missing)],
-    ["gRPC: no token (unauthenticated)", SIGN, grpc, envelope(inScope), false],
-    ["gRPC: an invalid field", SIGN, grpc, envelope(sign("not a url"))],
-    ["gRPC: bytes that are no protobuf", SIGN, grpc, envelope(Buffer.from([0xff, 0xff, 0xff]))],
+    ["gRPC: out of scope (permission_denied)", SIGN, grpc, grpcFrame(outOfScope)],
+    ["gRPC: not found", GET, grpc, grpcFrame(missing)],
+    ["gRPC: no token (unauthenticated)", SIGN, grpc, grpcFrame(inScope), false],
+    ["gRPC: an invalid field", SIGN, grpc, grpcFrame(sign("not a url"))],
+    ["gRPC: bytes that are no protobuf", SIGN, grpc, grpcFrame(Buffer.from([0xff, 0xff, 0xff]))],
     ["gRPC: no message at all", SIGN, grpc, new Uint8Array()],
-    ["gRPC: two messages", SIGN, grpc, Buffer.concat([envelope(inScope), envelope(inScope)])],
-    ["gRPC: a truncated envelope", SIGN, grpc, envelope(inScope).subarray(0, 9)],
-    ["gRPC: a message over 1 MiB", SIGN, grpc, envelope(Buffer.alloc(1024 * 1024 + 1))],
+    ["gRPC: two messages", SIGN, grpc, Buffer.concat([grpcFrame(inScope), grpcFrame(inScope)])],
+    ["gRPC: a truncated envelope", SIGN, grpc, grpcFrame(inScope).subarray(0, 9)],
+    ["gRPC: a message over 1 MiB", SIGN, grpc, grpcFrame(Buffer.alloc(1024 * 1024 + 1))],
     [
       "gRPC: an unknown compression",
       SIGN,
       { ...grpc, "grpc-encoding": "snappy" },
-      envelope(inScope),
+      grpcFrame(inScope),
     ],
-    ["gRPC: a malformed timeout", SIGN, { ...grpc, "grpc-timeout": "soon" }, envelope(inScope)],
+    ["gRPC: a malformed timeout", SIGN, { ...grpc, "grpc-timeout": "soon" }, grpcFrame(inScope)],
     [
       "gRPC: a timeout over the maximum",
       SIGN,
       { ...grpc, "grpc-timeout": "99999S" },
-      envelope(inScope),
+      grpcFrame(inScope),
     ],
     ["Connect: out of scope (permission_denied)", SIGN, connect, outOfScope],
     ["Connect: not found", GET, connect, missing],
@@ -208,11 +201,11 @@ describe("fast unary path: the same answers as connect-node", () => {
 
   test("gRPC and Connect successes: same status, headers and trailers; the message decodes", async () => {
     for (const [headers, body, unwrap] of [
-      [grpc, envelope(inScope), (b: Buffer) => b.subarray(5)],
+      [grpc, grpcFrame(inScope), (b: Buffer) => b.subarray(5)],
       [connect, inScope, (b: Buffer) => b],
       [
         { ...grpc, "grpc-encoding": "gzip" },
-        envelope(gzipSync(inScope), 1),
+        grpcFrame(gzipSync(inScope), 1),
         (b: Buffer) => b.subarray(5),
       ],
       [{ ...connect, "content-encoding": "gzip" }, gzipSync(inScope), (b: Buffer) => b],
@@ -236,7 +229,7 @@ describe("fast unary path: the same answers as connect-node", () => {
     for (const [headers, body, unwrap] of [
       [
         { ...grpc, "grpc-accept-encoding": "gzip" },
-        envelope(list),
+        grpcFrame(list),
         (b: Buffer) => {
           assert.equal(b[0], 1, "compressed flag");
           return gunzipSync(b.subarray(5));

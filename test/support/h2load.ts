@@ -97,9 +97,10 @@ export async function h2load(opts: H2loadOptions): Promise<H2loadRun> {
   }
 }
 
-/** A gRPC length-prefixed message (uncompressed). */
-export function grpcFrame(message: Uint8Array): Buffer {
+/** A gRPC length-prefixed message; `flags` 1 marks it compressed. */
+export function grpcFrame(message: Uint8Array, flags = 0): Buffer {
   const framed = Buffer.alloc(5 + message.length);
+  framed[0] = flags;
   framed.writeUInt32BE(message.length, 1);
   framed.set(message, 5);
   return framed;

@@ -1,10 +1,7 @@
 import type http2 from "node:http2";
-import type { DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  type Compression,
   createAsyncIterable,
-  type MethodSerializationLookup,
   mergeNonProtocolHeaders,
   readAllBytes,
 } from "@connectrpc/connect/protocol";
@@ -15,29 +12,7 @@ import {
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { type Body, headerObject, joined } from "./body.js";
-import type { CallContext } from "./invoke.js";
-
-/** One RPC as both wire formats see it (built by fast-unary.ts). */
-export interface Call {
-  route: {
-    spec: { method: DescMethod };
-    serialization: MethodSerializationLookup<DescMessage, DescMessage>;
-  };
-  requestHeader: Headers;
-  compression(
-    encodingHeader: string,
-    acceptHeader: string,
-  ): { request: Compression | null; response: Compression | null; error?: ConnectError };
-  compressMinBytes: number;
-  readMaxBytes: number;
-  maxTimeoutMs: number;
-  /** The request body, kept up to `bound` bytes. */
-  body(bound: number): Promise<Body>;
-  context(timeoutMs: number | undefined, contentType: string): CallContext;
-  /** The `date` response header's value. */
-  date(): string;
-  invoke(context: CallContext, input: Message): Promise<Message>;
-}
+import type { Call } from "./call.js";
 
 /**
  * A Connect unary POST, answered as connect-node's Connect handler answers

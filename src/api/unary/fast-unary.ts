@@ -16,7 +16,8 @@ import { parseContentType as connectContentType } from "@connectrpc/connect/prot
 import { parseContentType as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { DateHeader, readBody } from "./body.js";
-import { type Call, connectUnary } from "./connect-wire.js";
+import type { Call } from "./call.js";
+import { connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
 import { CallContext, type UnaryImpl, unaryChain } from "./invoke.js";
 
@@ -81,13 +82,7 @@ export function fastUnary(opts: FastUnaryOptions) {
     if (headers[":method"] !== "POST") return false;
     const route = routes.get(headers[":path"] ?? "");
     if (route === undefined) return false;
-    const contentType = headers["content-type"];
-    const protocol = grpcContentType(contentType ?? null)?.binary
-      ? "grpc"
-      : connectContentType(contentType ?? null)?.binary === true &&
-          !connectContentType(contentType ?? null)?.stream
-        ? "connect"
-        : undefined;
+    const protocol = protocolOf(headers["content-type"] ?? null);
     if (protocol === undefined) return false;
     void serve(route, protocol, stream, headers);
     return true;
@@ -157,4 +152,11 @@ export function fastUnary(opts: FastUnaryOptions) {
 
 function isUnary(method: DescMethod): method is DescMethod & { methodKind: "unary" } {
   return method.methodKind === "unary";
+}
+
+/** gRPC or Connect unary, in binary; anything else (JSON, gRPC-Web, streaming) is connect-node's. */
+function protocolOf(contentType: string | null): "grpc" | "connect" | undefined {
+  if (grpcContentType(contentType)?.binary) return "grpc";
+  const connect = connectContentType(contentType);
+  return connect?.binary && !connect.stream ? "connect" : undefined;
 }

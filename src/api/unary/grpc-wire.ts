@@ -11,7 +11,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeGrpcMessage } from "../grpc-message.js";
 import { type Body, headerObject, joined } from "./body.js";
-import type { Call } from "./connect-wire.js";
+import type { Call } from "./call.js";
 
 /**
  * A unary gRPC call, answered as connect-node's gRPC handler answers it:
