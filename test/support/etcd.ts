@@ -11,6 +11,7 @@
  *   the host's etcd configuration leaks in.
  * - Ready when `GET /health` answers `"health":"true"`, bounded; a failure
  *   carries the tail of etcd's log (<tmp>/etcd.log).
+ * - `pause()`/`resume()` freeze and thaw it by PID (SIGSTOP/SIGCONT).
  * - `kill()` stops the process by PID (SIGTERM, then SIGKILL after a grace
  *   period) and keeps the data dir; `start()` runs it again on the same ports
  *   and data; `stop()` kills it and removes the dir. A test run that exits
@@ -30,6 +31,12 @@ export interface EtcdServer {
   kill(): Promise<void>;
   /** Starts it again on the same ports and data; resolves when healthy. */
   start(): Promise<void>;
+  /**
+   * Freezes the process (SIGSTOP): its connections stay open but nothing is
+   * answered, as in a silent network partition. `resume()` (SIGCONT) thaws it.
+   */
+  pause(): void;
+  resume(): void;
   /** Kills it and removes the data dir. */
   stop(): Promise<void>;
 }
@@ -72,6 +79,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
     running.kill("SIGTERM");
+    running.kill("SIGCONT"); // a paused etcd acts on the SIGTERM only once thawed
     const timer = setTimeout(() => running.kill("SIGKILL"), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
@@ -113,6 +121,8 @@ export async function startEtcd(): Promise<EtcdServer> {
     endpoint: client,
     kill,
     start,
+    pause: () => child?.kill("SIGSTOP"),
+    resume: () => child?.kill("SIGCONT"),
     async stop() {
       await kill();
       process.off("exit", killOnExit);
