@@ -35,11 +35,12 @@ import { SigningKeyCache } from "./sign/signing-keys.js";
 import type { CallerStore } from "./store/caller-store.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { EtcdCredentialStore } from "./store/etcd-store.js";
-import type { StoreChangeListener, StoreWatch } from "./store/etcd-watch.js";
+import { HEARTBEAT_MS, type StoreChangeListener, type StoreWatch } from "./store/etcd-watch.js";
 import { LevelCredentialStore } from "./store/level-store.js";
 import { loadMasterKey } from "./store/master-key.js";
 import { ReadCache } from "./store/read-cache.js";
 import { deriveDataKey, Sealer } from "./store/sealing.js";
+import { StoreTrust } from "./store/store-trust.js";
 import { RoleSessions } from "./sts/role-sessions.js";
 import { SessionCache } from "./sts/session-cache.js";
 import { StsGateway } from "./sts/sts-gateway.js";
@@ -77,6 +78,24 @@ export async function startDaemon(
     await store.close();
     throw err;
   }
+}
+
+/**
+ * What the caches may believe (store/store-trust.ts). With etcd: trusted
+ * while watched and confirmed within a few heartbeats; once etcd cannot be
+ * reached, cached copies serve for the configured stale limit.
+ */
+function storeTrust(settings: ServeConfig["store"], log: Logger): StoreTrust {
+  if (settings.kind !== "etcd") return StoreTrust.always();
+  return new StoreTrust({
+    staleLimitMs: settings.staleLimitMs,
+    confirmWithinMs: 3 * HEARTBEAT_MS,
+    onStale: (sinceMs) =>
+      log.warn(
+        { sinceConfirmedMs: Math.round(sinceMs), staleLimitMs: settings.staleLimitMs },
+        "etcd unreachable: serving cached credentials and callers within the stale limit",
+      ),
+  });
 }
 
 /** A store shared with other daemons reports their changes (etcd); LevelDB has no `watch`. */
@@ -147,7 +166,8 @@ async function serve(
 ): Promise<Daemon> {
   const admin = await ensureAdminToken(config.dataDir);
   log.info({ file: admin.file, created: admin.created }, "admin token file");
-  const callers = new CallerDirectory(store, admin.token, ambient.now);
+  const trust = storeTrust(config.store, log);
+  const callers = new CallerDirectory(store, admin.token, ambient.now, trust);
 
   const health = new HealthState(SERVED_SERVICES);
   const signingKeys = new SigningKeyCache();
@@ -160,7 +180,7 @@ async function serve(
         "STS renewal failed; the cached session still serves",
       ),
   });
-  const reads = new ReadCache(store);
+  const reads = new ReadCache(store, undefined, trust);
   /** After a write (this daemon's, or one the store watch reports): nothing derived from the old record is used. */
   const invalidate = (id: string) => {
     reads.clear();
@@ -196,19 +216,19 @@ async function serve(
       const watch = await store.watch({
         credential: invalidate,
         callers: () => callers.forget(),
-        watching(up) {
-          // Down: changes elsewhere go unseen, so every read goes to the
-          // store (derived keys and sessions are keyed by the etag read).
+        // Down: changes elsewhere go unseen, so every read goes to the store
+        // (derived keys and sessions are keyed by the etag read).
+        watching(up, at) {
           if (up) {
-            reads.trust();
-            callers.trust();
+            trust.regain(at);
             log.info("store watch re-established; caches trusted again");
           } else {
-            reads.distrust();
-            callers.distrust();
-            log.warn("store watch lost; reading through to the store until it is back");
+            trust.lose();
+            log.warn("store watch lost or etcd not answering; reading through to the store");
           }
         },
+        confirmed: (at) => trust.confirm(at),
+        answering: (yes) => trust.answering(yes),
       });
       closers.push(() => watch.close());
     }

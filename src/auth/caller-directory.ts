@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Caller, CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
 import type { CallerStore } from "../store/caller-store.js";
+import { StoreTrust } from "../store/store-trust.js";
 
 /** SHA-256 of a token, hex: what the store keeps instead of the token. */
 export function tokenHash(token: string): string {
@@ -17,7 +18,10 @@ export const BOOTSTRAP_ADMIN = "admin";
  * is compared as a fixed-length hash with timingSafeEqual; other callers are
  * found by their token's hash (a lookup that never compares token bytes).
  * Disabled or expired callers are nobody. Lookups are cached; `forget()`
- * after every caller write.
+ * after every caller write (with etcd, other daemons' too, through the store
+ * watch). While `trust` says changes may go unseen, lookups go to the store,
+ * and a cached answer serves only when the store cannot be reached, within
+ * the stale limit (store-trust.ts), as the read cache does.
  */
 export class CallerDirectory {
   private readonly adminHash: Buffer;
@@ -25,8 +29,6 @@ export class CallerDirectory {
   private readonly bySubject = new Map<string, Caller | null>();
   /** Bumped by forget(): a lookup that started before a write does not cache its answer. */
   private generation = 0;
-  /** Set by distrust(): lookups go to the store and nothing is cached. */
-  private distrusted = false;
   private readonly admin = create(CallerSchema, {
     name: BOOTSTRAP_ADMIN,
     role: CallerRole.ADMIN,
@@ -37,20 +39,20 @@ export class CallerDirectory {
     private readonly store: CallerStore,
     adminToken: string,
     private readonly now: () => Date,
+    private readonly trust = StoreTrust.always(),
   ) {
     this.adminHash = Buffer.from(tokenHash(adminToken), "hex");
+    trust.onRegain(() => this.forget());
   }
 
   async resolve(token: string): Promise<Caller | undefined> {
     const hash = tokenHash(token);
     if (timingSafeEqual(Buffer.from(hash, "hex"), this.adminHash)) return this.admin;
-    let caller = this.cache.get(hash);
-    if (caller === undefined) {
-      const generation = this.generation;
-      caller = (await this.store.callerByTokenHash(hash)) ?? null;
-      if (this.cache.size >= 4096) this.cache.clear();
-      if (generation === this.generation && !this.distrusted) this.cache.set(hash, caller);
-    }
+    const caller = await this.lookup(
+      this.cache,
+      hash,
+      async () => (await this.store.callerByTokenHash(hash)) ?? null,
+    );
     return this.usable(caller);
   }
 
@@ -62,16 +64,12 @@ export class CallerDirectory {
    */
   async callerByCertificateSubject(subject: string): Promise<Caller | undefined> {
     if (subject === "") return undefined;
-    let caller = this.bySubject.get(subject);
-    if (caller === undefined) {
-      const generation = this.generation;
+    const caller = await this.lookup(this.bySubject, subject, async () => {
       const matches = (await this.store.listCallers()).filter(
         (c) => c.certificateSubject === subject,
       );
-      caller = matches.length === 1 ? (matches[0] ?? null) : null;
-      if (this.bySubject.size >= 4096) this.bySubject.clear();
-      if (generation === this.generation && !this.distrusted) this.bySubject.set(subject, caller);
-    }
+      return matches.length === 1 ? (matches[0] ?? null) : null;
+    });
     return this.usable(caller);
   }
 
@@ -81,15 +79,26 @@ export class CallerDirectory {
     this.bySubject.clear();
   }
 
-  /** Stops caching until `trust()`: caller changes made elsewhere cannot be seen meanwhile. */
-  distrust(): void {
-    this.distrusted = true;
-    this.forget();
-  }
-
-  trust(): void {
-    this.distrusted = false;
-    this.forget();
+  /** The cached answer while trusted, else the store's (the cached one if it cannot be reached). */
+  private async lookup(
+    cache: Map<string, Caller | null>,
+    key: string,
+    read: () => Promise<Caller | null>,
+  ): Promise<Caller | null> {
+    const cached = cache.get(key);
+    if (cached !== undefined && this.trust.trusted) return cached;
+    const instead = this.trust.instead(cached);
+    if (instead !== undefined) return instead;
+    const generation = this.generation;
+    let caller: Caller | null;
+    try {
+      caller = await read();
+    } catch (err) {
+      return this.trust.stale(cached, err);
+    }
+    if (cache.size >= 4096) cache.clear();
+    if (generation === this.generation) cache.set(key, caller);
+    return caller;
   }
 
   /** Disabled or expired callers are nobody. */

@@ -97,14 +97,22 @@ export async function reconcileCallers(opts: {
   const names = new Set<string>();
   for (const { caller, tokenHash } of opts.declared) {
     names.add(caller.name);
-    const existing = await store.getCaller(caller.name).catch((err: unknown) => {
-      if (isDomainError(err, "not_found")) return undefined;
-      throw err;
-    });
+    const find = () =>
+      store.getCaller(caller.name).catch((err: unknown) => {
+        if (isDomainError(err, "not_found")) return undefined;
+        throw err;
+      });
+    let existing = await find();
     const now = timestampFromDate(opts.now());
     if (existing === undefined) {
-      await store.createCaller({ ...caller, createdAt: now, updatedAt: now }, tokenHash);
-      continue;
+      try {
+        await store.createCaller({ ...caller, createdAt: now, updatedAt: now }, tokenHash);
+        continue;
+      } catch (err) {
+        // Another daemon of a fleet, reading the same file, created it first.
+        existing = isDomainError(err, "already_exists") ? await find() : undefined;
+        if (existing === undefined) throw err;
+      }
     }
     if (existing.managedBy !== file) {
       throw new DomainError(

@@ -43,16 +43,24 @@ export async function reconcile(opts: {
       );
     }
     current.add(key);
-    const existing = await find(store, credential.namespace, credential.name);
+    let existing = await find(store, credential.namespace, credential.name);
     const next = prepareNew(credential, ambient);
     next.managedBy = file;
     if (createdAt) next.createdAt = timestampFromDate(createdAt);
     validateCredential(next);
     if (existing === undefined) {
-      const stored = await store.create(next);
-      opts.changed(stored.id);
-      result.created.push(key);
-      continue;
+      try {
+        const stored = await store.create(next);
+        opts.changed(stored.id);
+        result.created.push(key);
+        continue;
+      } catch (err) {
+        // Another daemon of a fleet, reading the same file, created it first.
+        existing = isDomainError(err, "already_exists")
+          ? await find(store, credential.namespace, credential.name)
+          : undefined;
+        if (existing === undefined) throw err;
+      }
     }
     if (existing.managedBy !== file) {
       throw new DomainError(

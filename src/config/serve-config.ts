@@ -20,6 +20,10 @@ export interface TlsFiles {
   clientCa?: string;
 }
 
+/** docs/ARCHITECTURE.md, "When etcd is unreachable". */
+export const DEFAULT_STALE_LIMIT_SECONDS = 30;
+const MAX_STALE_LIMIT_SECONDS = 600;
+
 /** Where credentials and callers live: the embedded LevelDB, or an etcd shared by a fleet. */
 export type StoreConfig =
   | { kind: "leveldb" }
@@ -33,6 +37,11 @@ export type StoreConfig =
       tls: { ca: string; cert?: string; key?: string } | undefined;
       /** The password comes from CREDBROKER_ETCD_PASSWORD only, never a flag or the config file. */
       auth: { username: string; password: string } | undefined;
+      /**
+       * While etcd cannot be reached, how long after it last answered cached
+       * credentials and callers may still serve (0: fail closed at once).
+       */
+      staleLimitMs: number;
     };
 
 /** Everything `credbroker serve` needs, validated. Built once, passed down. */
@@ -123,6 +132,7 @@ export interface ServeInputs {
   etcdCert?: string | undefined;
   etcdKey?: string | undefined;
   etcdUser?: string | undefined;
+  etcdStaleLimit?: string | undefined;
 }
 
 /**
@@ -139,7 +149,8 @@ export interface ServeInputs {
  * --client-ca / CREDBROKER_CLIENT_CA (an empty value is unset, so `--tls-cert ""`
  * turns off TLS that the environment asks for), --store / CREDBROKER_STORE,
  * --etcd-endpoints, --etcd-prefix, --etcd-ca, --etcd-cert, --etcd-key,
- * --etcd-user (CREDBROKER_ETCD_*); the etcd password is CREDBROKER_ETCD_PASSWORD only.
+ * --etcd-user, --etcd-stale-limit (CREDBROKER_ETCD_*); the etcd password is
+ * CREDBROKER_ETCD_PASSWORD only.
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
   const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
@@ -236,6 +247,7 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
     "etcd-cert": pick(flags.etcdCert, "ETCD_CERT"),
     "etcd-key": pick(flags.etcdKey, "ETCD_KEY"),
     "etcd-user": pick(flags.etcdUser, "ETCD_USER"),
+    "etcd-stale-limit": pick(flags.etcdStaleLimit, "ETCD_STALE_LIMIT"),
   };
   if (kind === "leveldb") {
     const given = Object.entries(etcd).find(([, v]) => v !== undefined)?.[0];
@@ -301,10 +313,18 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
       "--etcd-user: required when CREDBROKER_ETCD_PASSWORD is set",
     );
   }
+  const stale = etcd["etcd-stale-limit"] ?? String(DEFAULT_STALE_LIMIT_SECONDS);
+  if (!/^\d{1,3}$/.test(stale) || Number(stale) > MAX_STALE_LIMIT_SECONDS) {
+    throw new DomainError(
+      "invalid_argument",
+      `--etcd-stale-limit: seconds, 0-${MAX_STALE_LIMIT_SECONDS}, got "${stale}"`,
+    );
+  }
   return {
     kind,
     endpoints,
     prefix,
+    staleLimitMs: Number(stale) * 1000,
     tls:
       ca === undefined
         ? undefined

@@ -209,7 +209,21 @@ export async function etcdCall<T>(where: string, body: () => Promise<T>): Promis
         { cause: err },
       );
     }
-    const kind = err instanceof Error ? err.name : "error";
+    // etcd3's errors leave `name` as "Error"; their class says what happened.
+    const kind = err instanceof Error ? errorKind(err) : "error";
     throw new DomainError("unavailable", `${where} is unavailable (${kind})`, { cause: err });
   }
+}
+
+/** "EtcdPermissionDeniedError" → "permission denied"; a plain Error → its code or "error". */
+function errorKind(err: Error): string {
+  const name = err.constructor.name !== "Error" ? err.constructor.name : err.name;
+  if (name !== "Error") {
+    return name
+      .replace(/^Etcd|Error$/g, "")
+      .replace(/([a-z])([A-Z])/g, "$1 $2")
+      .toLowerCase();
+  }
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" ? code : "error";
 }

@@ -6,7 +6,14 @@ import {
   type IBackoff,
   retry,
 } from "cockatiel";
-import { CompareResult, CompareTarget, Etcd3, isRecoverableError } from "etcd3";
+import {
+  CompareResult,
+  CompareTarget,
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  isRecoverableError,
+} from "etcd3";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
@@ -94,9 +101,12 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
 
   /**
    * Connects and checks the master key against the prefix's keycheck
-   * (written on first use). `unavailable` when etcd cannot be reached,
+   * (written on first use). `unavailable` when etcd cannot be reached
+   * (a TLS handshake that fails says which side refused),
+   * `unauthenticated` when etcd refuses the user and password,
+   * `permission_denied` when the user may not use the prefix,
    * `failed_precondition` when the master key does not open the prefix;
-   * either way nothing is written.
+   * in every case nothing is written.
    */
   static async open(opts: EtcdStoreOptions): Promise<EtcdCredentialStore> {
     const prefix = opts.prefix ?? DEFAULT_ETCD_PREFIX;
@@ -140,7 +150,11 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
       },
     });
     try {
-      const sealer = await etcdCall(where, () => checkKey(client, prefix, opts.sealer, where));
+      const sealer = await etcdCall(where, () =>
+        checkKey(client, prefix, opts.sealer, where).catch((err: unknown) => {
+          throw explainOpenFailure(err, where, prefix, opts.auth?.username);
+        }),
+      );
       return new EtcdCredentialStore(client, prefix, sealer, where, opts.now);
     } catch (err) {
       client.close();
@@ -345,6 +359,56 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
 /** 100 ms, doubling up to 2 s: how soon a broken watch stream is made again. */
 function watchBackoff(ms: number): IBackoff<unknown> {
   return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 2000)) };
+}
+
+/**
+ * The first calls of a daemon are where a wrong password, a role without
+ * the prefix, or a TLS mismatch shows: each becomes a DomainError saying
+ * which, instead of a bare "unavailable". The message names the user (never
+ * the password) and none of etcd's text; the original is the cause (logged).
+ * Anything else is returned as is, for etcdCall.
+ */
+function explainOpenFailure(
+  err: unknown,
+  where: string,
+  prefix: string,
+  username: string | undefined,
+): unknown {
+  const user = username === undefined ? "" : ` user "${username}"`;
+  if (err instanceof EtcdAuthenticationFailedError) {
+    return new DomainError(
+      "unauthenticated",
+      `${where} refused${user}: authentication failed (wrong user or password)`,
+      { cause: err },
+    );
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    return new DomainError(
+      "permission_denied",
+      `${where} denied${user} access to the prefix (its role needs readwrite on ${prefix})`,
+      { cause: err },
+    );
+  }
+  const message = err instanceof Error ? err.message : "";
+  if (
+    /unable to verify|self[- ]signed certificate|certificate has expired|altname/i.test(message)
+  ) {
+    return new DomainError(
+      "unavailable",
+      `${where}: TLS handshake failed: etcd's certificate is not trusted by the given CA (or does not name the host)`,
+      { cause: err },
+    );
+  }
+  if (
+    /alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(message)
+  ) {
+    return new DomainError(
+      "unavailable",
+      `${where}: TLS handshake failed: etcd refused the client certificate (none given, or not signed by a CA etcd trusts)`,
+      { cause: err },
+    );
+  }
+  return err;
 }
 
 /** Reads the keycheck, or writes it on first use (once, even with several daemons starting). */

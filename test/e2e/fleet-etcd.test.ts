@@ -1,26 +1,30 @@
 /**
- * A fleet: two real daemons (`credbroker serve --store etcd`) on one real
- * etcd. A credential created on one signs on the other (the fake STS checks
- * each signature with the secret it knows), a credential disabled on one
- * stops signing on the other within a bound (the store watch; the measured
- * delay is printed), and concurrent updates with one etag across the two
- * daemons have exactly one winner. Also: the etcd flags' validation, and the
- * master key a fleet must be given.
+ * A fleet: three real daemons (`credbroker serve --store etcd`) on one real
+ * etcd, started at once on one config file (each reconciles its
+ * declarations; they are made once). A credential created on one signs on
+ * the others (the fake STS checks each signature with the secret it knows),
+ * a credential disabled on one stops signing on the others within a bound
+ * (the store watch; the measured delay is printed), and concurrent updates
+ * with one etag across the daemons have exactly one winner. Also: the etcd
+ * flags' validation, and the master key a fleet must be given.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
-import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { transport } from "../support/clients.js";
-import { type RunningDaemon, removeDir, runCli, startDaemon, tempDir } from "../support/daemon.js";
+import { removeDir, runCli, tempDir } from "../support/daemon.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
+import { type Fleet, STS_BODY, startFleet } from "../support/fleet.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
-const BODY = "Action=GetCallerIdentity&Version=2011-06-15";
 const SECRET = "fleet/secret/KEY0000000000000000000000000";
+const SIGNER_TOKEN = "fleet-signer-token-0000000000000000000000";
 /** The bound within which a write on one daemon reaches the other's caches. */
 const PROPAGATION_BOUND_MS = 1000;
 
@@ -93,105 +97,128 @@ describe("serve --store etcd: flag validation", { concurrency: true }, () => {
   }
 });
 
-describe("a fleet of two daemons on one etcd", () => {
-  const masterKey = randomBytes(32).toString("base64");
+describe("a fleet of three daemons on one etcd", () => {
   let etcd: EtcdServer;
   let sts: FakeSts;
-  const daemons: RunningDaemon[] = [];
-  const dirs: string[] = [];
-  let args: string[];
+  let fleet: Fleet;
+  let configDir: string;
   let creds: Client<typeof CredentialService>[];
-  let signing: Client<typeof SigningService>[];
 
-  const sign = (on: number, credential: string) =>
-    (signing[on] as Client<typeof SigningService>).signRequest({
-      credential,
-      method: "POST",
-      url: `${sts.endpoint}/`,
-      headers: [{ name: "content-type", value: "application/x-www-form-urlencoded" }],
-      payload: { case: "body", value: Buffer.from(BODY) },
-      service: "sts",
-      region: "us-east-1",
-    });
   /** Signs on daemon `on` and sends it: STS's status, and the access key id signed with. */
   const signAndSend = async (on: number, credential: string) => {
-    const signed = await sign(on, credential);
+    const signed = await fleet.sign(on, credential, `${sts.endpoint}/`);
     const res = await fetch(signed.url, {
       method: "POST",
       headers: Object.fromEntries(signed.headers.map((h) => [h.name, h.value])),
-      body: BODY,
+      body: STS_BODY,
     });
     await res.text();
     const authorization = signed.headers.find((h) => h.name === "authorization")?.value ?? "";
     return { status: res.status, accessKeyId: /Credential=([^/]+)\//.exec(authorization)?.[1] };
   };
-  const createKey = (on: number, name: string, accessKeyId: string) => {
+  const sign = (on: number, credential: string) => fleet.sign(on, credential, `${sts.endpoint}/`);
+  const addKey = (name: string, accessKeyId: string) =>
     sts.addKey({
       accessKeyId,
       secretAccessKey: SECRET,
       arn: `arn:aws:iam::${ACCOUNT}:user/${name}`,
       account: ACCOUNT,
     });
-    return (creds[on] as Client<typeof CredentialService>).createCredential({
-      credential: {
-        name,
-        allowedHosts: ["127.0.0.1"],
-        kind: { case: "accessKey", value: { accessKeyId, secretAccessKey: SECRET } },
-      },
-    });
+  const createKey = (on: number, name: string, accessKeyId: string) => {
+    addKey(name, accessKeyId);
+    return fleet.createKey(on, name, accessKeyId, SECRET);
   };
 
   before(async () => {
     [etcd, sts] = await Promise.all([startEtcd(), startFakeSts()]);
-    args = [
-      ...["--store", "etcd", "--etcd-endpoints", etcd.endpoint],
-      ...["--etcd-prefix", "/fleet-test/", "--sts-endpoint", sts.endpoint],
-    ];
-    for (let i = 0; i < 2; i++) dirs.push(await tempDir());
-    daemons.push(
-      ...(await Promise.all(
-        dirs.map((dataDir) =>
-          startDaemon({ dataDir, args, env: { CREDBROKER_MASTER_KEY: masterKey } }),
-        ),
-      )),
+    // Every daemon reads the same declarations and reconciles them at the same moment.
+    configDir = await tempDir();
+    const config = path.join(configDir, "credbroker.toml");
+    await writeFile(
+      config,
+      `[[credentials]]
+name = "declared"
+namespace = "team-a"
+access_key_id = "AKIAFLEETDECLARED001"
+secret_access_key = "${SECRET}"
+allowed_scopes = [{ bucket = "fleet-data", prefixes = [], actions = ["get_object"] }]
+
+[[callers]]
+name = "fleet-signer"
+role = "signer"
+namespaces = ["team-a"]
+token_sha256 = "${createHash("sha256").update(SIGNER_TOKEN).digest("hex")}"
+`,
     );
-    creds = daemons.map((d) =>
-      createClient(CredentialService, transport(d.url, "connect-h2", d.token)),
-    );
-    signing = daemons.map((d) =>
-      createClient(SigningService, transport(d.url, "grpc-h2", d.token)),
-    );
+    fleet = await startFleet({
+      etcd,
+      size: 3,
+      prefix: "/fleet-test/",
+      extraArgs: ["--sts-endpoint", sts.endpoint, "--config", config],
+    });
+    creds = fleet.creds;
   });
 
   after(async () => {
-    await Promise.all(daemons.map((d) => d.stop()));
-    for (const d of dirs) await removeDir(d);
+    await fleet?.stop();
+    await removeDir(configDir);
     await sts?.stop();
     await etcd?.stop();
   });
 
-  test("a credential created on one daemon signs on the other, with the same key", async () => {
-    await createKey(0, "shared", "AKIAFLEETSHARED00001");
-    const onA = await signAndSend(0, "shared");
-    const onB = await signAndSend(1, "shared");
-    assert.deepEqual(onA, { status: 200, accessKeyId: "AKIAFLEETSHARED00001" });
-    assert.deepEqual(onB, onA);
-    const got = await (creds[1] as Client<typeof CredentialService>).getCredential({
-      name: "shared",
-    });
-    assert.equal(
-      got.credential?.etag,
-      (await creds[0]?.getCredential({ name: "shared" }))?.credential?.etag,
+  test("three daemons started at once on one config file all serve its declarations", async () => {
+    for (let on = 0; on < 3; on++) {
+      for (const token of [fleet.daemons[on]?.token, SIGNER_TOKEN]) {
+        const signing = createClient(
+          SigningService,
+          transport(fleet.daemons[on]?.url ?? "", "connect-h2", token),
+        );
+        const signed = await signing.signRequest({
+          namespace: "team-a",
+          credential: "declared",
+          method: "GET",
+          url: "https://fleet-data.s3.us-east-1.amazonaws.com/reports/q3.csv",
+        });
+        const authorization = signed.headers.find((h) => h.name === "authorization")?.value;
+        assert.match(authorization ?? "", /Credential=AKIAFLEETDECLARED001\//);
+      }
+    }
+    const listed = await creds[2]?.listCredentials({ namespace: "team-a" });
+    assert.deepEqual(
+      listed?.credentials.map((c) => c.name),
+      ["declared"],
+      "created once, not once per daemon",
     );
   });
 
-  test(`disabled on one daemon, the other stops signing within ${PROPAGATION_BOUND_MS} ms`, async (t) => {
+  test("a credential created on one daemon signs on the others, with the same key", async () => {
+    await createKey(0, "shared", "AKIAFLEETSHARED00001");
+    const etags = new Set<string | undefined>();
+    for (let on = 0; on < 3; on++) {
+      assert.deepEqual(await signAndSend(on, "shared"), {
+        status: 200,
+        accessKeyId: "AKIAFLEETSHARED00001",
+      });
+      etags.add((await creds[on]?.getCredential({ name: "shared" }))?.credential?.etag);
+    }
+    assert.equal(etags.size, 1, "one etag everywhere");
+  });
+
+  test(`disabled on one daemon, the others stop signing within ${PROPAGATION_BOUND_MS} ms`, async (t) => {
     await createKey(0, "toggled", "AKIAFLEETTOGGLED0001");
-    // Warm daemon B's caches: its read cache and derived key hold the credential.
-    for (let i = 0; i < 3; i++) assert.equal((await signAndSend(1, "toggled")).status, 200);
+    // Warm the other daemons' caches: their read caches and derived keys hold the credential.
+    for (const on of [1, 2]) {
+      for (let i = 0; i < 3; i++) assert.equal((await signAndSend(on, "toggled")).status, 200);
+    }
 
     const delays: number[] = [];
-    for (const enabled of [false, true, false]) {
+    for (const [enabled, on] of [
+      [false, 1],
+      [true, 2],
+      [false, 1],
+      [true, 2],
+      [false, 2],
+    ] as const) {
       await creds[0]?.updateCredential({
         name: "toggled",
         credential: { enabled },
@@ -199,7 +226,7 @@ describe("a fleet of two daemons on one etcd", () => {
       });
       const written = performance.now();
       for (;;) {
-        const outcome = await sign(1, "toggled").then(
+        const outcome = await sign(on, "toggled").then(
           () => "signed",
           (e: unknown) => {
             const err = ConnectError.from(e);
@@ -212,22 +239,22 @@ describe("a fleet of two daemons on one etcd", () => {
           delays.push(delay);
           break;
         }
-        assert.ok(delay < PROPAGATION_BOUND_MS, `daemon B still ${outcome} after ${delay} ms`);
+        assert.ok(delay < PROPAGATION_BOUND_MS, `daemon ${on} still ${outcome} after ${delay} ms`);
         await new Promise((r) => setTimeout(r, 2));
       }
     }
     const shown = delays.map((d) => `${d.toFixed(1)} ms`).join(", ");
-    t.diagnostic(`propagation delay (disable, enable, disable on A → seen on B): ${shown}`);
-    console.log(`fleet propagation delay A → B: ${shown}`);
+    t.diagnostic(`propagation delay (written on 0, seen on 1 or 2): ${shown}`);
+    console.log(`fleet propagation delay: ${shown}`);
   });
 
   test("concurrent updates with one etag across the daemons: exactly one winner", async () => {
     await createKey(0, "contended", "AKIAFLEETCONTENDED01");
     for (let round = 0; round < 5; round++) {
-      const current = await creds[1]?.getCredential({ name: "contended" });
+      const current = await creds[round % 3]?.getCredential({ name: "contended" });
       const etag = current?.credential?.etag ?? "";
       const outcomes = await Promise.all(
-        [0, 1, 0, 1].map((on, i) =>
+        [0, 1, 2, 0, 1, 2].map((on, i) =>
           (creds[on] as Client<typeof CredentialService>)
             .updateCredential({
               name: "contended",
@@ -252,18 +279,10 @@ describe("a fleet of two daemons on one etcd", () => {
   test("etcd restarted: the watch comes back and changes propagate again", async () => {
     await createKey(0, "restarted", "AKIAFLEETRESTARTED01");
     assert.equal((await signAndSend(1, "restarted")).status, 200);
-    const b = daemons[1] as RunningDaemon;
-    const logged = async (text: string) => {
-      const deadline = Date.now() + 15_000;
-      while (!b.output().includes(text)) {
-        assert.ok(Date.now() < deadline, `daemon B never logged "${text}"`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
     await etcd.kill();
-    await logged("store watch lost");
+    await fleet.logged(1, "store watch lost");
     await etcd.start();
-    await logged("store watch re-established");
+    await fleet.logged(1, "store watch re-established");
     await creds[0]?.updateCredential({
       name: "restarted",
       credential: { enabled: false },
@@ -285,7 +304,7 @@ describe("a fleet of two daemons on one etcd", () => {
     const dataDir = await tempDir();
     try {
       const run = await runCli(
-        ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...args],
+        ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...fleet.args],
         {
           CREDBROKER_MASTER_KEY: "",
         },

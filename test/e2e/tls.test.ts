@@ -35,6 +35,7 @@ import {
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { certificateSubject } from "../../src/api/peer-certificate.js";
+import { assertOpenssl, keyAndCsr, selfSignedCa, signCsr } from "../support/certs.js";
 import { type GrpcStatusError, grpcJsClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, runCli, startDaemon, tempDir } from "../support/daemon.js";
 import { exec } from "../support/exec.js";
@@ -58,86 +59,12 @@ interface Pki {
 
 const CI_SUBJECT = "CN=ci,O=team-a";
 
-async function openssl(args: string[]): Promise<void> {
-  const r = await exec("openssl", args);
-  assert.equal(r.code, 0, `openssl ${args.join(" ")}\n${r.stderr}`);
-}
-
-/** A P-256 key and a CSR for `subj` (multi-valued RDNs allowed: "/CN=a+UID=1"). */
-async function keyAndCsr(dir: string, name: string, subj: string): Promise<void> {
-  await openssl([
-    "req",
-    "-new",
-    "-utf8",
-    "-multivalue-rdn",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    path.join(dir, `${name}.key`),
-    "-out",
-    path.join(dir, `${name}.csr`),
-    "-subj",
-    subj,
-  ]);
-}
-
-async function selfSignedCa(dir: string, name: string, cn: string): Promise<void> {
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-days",
-    "2",
-    "-keyout",
-    path.join(dir, `${name}.key`),
-    "-out",
-    path.join(dir, `${name}.crt`),
-    "-subj",
-    `/CN=${cn}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-}
-
-/** Signs `name`.csr with CA `ca`, adding the extensions in `ext`. */
-async function sign(dir: string, name: string, ca: string, ext: string, serial: number) {
-  const extFile = path.join(dir, `${name}.ext`);
-  await writeFile(extFile, ext);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    path.join(dir, `${name}.csr`),
-    "-CA",
-    path.join(dir, `${ca}.crt`),
-    "-CAkey",
-    path.join(dir, `${ca}.key`),
-    "-set_serial",
-    String(serial),
-    "-days",
-    "2",
-    "-out",
-    path.join(dir, `${name}.crt`),
-    "-extfile",
-    extFile,
-  ]);
-}
-
 async function makePki(dir: string): Promise<Pki> {
   const client = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
   await selfSignedCa(dir, "ca", "credbroker test CA");
   await selfSignedCa(dir, "other-ca", "another CA");
   await keyAndCsr(dir, "server", "/CN=127.0.0.1");
-  await sign(
+  await signCsr(
     dir,
     "server",
     "ca",
@@ -145,11 +72,11 @@ async function makePki(dir: string): Promise<Pki> {
     1,
   );
   await keyAndCsr(dir, "client", "/CN=ci/O=team-a");
-  await sign(dir, "client", "ca", client, 2);
+  await signCsr(dir, "client", "ca", client, 2);
   await keyAndCsr(dir, "stranger", "/CN=stranger/O=team-a");
-  await sign(dir, "stranger", "ca", client, 3);
+  await signCsr(dir, "stranger", "ca", client, 3);
   await keyAndCsr(dir, "rogue", "/CN=ci/O=team-a");
-  await sign(dir, "rogue", "other-ca", client, 4);
+  await signCsr(dir, "rogue", "other-ca", client, 4);
   const file = (name: string) => path.join(dir, name);
   return {
     dir,
@@ -255,8 +182,7 @@ describe("TLS and mutual TLS on the API port", () => {
   let ca: Buffer;
 
   before(async () => {
-    const which = await exec("sh", ["-c", "command -v openssl"]);
-    assert.equal(which.code, 0, "openssl is needed (scripts/test-deps.sh)");
+    await assertOpenssl();
     pki = await makePki(await tempDir("credbroker-tls-"));
     ca = await readFile(pki.caCert);
   });
@@ -432,7 +358,7 @@ describe("TLS and mutual TLS on the API port", () => {
     ];
     for (const [i, [subj, expected]] of cases.entries()) {
       await keyAndCsr(pki.dir, `subject-${i}`, subj);
-      await sign(pki.dir, `subject-${i}`, "ca", "basicConstraints=CA:FALSE\n", 100 + i);
+      await signCsr(pki.dir, `subject-${i}`, "ca", "basicConstraints=CA:FALSE\n", 100 + i);
       const file = path.join(pki.dir, `subject-${i}.crt`);
       const ours = certificateSubject(new X509Certificate(await readFile(file)).subject);
       assert.equal(ours, expected, subj);
@@ -627,7 +553,7 @@ describe("TLS and mutual TLS on the API port", () => {
 
     test("a subject with escapes and a multi-valued RDN matches as documented", async () => {
       await keyAndCsr(pki.dir, "odd", "/CN=bot+UID=7/O=a, b\\;c/OU=caf\u00e9");
-      await sign(
+      await signCsr(
         pki.dir,
         "odd",
         "ca",

@@ -1,14 +1,17 @@
 /**
  * The ReadCache over the real LevelDB store: it keeps no secret, a hit is
- * memory only, it stays bounded (least recently used out first), and a read
- * racing a write does not cache the old record.
+ * memory only, it stays bounded (least recently used out first), a read
+ * racing a write does not cache the old record, and while the store watch is
+ * down it reads through and serves a cached copy only within the stale limit.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../src/core/errors.js";
 import { prepareNew } from "../../src/core/lifecycle.js";
 import type { CredentialStore } from "../../src/store/credential-store.js";
 import { ReadCache } from "../../src/store/read-cache.js";
+import { StoreTrust } from "../../src/store/store-trust.js";
 import {
   accessKeyInput,
   BEARER_TOKEN,
@@ -139,25 +142,90 @@ describe("ReadCache", () => {
     assert.equal(reads.size, 0);
   });
 
-  test("distrusted (a store watch is down): every read goes to the store, nothing is kept", async () => {
-    const store = counting(opened.store);
-    const reads = new ReadCache(store);
+  test("not trusted (a store watch is down): reads go to the store; unreachable, a cached copy serves within the stale limit", async () => {
+    let clock = 0;
+    const trust = new StoreTrust({
+      staleLimitMs: 30_000,
+      confirmWithinMs: 3000,
+      clock: () => clock,
+    });
+    let reachable = true;
+    const store = counting({
+      get: (namespace, name) =>
+        reachable
+          ? opened.store.get(namespace, name)
+          : Promise.reject(new DomainError("unavailable", "etcd test is unavailable (down)")),
+    } as CredentialStore);
+    const reads = new ReadCache(store, undefined, trust);
     await reads.get("team-a", "s3-writer");
-    reads.distrust();
-    assert.equal(reads.size, 0, "cleared");
-    for (let i = 0; i < 3; i++) await reads.get("team-a", "s3-writer");
-    await reads.getWithSecrets("team-a", "k0");
-    assert.equal(store.reads, 5);
-    assert.equal(reads.size, 0);
+    await reads.get("team-a", "s3-writer");
+    assert.equal(store.reads, 1, "trusted: a hit reads nothing");
 
-    // A read begun while distrusted and finished after trust() is not kept either.
-    const pending = reads.get("team-a", "k1");
-    reads.trust();
-    await pending;
+    clock = 1000;
+    trust.lose();
+    await reads.get("team-a", "s3-writer");
+    await reads.getWithSecrets("team-a", "k0");
+    assert.equal(store.reads, 3, "not trusted: every read goes to the store");
+    assert.equal(reads.size, 2, "and refreshes the cached copy");
+
+    reachable = false;
+    clock = 29_000;
+    assert.equal(
+      (await reads.get("team-a", "s3-writer")).name,
+      "s3-writer",
+      "stale, within the limit",
+    );
+    await assert.rejects(
+      reads.getWithSecrets("team-a", "k0"),
+      /unavailable/,
+      "secrets are never cached",
+    );
+    await assert.rejects(reads.get("team-a", "k1"), /unavailable/, "nothing cached: unavailable");
+    clock = 30_001;
+    await assert.rejects(
+      reads.get("team-a", "s3-writer"),
+      (err: DomainError) => err.code === "unavailable" && /--etcd-stale-limit/.test(err.message),
+      "past the limit: fail closed, saying why",
+    );
+
+    // Back: caches start empty (changes may have been missed), then hits are memory again.
+    reachable = true;
+    trust.regain(clock);
     assert.equal(reads.size, 0);
     await reads.get("team-a", "s3-writer");
     await reads.get("team-a", "s3-writer");
-    assert.equal(store.reads, 7, "trusted again: a hit reads nothing");
-    assert.equal(reads.size, 1);
+    assert.equal(store.reads, 8);
+    // Unconfirmed for longer than confirmWithinMs: not trusted even though the watch seems up.
+    clock += 3001;
+    await reads.get("team-a", "s3-writer");
+    assert.equal(store.reads, 9);
+  });
+
+  test("a record found deleted while not trusted is never served stale", async () => {
+    let clock = 0;
+    const trust = new StoreTrust({
+      staleLimitMs: 30_000,
+      confirmWithinMs: 3000,
+      clock: () => clock,
+    });
+    let answer: "store" | "gone" | "down" = "store";
+    const store: Pick<CredentialStore, "get"> = {
+      get: (namespace, name) =>
+        answer === "store"
+          ? opened.store.get(namespace, name)
+          : Promise.reject(
+              answer === "gone"
+                ? new DomainError("not_found", "gone")
+                : new DomainError("unavailable", "down"),
+            ),
+    };
+    const reads = new ReadCache(store, undefined, trust);
+    await reads.get("team-a", "k2");
+    trust.lose();
+    clock = 10;
+    answer = "gone";
+    await assert.rejects(reads.get("team-a", "k2"), /gone/);
+    answer = "down";
+    await assert.rejects(reads.get("team-a", "k2"), /down/);
   });
 });

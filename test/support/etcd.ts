@@ -11,6 +11,10 @@
  *   the host's etcd configuration leaks in.
  * - Ready when `GET /health` answers `"health":"true"`, bounded; a failure
  *   carries the tail of etcd's log (<tmp>/etcd.log).
+ * - `startEtcd({ tls })`: the client URL is https:// with the given server
+ *   certificate (the peer URL stays http:// on loopback); with
+ *   `tls.clientCertAuth` etcd also demands a client certificate signed by
+ *   `tls.ca` (`--client-cert-auth`), and the health check presents that one.
  * - `pause()`/`resume()` freeze and thaw it by PID (SIGSTOP/SIGCONT).
  * - `kill()` stops the process by PID (SIGTERM, then SIGKILL after a grace
  *   period) and keeps the data dir; `start()` runs it again on the same ports
@@ -18,17 +22,41 @@
  *   without calling stop() kills it on the way out (process "exit").
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { freePorts } from "./swift.js";
 
+/** PEM files for etcd's client listener. */
+export interface EtcdTls {
+  /** The server certificate (a SAN for IP 127.0.0.1) and its key. */
+  cert: string;
+  key: string;
+  /** The CA the server certificate chains to; with clientCertAuth, the trusted client CA. */
+  ca: string;
+  /**
+   * Mutual TLS (`--client-cert-auth --trusted-ca-file ca`): every client
+   * must present a certificate signed by `ca`; this one (and its key) is
+   * what the health check presents.
+   */
+  clientCertAuth?: { cert: string; key: string };
+}
+
+export interface EtcdOptions {
+  /** Serve clients over TLS (https://) instead of cleartext. */
+  tls?: EtcdTls;
+}
+
 export interface EtcdServer {
-  /** http://127.0.0.1:PORT, the client URL. */
+  /** http://127.0.0.1:PORT (https:// with `tls`), the client URL. */
   readonly endpoint: string;
-  /** Stops the process (SIGTERM, then SIGKILL); the data stays for start(). */
-  kill(): Promise<void>;
+  /**
+   * Stops the process (SIGTERM, then SIGKILL after a grace period; or
+   * `"SIGKILL"` at once, a crash); the data stays for start().
+   */
+  kill(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** Starts it again on the same ports and data; resolves when healthy. */
   start(): Promise<void>;
   /**
@@ -45,10 +73,11 @@ const ETCD = "/usr/bin/etcd";
 const READY_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
-export async function startEtcd(): Promise<EtcdServer> {
+export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "credbroker-etcd-"));
   const [clientPort, peerPort] = await freePorts(2);
-  const client = `http://127.0.0.1:${clientPort}`;
+  const tls = opts.tls;
+  const client = `${tls === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const logFile = path.join(dir, "etcd.log");
   const args = [
@@ -64,7 +93,12 @@ export async function startEtcd(): Promise<EtcdServer> {
     `--max-request-bytes=${16 * 1024 * 1024}`,
     "--logger=zap",
     "--log-outputs=stderr",
+    ...(tls === undefined ? [] : [`--cert-file=${tls.cert}`, `--key-file=${tls.key}`]),
+    ...(tls?.clientCertAuth === undefined
+      ? []
+      : ["--client-cert-auth", `--trusted-ca-file=${tls.ca}`]),
   ];
+  const health = healthCheck(client, tls);
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("ETCD")),
   );
@@ -73,12 +107,12 @@ export async function startEtcd(): Promise<EtcdServer> {
   const killOnExit = () => child?.kill("SIGKILL");
   process.on("exit", killOnExit);
 
-  const kill = async () => {
+  const kill = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
     const running = child;
     child = undefined;
     if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
-    running.kill("SIGTERM");
+    running.kill(signal);
     running.kill("SIGCONT"); // a paused etcd acts on the SIGTERM only once thawed
     const timer = setTimeout(() => running.kill("SIGKILL"), STOP_GRACE_MS);
     await exited;
@@ -97,8 +131,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     for (;;) {
       if (started.exitCode !== null) break;
       try {
-        const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
-        if ((await res.text()).includes('"health":"true"')) return;
+        if ((await health()).includes('"health":"true"')) return;
       } catch {
         // not listening yet
       }
@@ -129,4 +162,38 @@ export async function startEtcd(): Promise<EtcdServer> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `GET /health`'s body, within a second; over TLS trusting `tls.ca`, and
+ * presenting the client certificate when etcd demands one.
+ */
+function healthCheck(client: string, tls: EtcdTls | undefined): () => Promise<string> {
+  if (tls === undefined) {
+    return async () => {
+      const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
+      return res.text();
+    };
+  }
+  const agent = new https.Agent({
+    ca: readFileSync(tls.ca),
+    ...(tls.clientCertAuth === undefined
+      ? {}
+      : { cert: readFileSync(tls.clientCertAuth.cert), key: readFileSync(tls.clientCertAuth.key) }),
+    keepAlive: false,
+  });
+  return () =>
+    new Promise((resolve, reject) => {
+      const req = https.get(`${client}/health`, { agent, timeout: 1000 }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          body += d;
+        });
+        res.on("end", () => resolve(body));
+        res.on("error", reject);
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", reject);
+    });
 }

@@ -4,6 +4,7 @@ import { envOf, keyOf, loadConfigFile } from "../../config/config-file.js";
 import {
   buildServeConfig,
   DEFAULT_LISTEN,
+  DEFAULT_STALE_LIMIT_SECONDS,
   type ServeConfig,
   type ServeInputs,
 } from "../../config/serve-config.js";
@@ -169,6 +170,14 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "etcd user; its password only from env CREDBROKER_ETCD_PASSWORD (never a flag)",
   },
   {
+    name: "etcd-stale-limit",
+    kind: "string",
+    value: "SECONDS",
+    env: "CREDBROKER_ETCD_STALE_LIMIT",
+    default: String(DEFAULT_STALE_LIMIT_SECONDS),
+    help: "etcd unreachable: cached credentials and callers serve for this long after it last answered, then calls fail unavailable (0 = at once)",
+  },
+  {
     name: "audit-log",
     kind: "string",
     value: "FILE|stdout",
@@ -238,6 +247,7 @@ const STRING_INPUTS = {
   etcdCert: "etcd-cert",
   etcdKey: "etcd-key",
   etcdUser: "etcd-user",
+  etcdStaleLimit: "etcd-stale-limit",
   auditLog: "audit-log",
   rateLimit: "rate-limit",
   rateBurst: "rate-burst",
