@@ -12,8 +12,15 @@ export interface Child {
 }
 
 /** Starts `node ARGS` and waits until its stdout matches `ready` (whose group 1 is a URL). */
-export function startChild(args: string[], ready: RegExp): Promise<Child> {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+export function startChild(
+  args: string[],
+  ready: RegExp,
+  env: Record<string, string> = {},
+): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   let out = "";
   return new Promise((resolve, reject) => {
     child.stdout?.on("data", (d: Buffer) => {
@@ -36,11 +43,21 @@ const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
  * Starts `credbroker serve` on 127.0.0.1 (port 0) over `dataDir`, with
  * `args` added, and waits for its "listening" line; `url` is the API's.
  */
-export async function startDaemonChild(dataDir: string, args: string[] = []): Promise<DaemonChild> {
+export async function startDaemonChild(
+  dataDir: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<DaemonChild> {
   const child = await startChild(
     [CLI, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...args],
     /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/,
+    env,
   );
   const token = (await readFile(path.join(dataDir, "admin.token"), "utf8")).trim();
   return { ...child, token };
+}
+
+/** RPCs a daemon logged as failed (successes log at debug, which the benches do not enable). */
+export function failedRpcs(log: string): number {
+  return log.split("\n").filter((l) => l.includes('"msg":"rpc"')).length;
 }

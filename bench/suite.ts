@@ -9,6 +9,7 @@
  * (default 1,000,000) the large store's size.
  */
 import os from "node:os";
+import { fleet } from "./fleet.js";
 import { imds } from "./imds.js";
 import { million } from "./million.js";
 import { rpc } from "./rpc.js";
@@ -16,7 +17,7 @@ import { sdk } from "./sdk-signer.js";
 import { sign } from "./sign.js";
 import { type Bench, printTable, type Row } from "./table.js";
 
-const ALL: Bench[] = [rpc, sign, imds, million, sdk];
+const ALL: Bench[] = [rpc, sign, imds, million, sdk, fleet];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !ALL.some((b) => b.name === w));

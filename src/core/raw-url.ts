@@ -26,6 +26,9 @@ export function parseRawUrl(url: string): RawUrl {
   if (/[\u0000-\u001f\u007f]/.test(url)) {
     throw new DomainError("invalid_argument", "url: must not contain control characters");
   }
+  if (/\p{Cs}/u.test(url)) {
+    throw new DomainError("invalid_argument", "url: not well-formed Unicode (a lone surrogate)");
+  }
   const m = URL_PARTS.exec(url);
   if (m === null) {
     throw new DomainError(

@@ -1,3 +1,4 @@
+import { percentDecode } from "./raw-url.js";
 import type { S3Action } from "./s3-actions.js";
 
 /** An S3 request reduced to what policy decides on. */
@@ -68,7 +69,15 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
     return { ok: false, reason: `key "${key}" has "." or ".." segments` };
   }
   // The AWS SDKs add ?x-id=<Operation> for their own routing; S3 ignores it.
-  const params = new Map(r.query.filter(([k]) => k !== "x-id"));
+  const query = r.query.filter(([k]) => k !== "x-id");
+  const params = new Map(query);
+  // Servers differ on which of two values they use (the first, or the last):
+  // policy must decide on the one the server acts on, so it refuses both.
+  if (params.size !== query.length) {
+    const seen = new Set<string>();
+    const repeated = query.find(([k]) => seen.size === seen.add(k).size)?.[0];
+    return { ok: false, reason: `query parameter "${repeated}" is given more than once` };
+  }
   const only = (allowed: ReadonlySet<string>) => [...params.keys()].every((k) => allowed.has(k));
   const unmapped = (): S3Mapping => ({
     ok: false,
@@ -117,20 +126,16 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
   }
 }
 
-/** "/bucket/key?versionId=…" or "bucket/key", URL-encoded. */
+/**
+ * "/bucket/key?versionId=…" or "bucket/key", URL-encoded; decoded as the
+ * request path is, so an encoded ".." is seen however the escapes around it
+ * are written.
+ */
 function parseCopySource(value: string): { bucket: string; key: string } | undefined {
-  const path = decodeLoose(value.split("?")[0] ?? "").replace(/^\//, "");
+  const path = percentDecode(value.split("?")[0] ?? "").replace(/^\//, "");
   const slash = path.indexOf("/");
   if (slash <= 0 || slash === path.length - 1) return undefined;
   const key = path.slice(slash + 1);
   if (key.split("/").some((s) => s === "." || s === "..")) return undefined;
   return { bucket: path.slice(0, slash), key };
-}
-
-function decodeLoose(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

@@ -58,7 +58,9 @@ export interface SignPlan {
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]{1,64})$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is rejected
-const BAD_HEADER_VALUE = /[\u0000\r\n]/;
+const BAD_HEADER_VALUE = /[\u0000\r\n]|\p{Cs}/u;
+/** Region and service name the credential scope: plain words, no separators of the scope's own. */
+const SCOPE_PART = /^[A-Za-z0-9._-]{1,64}$/;
 /** Set by the signer from its own clock and credential: a caller-chosen date would mint future signatures. */
 const SIGNER_HEADERS = new Set(["x-amz-date", "x-amz-security-token"]);
 
@@ -77,7 +79,8 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
   req.headers.forEach((h, i) => {
     const name = h.name.toLowerCase();
     if (!TOKEN.test(h.name)) invalid(`headers[${i}].name: not a valid header name`);
-    if (BAD_HEADER_VALUE.test(h.value)) invalid(`headers[${i}].value (${name}): no CR, LF or NUL`);
+    if (BAD_HEADER_VALUE.test(h.value))
+      invalid(`headers[${i}].value (${name}): no CR, LF, NUL or lone surrogate`);
     if (SIGNER_HEADERS.has(name))
       invalid(`headers[${i}]: ${name} is set by the signer, not the caller`);
     if (name === "host" && h.value.toLowerCase() !== url.authority.toLowerCase()) {
@@ -85,6 +88,10 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
     }
     headers.push([h.name, h.value]);
   });
+  if (req.region !== "" && !SCOPE_PART.test(req.region))
+    invalid("region: letters, digits, '.', '_', '-' (1-64), such as us-east-1");
+  if (req.service !== "" && !SCOPE_PART.test(req.service))
+    invalid("service: letters, digits, '.', '_', '-' (1-64), such as s3 or sts");
   const presign = req.presignExpiresSeconds;
   if (presign !== 0 && (presign < 1 || presign > MAX_PRESIGN_SECONDS)) {
     invalid(`presign_expires_seconds: 1-${MAX_PRESIGN_SECONDS} (0 signs headers)`);
