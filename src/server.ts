@@ -183,7 +183,7 @@ async function serve(
   const reads = new ReadCache(store, undefined, trust);
   /** After a write (this daemon's, or one the store watch reports): nothing derived from the old record is used. */
   const invalidate = (id: string) => {
-    reads.clear();
+    reads.forget(id);
     signingKeys.drop(id);
     sessions.drop(id);
   };

@@ -120,6 +120,68 @@ describe("ReadCache", () => {
     assert.equal(reads.size, 3);
   });
 
+  test("forget(id) drops that credential and the cached provider defaults, nothing else", async () => {
+    const store = counting(opened.store);
+    const reads = new ReadCache(store);
+    const k0 = await reads.get("team-a", "k0");
+    await reads.get("team-a", "k1");
+    const defaults = [...reads.values()].filter((c) => c.providerDefault);
+    assert.equal(defaults.length, 0, "the fixture's k0 and k1 are not defaults");
+    reads.forget(k0.id);
+    await reads.get("team-a", "k0");
+    await reads.get("team-a", "k1");
+    assert.equal(store.reads, 3, "k0 read again, k1 still cached");
+    reads.forget("some-other-id");
+    await reads.get("team-a", "k0");
+    await reads.get("team-a", "k1");
+    assert.equal(store.reads, 3, "another credential's write drops neither");
+  });
+
+  test("a cached provider default is dropped by any write (a write may demote it)", async () => {
+    const defaulted = opened.store;
+    await defaulted.create(
+      prepareNew(
+        edited(accessKeyInput({ name: "the-default" }), (c) => {
+          c.providerDefault = true;
+        }),
+        ambient,
+      ),
+    );
+    const store = counting(defaulted);
+    const reads = new ReadCache(store);
+    await reads.get("team-a", "the-default");
+    await reads.get("team-a", "k2");
+    reads.forget("an-unrelated-id");
+    await reads.get("team-a", "the-default");
+    await reads.get("team-a", "k2");
+    assert.equal(store.reads, 3, "the default read again, k2 not");
+    await defaulted.delete("team-a", "the-default", "");
+  });
+
+  test("a read in flight across a forget of what it reads does not cache it; of something else, it does", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow: Pick<CredentialStore, "get"> = {
+      async get(namespace, name): Promise<Credential> {
+        const c = await opened.store.get(namespace, name);
+        await gate;
+        return c;
+      },
+    };
+    const reads = new ReadCache(slow);
+    const k0 = await opened.store.get("team-a", "k0");
+    const pending = [reads.get("team-a", "k0"), reads.get("team-a", "k1")];
+    reads.forget(k0.id); // k0 was written while the reads were in flight
+    release();
+    await Promise.all(pending);
+    assert.deepEqual(
+      [...reads.values()].map((c) => c.name),
+      ["k1"],
+    );
+  });
+
   test("a read begun before clear() does not cache what it read", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => {
