@@ -1,11 +1,10 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import type {
   SigningService,
-  SignRequestResponseSchema,
+  SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
@@ -74,7 +73,7 @@ export function signingService({
     caller: Caller,
     c: Credential,
     withSecrets: boolean,
-  ): Promise<MessageInitShape<typeof SignRequestResponseSchema>> {
+  ): Promise<SignRequestResponse> {
     authorizeCredential(caller, "sign", c);
     const plan = planSignature(valid, c, ambient.now());
     let signer: SigningCredential;
@@ -104,11 +103,25 @@ export function signingService({
       );
     }
     const signed = sigv4(plan, signer, signingKeys);
+    // The messages themselves (protobuf-es messages are plain objects), not
+    // init shapes: SignRequest is the hot RPC, and create() (here and where
+    // the result is normalized) and timestampFromDate cost ~5% of its time.
+    const expiresMs = signed.expiresAt.getTime();
+    const seconds = Math.floor(expiresMs / 1000);
     return {
+      $typeName: "credbroker.v1.SignRequestResponse",
       url: signed.url,
-      headers: signed.headers.map(([name, value]) => ({ name, value })),
+      headers: signed.headers.map(([name, value]) => ({
+        $typeName: "credbroker.v1.HttpHeader",
+        name,
+        value,
+      })),
       accessKeyId: signer.accessKeyId,
-      expiresAt: timestampFromDate(signed.expiresAt),
+      expiresAt: {
+        $typeName: "google.protobuf.Timestamp",
+        seconds: BigInt(seconds),
+        nanos: (expiresMs - seconds * 1000) * 1_000_000,
+      },
     };
   }
 

@@ -176,20 +176,24 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     send(res, 200, body, JSON_TYPE, { "cache-control": "no-store" });
   };
 
+  /** Second-precision stamps, made once per second of the clock (and per session expiry). */
+  const nowStamp = new StampCache();
+  const expiryStamp = new StampCache();
+
   /** Role listing (text), instance profile or role credentials (JSON). */
   const sessionBody = (kind: SessionRoute, session: TaskCredentials, now: Date): string => {
     if (kind === "roles") return opts.roleName;
     if (kind === "info") {
-      return JSON.stringify({ Code: "Success", LastUpdated: stamp(now), ...routes.profile });
+      return JSON.stringify({ Code: "Success", LastUpdated: nowStamp.of(now), ...routes.profile });
     }
     return JSON.stringify({
       Code: "Success",
-      LastUpdated: stamp(now),
+      LastUpdated: nowStamp.of(now),
       Type: "AWS-HMAC",
       AccessKeyId: session.accessKeyId,
       SecretAccessKey: session.secretAccessKey,
       Token: session.sessionToken,
-      Expiration: stamp(session.expiration),
+      Expiration: expiryStamp.of(session.expiration),
     });
   };
 
@@ -273,6 +277,21 @@ function failureStatus(err: unknown): 404 | 503 | 500 {
 /** 2026-11-24T10:00:00Z: second precision, as IMDS writes timestamps (truncated, never later). */
 export function stamp(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+/** `stamp(date)`, remembered for the last second asked (a time, never a secret). */
+class StampCache {
+  private second = Number.NaN;
+  private text = "";
+
+  of(date: Date): string {
+    const second = Math.floor(date.getTime() / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.text = stamp(date);
+    }
+    return this.text;
+  }
 }
 
 function send(

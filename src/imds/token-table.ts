@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomFillSync } from "node:crypto";
 import { DomainError } from "../core/errors.js";
 
 /** IMDSv2 session tokens live 1 s to 6 h, as on EC2. */
@@ -38,11 +38,11 @@ export class TokenTable {
 
   /**
    * @param maxTokens the bound, a positive integer.
-   * @param random the source of token bytes (injected for tests; default crypto.randomBytes).
+   * @param random the source of token bytes (injected for tests; default crypto's CSPRNG, drawn in blocks).
    */
   constructor(
     readonly maxTokens: number,
-    private readonly random: (size: number) => Buffer = randomBytes,
+    private readonly random: (size: number) => Buffer = pooledRandomBytes(),
   ) {
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
       throw new DomainError("invalid_argument", "maxTokens must be a positive integer");
@@ -147,6 +147,32 @@ function before(a: Entry, b: Entry): boolean {
   return a.expiresAtMs < b.expiresAtMs || (a.expiresAtMs === b.expiresAtMs && a.seq < b.seq);
 }
 
+/** One-shot SHA-256 (crypto.hash): no Hash object per token issued or checked. */
 function digest(token: string): string {
-  return createHash("sha256").update(token).digest("base64");
+  return hash("sha256", token, "base64");
+}
+
+/**
+ * crypto.randomFillSync drawn 4 KiB at a time and handed out in slices, as
+ * node does for randomUUID: a call into the CSPRNG costs ~2 µs whatever its
+ * size, once per token PUT. Each slice is copied out and zeroed in the pool
+ * as it is taken, so the bytes of an issued token are kept nowhere but in
+ * the token handed out.
+ */
+function pooledRandomBytes(): (size: number) => Buffer {
+  const pool = Buffer.alloc(4096);
+  let offset = pool.length;
+  return (size) => {
+    if (size > pool.length) return randomFillSync(Buffer.alloc(size));
+    if (offset + size > pool.length) {
+      randomFillSync(pool);
+      offset = 0;
+    }
+    // Buffer.alloc: a buffer of its own, not a slice of node's shared pool.
+    const out = Buffer.alloc(size);
+    pool.copy(out, 0, offset, offset + size);
+    pool.fill(0, offset, offset + size);
+    offset += size;
+    return out;
+  };
 }

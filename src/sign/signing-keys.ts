@@ -65,13 +65,19 @@ export class SigningKeyCache {
     for (const k of this.keys.keys()) if (k.startsWith(prefix)) this.keys.delete(k);
   }
 
+  /** Forgets every key (a master key retirement: nothing derived before it stays). */
+  clear(): void {
+    this.keys.clear();
+  }
+
   get size(): number {
     return this.keys.size;
   }
 }
 
 function cacheKey(owner: KeyOwner, shortDate: string, region: string, service: string): string {
-  return `${owner.id}\0${owner.etag}\0${shortDate}\0${region}\0${service}`;
+  // The region's length makes the split between region and service unambiguous, whatever they hold.
+  return `${owner.id}\0${owner.etag}\0${shortDate}\0${region.length}:${region}\0${service}`;
 }
 
 /** kSigning = HMAC chain over date, region, service, "aws4_request" (SigV4 §"derive a signing key"). */

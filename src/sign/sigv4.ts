@@ -1,4 +1,4 @@
-import { createHash, createHmac } from "node:crypto";
+import { createHmac, hash } from "node:crypto";
 import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
 import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
 import { payloadHash, type SignPlan } from "../core/sign-plan.js";
@@ -74,8 +74,9 @@ export function amzDate(now: Date): { long: string; short: string } {
   };
 }
 
+/** One-shot: no Hash object per signature (crypto.hash, Node ≥ 20.12). */
 function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+  return hash("sha256", text, "hex");
 }
 
 /**
@@ -106,7 +107,9 @@ export function sigv4(
   const scope = `${date.short}/${plan.region}/${plan.service}/aws4_request`;
   const hash = payloadHash(plan.payload, plan.service === "s3");
 
-  const headers: Record<string, string> = { host: plan.url.authority };
+  // Maps without a prototype: a header or parameter may be named "constructor" or "__proto__".
+  const headers: Record<string, string> = Object.create(null);
+  headers.host = plan.url.authority;
   const callerHeaders: [string, string][] = [];
   for (const [name, value] of plan.headers) {
     const lower = name.toLowerCase();
@@ -116,7 +119,7 @@ export function sigv4(
     // Repeated headers are one header whose values are joined in order.
     headers[lower] = lower in headers ? `${headers[lower]},${value.trim()}` : value.trim();
   }
-  const query: Record<string, string | string[]> = {};
+  const query: Record<string, string | string[]> = Object.create(null);
   const add = (k: string, v: string) => {
     const prev = query[k];
     query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];

@@ -21,6 +21,11 @@ export interface Call {
   /** The request body, kept up to `bound` bytes. */
   body(bound: number): Promise<Body>;
   context(timeoutMs: number | undefined, contentType: string): CallContext;
+  /**
+   * The output message's bytes (connect-es's serializer's, or the same bytes
+   * from message-encoder.ts), after `reserve` bytes left for the caller.
+   */
+  encode(message: Message, reserve: number): Uint8Array;
   /** The `date` response header's value. */
   date(): string;
   invoke(context: CallContext, input: Message): Promise<Message>;

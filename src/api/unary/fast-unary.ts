@@ -1,6 +1,6 @@
 import type http2 from "node:http2";
 import type net from "node:net";
-import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import {
   type ContextValues,
   createServiceImplSpec,
@@ -20,6 +20,7 @@ import type { Call } from "./call.js";
 import { connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
 import { CallContext, type UnaryImpl, unaryChain } from "./invoke.js";
+import { compileEncoder } from "./message-encoder.js";
 
 /** What connect-node is configured with, so both paths behave the same. */
 export interface FastUnaryOptions {
@@ -40,6 +41,7 @@ interface Route {
   spec: { method: DescMethod & { methodKind: "unary" } };
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
   invoke: ReturnType<typeof unaryChain>;
+  encode: (message: Message, reserve: number) => Uint8Array;
 }
 
 /**
@@ -63,13 +65,15 @@ export function fastUnary(opts: FastUnaryOptions) {
     for (const method of service.methods) {
       if (!isUnary(method)) continue;
       const { impl: methodImpl } = spec.methods[method.localName] as { impl: UnaryImpl };
+      const serialization = createMethodSerializationLookup(method, undefined, undefined, {
+        readMaxBytes: opts.readMaxBytes,
+        writeMaxBytes: 0xffffffff,
+      });
       routes.set(`/${service.typeName}/${method.name}`, {
         spec: { method },
         invoke: unaryChain(method, methodImpl, opts.interceptors),
-        serialization: createMethodSerializationLookup(method, undefined, undefined, {
-          readMaxBytes: opts.readMaxBytes,
-          writeMaxBytes: 0xffffffff,
-        }),
+        serialization,
+        encode: outputEncoder(method, serialization),
       });
     }
   }
@@ -133,6 +137,7 @@ export function fastUnary(opts: FastUnaryOptions) {
         return context;
       },
       invoke: route.invoke,
+      encode: route.encode,
       date: () => date.now(),
     };
     // The client went away before its answer: tell the implementation, as connect-node does.
@@ -148,6 +153,28 @@ export function fastUnary(opts: FastUnaryOptions) {
       if (!stream.destroyed) stream.close();
     }
   }
+}
+
+/**
+ * A method's output encoding: message-encoder.ts's when the output type is
+ * in its subset and the message is as expected, else connect-es's
+ * serializer (its errors included), copied behind the reserved bytes.
+ */
+function outputEncoder(
+  method: DescMethod,
+  serialization: MethodSerializationLookup<DescMessage, DescMessage>,
+): Route["encode"] {
+  const fast = compileEncoder(method.output);
+  const serializer = serialization.getO(true);
+  return (message, reserve) => {
+    const bytes = fast?.(message, reserve);
+    if (bytes !== undefined) return bytes;
+    const plain = serializer.serialize(message);
+    if (reserve === 0) return plain;
+    const out = Buffer.allocUnsafe(reserve + plain.byteLength);
+    out.set(plain, reserve);
+    return out;
+  };
 }
 
 function isUnary(method: DescMethod): method is DescMethod & { methodKind: "unary" } {

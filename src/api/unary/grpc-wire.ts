@@ -31,13 +31,19 @@ export async function grpcUnary(call: Call, stream: http2.ServerHttp2Stream): Pr
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
     const input = await decode(call, await call.body(call.readMaxBytes + 5), compression.request);
-    let bytes = call.route.serialization.getO(true).serialize(await call.invoke(context, input));
-    let flags = 0;
-    if (compression.response && bytes.byteLength >= call.compressMinBytes) {
-      bytes = await compression.response.compress(bytes);
-      flags = 1;
+    // The message after 5 free bytes: uncompressed, the envelope is made in place.
+    const framed = call.encode(await call.invoke(context, input), 5);
+    const size = framed.byteLength - 5;
+    if (compression.response && size >= call.compressMinBytes) {
+      envelope = frame(1, await compression.response.compress(framed.subarray(5)));
+    } else {
+      framed[0] = 0;
+      framed[1] = size >>> 24;
+      framed[2] = (size >>> 16) & 0xff;
+      framed[3] = (size >>> 8) & 0xff;
+      framed[4] = size & 0xff;
+      envelope = framed;
     }
-    envelope = frame(flags, bytes);
   } catch (e) {
     setTrailerStatus(
       context.responseTrailer,
