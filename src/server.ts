@@ -257,8 +257,9 @@ async function serve(
         allowV1: imdsConfig.allowV1,
         now: ambient.now,
         log,
+        // Batched with the other lines of the same event-loop turn; the answer waits for it.
         audit: (e) =>
-          audit.write({
+          audit.append({
             rpc: `imds:${e.route}`,
             peer: e.peer,
             namespace,

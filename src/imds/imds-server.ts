@@ -40,15 +40,16 @@ export interface ImdsServerOptions {
   maxTokens?: number;
   log?: { warn(obj: object, msg: string): void };
   /**
-   * Told before every credentials answer (and refusal) is sent; when it
-   * throws, the answer is 503 and no credentials go out (fail-closed audit).
+   * Told before every credentials answer (and refusal) is sent, which waits
+   * for it; when it throws or rejects, the answer is 503 and no credentials
+   * go out (fail-closed audit).
    */
   audit?(event: {
     route: string;
     peer: string | undefined;
     decision: "allow" | "deny" | "error";
     reason?: string;
-  }): void;
+  }): void | Promise<void>;
 }
 
 export interface ImdsServer {
@@ -146,10 +147,13 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     res: http.ServerResponse,
   ): Promise<void> => {
     let body: string;
-    const audited = (decision: "allow" | "deny" | "error", reason?: string): boolean => {
+    const audited = async (
+      decision: "allow" | "deny" | "error",
+      reason?: string,
+    ): Promise<boolean> => {
       if (kind !== "credentials" || opts.audit === undefined) return true;
       try {
-        opts.audit({
+        await opts.audit({
           route: `${req.method} ${req.url}`,
           peer: req.socket.remoteAddress,
           decision,
@@ -168,10 +172,10 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
       const status = failureStatus(err);
       const code = isDomainError(err) ? err.code : "internal";
       if (status !== 404) log?.warn({ status, code }, "imds credentials unavailable");
-      if (!audited(status === 404 ? "deny" : "error", code)) return;
+      if (!(await audited(status === 404 ? "deny" : "error", code))) return;
       return send(res, status, http.STATUS_CODES[status] ?? "Error");
     }
-    if (!audited("allow")) return;
+    if (!(await audited("allow"))) return;
     if (kind === "roles") return send(res, 200, body);
     send(res, 200, body, JSON_TYPE, { "cache-control": "no-store" });
   };

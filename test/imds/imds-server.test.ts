@@ -515,6 +515,41 @@ describe("IMDS server over real sockets", () => {
   });
 });
 
+describe("audit before the answer (fail-closed)", () => {
+  test("the answer waits for the audit; a rejected audit is 503 with no credentials in it", async () => {
+    let refuse = false;
+    const events: string[] = [];
+    const server = await startImdsServer({
+      host: "127.0.0.1",
+      port: 0,
+      roleName: ROLE,
+      credentials: async () => SESSION,
+      allowV1: false,
+      now: new Clock().now,
+      async audit(e) {
+        await new Promise((r) => setTimeout(r, 20));
+        if (refuse) throw new Error("audit log cannot be written");
+        events.push(e.decision);
+      },
+    });
+    try {
+      const token = await newToken(server.url);
+      const read = () =>
+        call(server.url, CREDS_PATH, { headers: { "x-aws-ec2-metadata-token": token } });
+      const ok = await read();
+      assert.equal(ok.status, 200);
+      assert.deepEqual(events, ["allow"], "audited before the answer arrived");
+      refuse = true;
+      const refused = await read();
+      assert.equal(refused.status, 503);
+      assert.ok(!refused.body.includes(SESSION.secretAccessKey));
+      assert.ok(!refused.body.includes(SESSION.sessionToken));
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("token bound over real sockets", () => {
   test("100,000 PUTs with keep-alive: a short-lived early token is evicted, a long-lived one kept", async (t) => {
     const clock = new Clock();
