@@ -36,8 +36,9 @@ import type { CallerStore } from "./store/caller-store.js";
 import type { CredentialStore } from "./store/credential-store.js";
 import { EtcdCredentialStore } from "./store/etcd-store.js";
 import { HEARTBEAT_MS, type StoreChangeListener, type StoreWatch } from "./store/etcd-watch.js";
+import type { KeyRotation } from "./store/key-rotation.js";
 import { LevelCredentialStore } from "./store/level-store.js";
-import { loadMasterKey } from "./store/master-key.js";
+import { loadMasterKey, loadPreviousMasterKeys } from "./store/master-key.js";
 import { ReadCache } from "./store/read-cache.js";
 import { deriveDataKey, Sealer } from "./store/sealing.js";
 import { StoreTrust } from "./store/store-trust.js";
@@ -98,9 +99,19 @@ function storeTrust(settings: ServeConfig["store"], log: Logger): StoreTrust {
   });
 }
 
-/** A store shared with other daemons reports their changes (etcd); LevelDB has no `watch`. */
+/**
+ * A store shared with other daemons reports their changes (etcd); LevelDB has
+ * no `watch`. Only LevelDB rotates its master key (`keyRotation`).
+ */
 type DaemonStore = CredentialStore &
-  CallerStore & { watch?(listener: StoreChangeListener): Promise<StoreWatch> };
+  CallerStore & {
+    watch?(listener: StoreChangeListener): Promise<StoreWatch>;
+    keyRotation?(): KeyRotation;
+  };
+
+/** Why KeyService refuses on etcd (docs/ARCHITECTURE.md, "Master key rotation"). */
+const ETCD_ROTATION =
+  "master key rotation is not supported with --store etcd yet: every daemon of the fleet would have to hold the new key before any re-sealing, and a daemon still sealing under the old key would have to be fenced off; rotate on LevelDB only";
 
 /**
  * Opens the store `--store` names. The master key is looked up the same way
@@ -119,7 +130,20 @@ async function openStore(config: ServeConfig, log: Logger, ambient: Ambient): Pr
     const master = await loadMasterKey({ envValue: config.masterKey, file, fresh, absent });
     const key = deriveDataKey(master.key);
     log.info({ keyId: key.id, origin: master.origin }, "master key loaded");
-    return new Sealer([key]);
+    // Keys that only open records, while a rotation re-seals them.
+    const previous = await loadPreviousMasterKeys({
+      envValue: config.previousMasterKeys,
+      file: `${file}.previous`,
+    });
+    const previousKeys = previous.keys.map(deriveDataKey);
+    if (previousKeys.length > 0) {
+      if (settings.kind === "etcd") throw new DomainError("failed_precondition", ETCD_ROTATION);
+      log.info(
+        { keyIds: previousKeys.map((k) => k.id), origin: previous.origin },
+        "previous master keys loaded (they open records, never seal)",
+      );
+    }
+    return new Sealer([key, ...previousKeys]);
   };
   if (settings.kind === "leveldb") {
     return LevelCredentialStore.open({
@@ -171,6 +195,8 @@ async function serve(
 
   const health = new HealthState(SERVED_SERVICES);
   const signingKeys = new SigningKeyCache();
+  const rotation = store.keyRotation?.();
+  if (rotation !== undefined) logKeyStatus(rotation, log);
   const sts = new StsGateway(config.sts);
   const sessions = new SessionCache({
     now: ambient.now,
@@ -311,6 +337,16 @@ async function serve(
       live: { sts, roleSessions },
       reads,
       callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
+      keys: {
+        rotation,
+        unsupported: ETCD_ROTATION,
+        // Nothing derived while the old key was loaded stays in memory.
+        retired: () => {
+          reads.clear();
+          signingKeys.clear();
+        },
+        log,
+      },
       changed: invalidate,
     });
     const interceptors = [
@@ -370,5 +406,21 @@ async function serve(
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** Says at start whether a rotation waits to be finished or a previous key can go. */
+function logKeyStatus(rotation: KeyRotation, log: Logger): void {
+  const status = rotation.status();
+  if (status.rotationInProgress) {
+    log.warn(
+      { keyId: status.currentKeyId, draining: status.drainingKeyIds },
+      'master key rotation in progress: records may still be sealed under a previous key; run "credbroker key rotate" to finish',
+    );
+  } else if (status.previousKeyIds.length > 0) {
+    log.warn(
+      { previous: status.previousKeyIds },
+      "previous master keys are loaded but no record needs them: remove them (CREDBROKER_PREVIOUS_MASTER_KEYS, master.key.previous)",
+    );
   }
 }

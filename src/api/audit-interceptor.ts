@@ -25,6 +25,8 @@ const AUDITED = new Set([
   "UpdateCaller",
   "DeleteCaller",
   "RotateCallerToken",
+  "RotateMasterKey",
+  "RetirePreviousKeys",
 ]);
 
 /** The namespace and credential (or caller) a request names. */

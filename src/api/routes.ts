@@ -9,6 +9,10 @@ import {
   file_credbroker_v1_credential_service,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import {
+  file_credbroker_v1_key_service,
+  KeyService,
+} from "../../gen/credbroker/v1/key_service_pb.js";
+import {
   file_credbroker_v1_signing_service,
   SigningService,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
@@ -24,6 +28,7 @@ import {
 import { type CallerServiceDeps, callerService } from "./caller-service.js";
 import { type CredentialServiceDeps, credentialService } from "./credential-service.js";
 import { type HealthState, healthService } from "./health-service.js";
+import { type KeyServiceDeps, keyService } from "./key-service.js";
 import {
   ReflectionIndex,
   reflectionServiceV1,
@@ -36,6 +41,7 @@ export const SERVED_SERVICES = [
   CredentialService.typeName,
   SigningService.typeName,
   CallerService.typeName,
+  KeyService.typeName,
   Health.typeName,
   ReflectionV1.typeName,
   ReflectionV1alpha.typeName,
@@ -44,6 +50,7 @@ export const SERVED_SERVICES = [
 export interface RouteDeps extends Omit<CredentialServiceDeps, "reads">, SigningServiceDeps {
   health: HealthState;
   callerAdmin: CallerServiceDeps;
+  keys: KeyServiceDeps;
 }
 
 /** A service and its implementation. */
@@ -58,6 +65,7 @@ export function apiServices(deps: RouteDeps): ServedService[] {
     file_credbroker_v1_credential_service,
     file_credbroker_v1_signing_service,
     file_credbroker_v1_caller_service,
+    file_credbroker_v1_key_service,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
@@ -70,6 +78,7 @@ export function apiServices(deps: RouteDeps): ServedService[] {
     served(CredentialService, credentialService(deps)),
     served(SigningService, signingService(deps)),
     served(CallerService, callerService(deps.callerAdmin)),
+    served(KeyService, keyService(deps.keys)),
     served(Health, healthService(deps.health)),
     served(ReflectionV1, reflectionServiceV1(reflection)),
     served(ReflectionV1alpha, reflectionServiceV1alpha(reflection)),

@@ -3,6 +3,8 @@ import { callerCommand } from "./commands/caller.js";
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
+import { keyCommand } from "./commands/key.js";
+import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
 import { EXIT } from "./exit-codes.js";
@@ -25,7 +27,9 @@ Usage:
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
   credbroker audit tail [-c NS/NAME] [--caller NAME] [-f]   read the audit log
+  credbroker key status|rotate|retire      master key rotation (admins; docs/CLI.md)
   credbroker config check FILE             validate a daemon config file
+  credbroker repair [--data-dir DIR]       stopped daemon: LevelDB repair, then verify every record
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -60,8 +64,12 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return callerCommand(rest, io);
     case "audit":
       return auditCommand(rest, io);
+    case "key":
+      return keyCommand(rest, io);
     case "config":
       return configCommand(rest, io);
+    case "repair":
+      return repairCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;

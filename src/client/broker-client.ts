@@ -3,6 +3,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { KeyService } from "../../gen/credbroker/v1/key_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { baseUrl } from "./address.js";
 
@@ -21,6 +22,7 @@ export interface BrokerClient {
   readonly credentials: Client<typeof CredentialService>;
   readonly signing: Client<typeof SigningService>;
   readonly callers: Client<typeof CallerService>;
+  readonly keys: Client<typeof KeyService>;
 }
 
 /** Adds `authorization: Bearer <token>` to every call. */
@@ -48,5 +50,6 @@ export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
     credentials: createClient(CredentialService, transport),
     signing: createClient(SigningService, transport),
     callers: createClient(CallerService, transport),
+    keys: createClient(KeyService, transport),
   };
 }

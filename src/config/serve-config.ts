@@ -52,6 +52,8 @@ export interface ServeConfig {
   store: StoreConfig;
   /** The value of CREDBROKER_MASTER_KEY, if set (base64 of 32 bytes). */
   masterKey: string | undefined;
+  /** The value of CREDBROKER_PREVIOUS_MASTER_KEYS, if set: keys that only open records (a rotation). */
+  previousMasterKeys?: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
@@ -84,6 +86,8 @@ export interface ServeConfig {
     region: string;
     /** The daemon's own AWS identity may be a role's source. */
     allowAmbient: boolean;
+    /** The bound on one STS call (--sts-timeout; unset: the gateway's default, 5 s). */
+    timeoutMs?: number | undefined;
   };
 }
 
@@ -117,6 +121,7 @@ export interface ServeInputs {
   disableFastUnary?: boolean | undefined;
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
+  stsTimeout?: string | undefined;
   allowAmbient?: boolean | undefined;
   auditLog?: string | undefined;
   rateLimit?: string | undefined;
@@ -140,6 +145,7 @@ export interface ServeInputs {
  * --listen / CREDBROKER_LISTEN, --data-dir / CREDBROKER_DATA_DIR,
  * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE,
  * --sts-endpoint / CREDBROKER_STS_ENDPOINT, --sts-region / CREDBROKER_STS_REGION,
+ * --sts-timeout / CREDBROKER_STS_TIMEOUT,
  * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false),
  * --imds-listen / CREDBROKER_IMDS_LISTEN, --imds-credential / CREDBROKER_IMDS_CREDENTIAL,
  * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN,
@@ -175,6 +181,17 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
   if (!/^[a-z0-9-]{1,64}$/.test(stsRegion)) {
     throw new DomainError("invalid_argument", "--sts-region: a region such as us-east-1");
   }
+  const stsTimeout = flags.stsTimeout ?? env.CREDBROKER_STS_TIMEOUT ?? "5";
+  if (
+    !/^\d{1,2}(\.\d{1,3})?$/.test(stsTimeout) ||
+    !(Number(stsTimeout) > 0) ||
+    Number(stsTimeout) > 60
+  ) {
+    throw new DomainError(
+      "invalid_argument",
+      `--sts-timeout: seconds, above 0 and at most 60, got "${stsTimeout}"`,
+    );
+  }
   const allowAmbient = flags.allowAmbient || envBool(env, "CREDBROKER_ALLOW_AMBIENT");
   const imdsListen = flags.imdsListen ?? env.CREDBROKER_IMDS_LISTEN;
   const imdsCredential = flags.imdsCredential ?? env.CREDBROKER_IMDS_CREDENTIAL;
@@ -209,12 +226,14 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
     dataDir,
     store: storeConfig(flags, env),
     masterKey: env.CREDBROKER_MASTER_KEY,
+    previousMasterKeys: env.CREDBROKER_PREVIOUS_MASTER_KEYS,
     logLevel: logLevel as ServeConfig["logLevel"],
     shutdownGraceMs: graceSeconds * 1000,
     sts: {
       endpoint: stsEndpoint || undefined,
       region: stsRegion,
       allowAmbient,
+      timeoutMs: Math.round(Number(stsTimeout) * 1000),
     },
     imds: imdsListen
       ? {

@@ -57,3 +57,48 @@ function decode(value: string, where: string): Buffer {
   }
   return key;
 }
+
+export interface PreviousKeysOptions {
+  /** The value of CREDBROKER_PREVIOUS_MASTER_KEYS (base64 keys, separated by commas or whitespace), if set. */
+  envValue: string | undefined;
+  /** master.key.previous in the data dir: one base64 key per line. */
+  file: string;
+}
+
+export interface PreviousMasterKeys {
+  keys: Buffer[];
+  /** Where they came from, for the log; "none" when neither place holds any. */
+  origin: "env" | "file" | "none";
+}
+
+/**
+ * Previous master keys: keys that only open records, loaded while a master
+ * key rotation re-seals what they sealed (docs/ARCHITECTURE.md, "Master key
+ * rotation"). From the environment if set, else the file if it exists. A
+ * line starting with '#' is a comment. Errors name the place and the line,
+ * never key material.
+ */
+export async function loadPreviousMasterKeys(
+  opts: PreviousKeysOptions,
+): Promise<PreviousMasterKeys> {
+  if (opts.envValue !== undefined && opts.envValue.trim() !== "") {
+    const values = opts.envValue.split(/[\s,]+/).filter((v) => v !== "");
+    return {
+      keys: values.map((v, i) => decode(v, `CREDBROKER_PREVIOUS_MASTER_KEYS (key ${i + 1})`)),
+      origin: "env",
+    };
+  }
+  const text = await readFile(opts.file, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw new DomainError("failed_precondition", `cannot read previous master keys ${opts.file}`, {
+      cause: err,
+    });
+  });
+  if (text === undefined) return { keys: [], origin: "none" };
+  const keys: Buffer[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.trim();
+    if (line !== "" && !line.startsWith("#")) keys.push(decode(line, `${opts.file} line ${i + 1}`));
+  });
+  return { keys, origin: keys.length === 0 ? "none" : "file" };
+}

@@ -40,21 +40,66 @@ export function deriveDataKey(master: Uint8Array): DataKey {
   return { id, key };
 }
 
-/** Seals under the first key; opens with whichever key the record names. */
+/**
+ * Seals under the first key (the current one); opens with whichever loaded
+ * key the record names. The others are previous keys, loaded during a master
+ * key rotation (docs/ARCHITECTURE.md, "Master key rotation") to open what is
+ * not re-sealed yet, and forgotten by `retirePrevious` once nothing needs them.
+ */
 export class Sealer {
   private readonly byId: Map<string, DataKey>;
+  private readonly current: DataKey;
   private readonly nonces = new RandomPool();
 
-  constructor(private readonly keys: readonly [DataKey, ...DataKey[]]) {
+  constructor(keys: readonly [DataKey, ...DataKey[]]) {
+    this.current = keys[0];
     this.byId = new Map(keys.map((k) => [k.id, k]));
   }
 
   get currentKeyId(): string {
-    return this.keys[0].id;
+    return this.current.id;
+  }
+
+  /** The ids of the loaded keys that only open records (not yet retired). */
+  get previousKeyIds(): string[] {
+    return [...this.byId.keys()].filter((id) => id !== this.currentKeyId);
+  }
+
+  /** Whether a key with this id is loaded. */
+  has(keyId: string): boolean {
+    return this.byId.has(keyId);
+  }
+
+  /** Whether `sealed` is an envelope under the current key (nothing to re-seal). */
+  isCurrent(sealed: Uint8Array): boolean {
+    return Sealer.keyIdOf(sealed) === this.currentKeyId;
+  }
+
+  /**
+   * Opens a record with whichever key sealed it and seals the same plaintext
+   * under the current key, with the same additional data (its storage key):
+   * the record stays bound to where it lives. data_loss as `open`.
+   */
+  reseal(sealed: Uint8Array, aad: string): Buffer {
+    return this.seal(this.open(sealed, aad), aad);
+  }
+
+  /**
+   * Forgets every previous key: from now on only the current key opens
+   * records. The caller has verified that no record needs them. Returns their ids.
+   */
+  retirePrevious(): string[] {
+    const retired = this.previousKeyIds;
+    for (const id of retired) {
+      // A Buffer can be wiped, unlike a string: no copy of the key stays in the heap.
+      this.byId.get(id)?.key.fill(0);
+      this.byId.delete(id);
+    }
+    return retired;
   }
 
   seal(plaintext: Uint8Array, aad: string): Buffer {
-    const key = this.keys[0];
+    const key = this.current;
     const nonce = this.nonces.take(NONCE_BYTES);
     const cipher = createCipheriv("aes-256-gcm", key.key, nonce);
     cipher.setAAD(Buffer.from(aad, "utf8"));

@@ -9,6 +9,10 @@ import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import type { AccessKey } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
 import type { Session } from "./session-cache.js";
+import { stsError, stsTimeout } from "./sts-errors.js";
+
+/** How long one STS call may take, retries included, when the options do not say. */
+export const DEFAULT_STS_TIMEOUT_MS = 5_000;
 
 /** Access key material STS calls are signed with. */
 export interface StsCaller {
@@ -32,6 +36,11 @@ export interface StsOptions {
   region: string;
   /** Allow the daemon's own identity (SDK default provider chain) as a source. */
   allowAmbient: boolean;
+  /**
+   * The bound on one STS call, its retry included (default 5 s): past it the
+   * call fails `unavailable` and every request waiting on it is answered.
+   */
+  timeoutMs?: number | undefined;
 }
 
 export interface AssumeRoleParams {
@@ -50,14 +59,20 @@ export interface CallerIdentity {
 }
 
 /**
- * The daemon's way to STS, through @aws-sdk/client-sts. Errors become domain
- * errors carrying STS's own message: AccessDenied is `permission_denied`,
- * anything else (unreachable, throttled, 5xx) is `unavailable`.
+ * The daemon's way to STS, through @aws-sdk/client-sts. Every call is bounded
+ * by `timeoutMs`, so a slow STS never holds a request (or the session
+ * cache's single flight) longer. Errors become domain errors carrying STS's
+ * own message (sts-errors.ts): AccessDenied is `permission_denied`; no
+ * answer, throttling and 5xx are `unavailable`; other refusals
+ * `failed_precondition`.
  */
 export class StsGateway {
   private ambient: ReturnType<typeof fromNodeProviderChain> | undefined;
+  private readonly timeoutMs: number;
 
-  constructor(private readonly opts: StsOptions) {}
+  constructor(private readonly opts: StsOptions) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_STS_TIMEOUT_MS;
+  }
 
   /** The daemon's own identity; failed_precondition unless --allow-ambient. */
   async ambientCaller(): Promise<StsCaller> {
@@ -80,7 +95,7 @@ export class StsGateway {
   }
 
   async assumeRole(caller: StsCaller, p: AssumeRoleParams): Promise<Session> {
-    const out = await this.call("AssumeRole", caller, (c) =>
+    const out = await this.call("AssumeRole", caller, (c, abortSignal) =>
       c.send(
         new AssumeRoleCommand({
           RoleArn: p.roleArn,
@@ -89,14 +104,15 @@ export class StsGateway {
           DurationSeconds: p.durationSeconds,
           ...(p.policy ? { Policy: p.policy } : {}),
         }),
+        { abortSignal },
       ),
     );
     return session("AssumeRole", out.Credentials, out.AssumedRoleUser?.Arn);
   }
 
   async getSessionToken(caller: StsCaller, durationSeconds: number): Promise<Session> {
-    const out = await this.call("GetSessionToken", caller, (c) =>
-      c.send(new GetSessionTokenCommand({ DurationSeconds: durationSeconds })),
+    const out = await this.call("GetSessionToken", caller, (c, abortSignal) =>
+      c.send(new GetSessionTokenCommand({ DurationSeconds: durationSeconds }), { abortSignal }),
     );
     return session("GetSessionToken", out.Credentials, undefined);
   }
@@ -107,21 +123,22 @@ export class StsGateway {
     policy: string,
     durationSeconds: number,
   ): Promise<Session> {
-    const out = await this.call("GetFederationToken", caller, (c) =>
+    const out = await this.call("GetFederationToken", caller, (c, abortSignal) =>
       c.send(
         new GetFederationTokenCommand({
           Name: name,
           Policy: policy,
           DurationSeconds: durationSeconds,
         }),
+        { abortSignal },
       ),
     );
     return session("GetFederationToken", out.Credentials, out.FederatedUser?.Arn);
   }
 
   async getCallerIdentity(caller: StsCaller): Promise<CallerIdentity> {
-    const out = await this.call("GetCallerIdentity", caller, (c) =>
-      c.send(new GetCallerIdentityCommand({})),
+    const out = await this.call("GetCallerIdentity", caller, (c, abortSignal) =>
+      c.send(new GetCallerIdentityCommand({}), { abortSignal }),
     );
     return { account: out.Account ?? "", arn: out.Arn ?? "", userId: out.UserId ?? "" };
   }
@@ -129,8 +146,9 @@ export class StsGateway {
   private async call<T>(
     action: string,
     caller: StsCaller,
-    run: (client: STSClient) => Promise<T>,
+    run: (client: STSClient, abortSignal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    const timeoutMs = this.timeoutMs;
     const client = new STSClient({
       region: this.opts.region,
       ...(this.opts.endpoint ? { endpoint: this.opts.endpoint } : {}),
@@ -142,24 +160,28 @@ export class StsGateway {
       maxAttempts: 2,
       // throwOnRequestTimeout: without it the SDK only warns when STS is slow.
       requestHandler: {
-        connectionTimeout: 3_000,
-        requestTimeout: 10_000,
+        connectionTimeout: Math.min(3_000, timeoutMs),
+        requestTimeout: timeoutMs,
         throwOnRequestTimeout: true,
       },
     });
+    // The deadline covers the whole call (both attempts and the backoff
+    // between them), and answers even if the SDK is slow to notice the abort.
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(stsTimeout(action, timeoutMs));
+      }, timeoutMs);
+    });
     try {
-      return await run(client);
+      return await Promise.race([run(client, abort.signal), deadline]);
     } catch (cause) {
-      const err = cause as { name?: string; message?: string };
-      const message = `STS ${action}: ${err.name ?? "Error"}: ${err.message ?? "no message"}`;
-      throw new DomainError(
-        err.name === "AccessDenied" || err.name === "AccessDeniedException"
-          ? "permission_denied"
-          : "unavailable",
-        message,
-        { cause },
-      );
+      if (cause instanceof DomainError) throw cause;
+      throw stsError(action, cause, [caller.secretAccessKey, caller.sessionToken]);
     } finally {
+      clearTimeout(timer);
       client.destroy();
     }
   }

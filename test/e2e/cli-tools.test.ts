@@ -10,6 +10,7 @@ const SERVICE = "credbroker.v1.CredentialService";
 const EXPECTED_SERVICES = [
   "credbroker.v1.CallerService",
   "credbroker.v1.CredentialService",
+  "credbroker.v1.KeyService",
   "credbroker.v1.SigningService",
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",

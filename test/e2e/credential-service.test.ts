@@ -1730,6 +1730,7 @@ function defineCases(target: () => Target, ns: string): void {
 const EXPECTED_SERVICES = [
   "credbroker.v1.CallerService",
   "credbroker.v1.CredentialService",
+  "credbroker.v1.KeyService",
   "credbroker.v1.SigningService",
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",

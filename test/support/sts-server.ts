@@ -8,7 +8,8 @@
  * It knows access keys (addKey) and roles (addRole); the sessions it issues
  * (AssumeRole, GetSessionToken, GetFederationToken) become keys it knows, so
  * a later call signed with them verifies. setMode makes it misbehave (down,
- * slow, or a given STS error) until set back to "ok".
+ * refused, slow, or a given STS error) until set back to "ok"; count() says
+ * how many requests for an action reached it, whatever the mode did to them.
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -33,9 +34,18 @@ export interface StsRejection {
   at: Date;
 }
 
+/**
+ * - down: each request is read, then its connection reset (no answer);
+ * - refused: the listener is closed, so connections are refused; the port
+ *   is kept, and the next other mode listens on it again;
+ * - slow: each answer waits `ms` first;
+ * - error: each signed request gets this STS error (status from the code's
+ *   usual one, e.g. Throttling 400, ServiceUnavailable 503, unless given).
+ */
 export type StsMode =
   | { kind: "ok" }
   | { kind: "down" }
+  | { kind: "refused" }
   | { kind: "slow"; ms: number }
   | { kind: "error"; code: string; message: string; status?: number };
 
@@ -65,8 +75,23 @@ export interface FakeSts {
   addKey(key: StsKey): void;
   /** Roles that may be assumed, and by which caller ARNs; externalId required if set. */
   addRole(role: StsRole): void;
-  /** Make the next calls misbehave, until the next setMode. */
-  setMode(mode: StsMode): void;
+  /**
+   * Make the next calls misbehave, until the next setMode. Resolves when the
+   * listener is in the mode's state (closed for "refused", listening again
+   * after it); every other change takes effect at once.
+   */
+  setMode(mode: StsMode): Promise<void>;
+  /**
+   * Requests for `action` (every action when not given) that reached the
+   * server, counted on arrival: in any mode, signed or not, answered or not.
+   */
+  count(action?: string): number;
+  /**
+   * When set, sessions issued from now on last this many seconds whatever
+   * was asked (real STS never issues less than 900), so a test can watch
+   * them expire in real time.
+   */
+  sessionSeconds: number | undefined;
   /**
    * The server's clock: signature dates are checked against it (±15 min),
    * expirations of issued sessions are computed from it, and expired sessions
@@ -280,10 +305,15 @@ class Sts implements FakeSts {
   readonly calls: StsCall[] = [];
   readonly rejected: StsRejection[] = [];
   now: () => Date;
+  sessionSeconds: number | undefined;
 
   private readonly keys = new Map<string, KnownKey>();
   private readonly roles = new Map<string, KnownRole>();
   private mode: StsMode = { kind: "ok" };
+  private readonly arrivals = new Map<string, number>();
+  /** Listener changes (refused and back), one after another. */
+  private listening: Promise<void> = Promise.resolve();
+  private port = 0;
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly server = createServer((req, res) => {
@@ -304,16 +334,17 @@ class Sts implements FakeSts {
     });
   }
 
+  /** Listens on 127.0.0.1: a free port the first time, the same port after "refused". */
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => {
+      this.server.listen(this.port, "127.0.0.1", () => {
         this.server.off("error", reject);
         resolve();
       });
     });
-    const { port } = this.server.address() as AddressInfo;
-    this.endpoint = `http://127.0.0.1:${port}`;
+    this.port = (this.server.address() as AddressInfo).port;
+    this.endpoint = `http://127.0.0.1:${this.port}`;
   }
 
   addKey(key: StsKey): void {
@@ -349,18 +380,43 @@ class Sts implements FakeSts {
     });
   }
 
-  setMode(mode: StsMode): void {
+  setMode(mode: StsMode): Promise<void> {
+    const refused = mode.kind === "refused";
+    if ((this.mode.kind === "refused") !== refused) {
+      this.listening = this.listening.then(() => (refused ? this.unlisten() : this.listen()));
+    }
     this.mode = mode;
+    return this.listening;
   }
 
-  stop(): Promise<void> {
-    this.stopped ??= new Promise<void>((resolve) => {
-      for (const t of this.timers) clearTimeout(t);
-      this.timers.clear();
+  count(action?: string): number {
+    if (action !== undefined) return this.arrivals.get(action) ?? 0;
+    let n = 0;
+    for (const v of this.arrivals.values()) n += v;
+    return n;
+  }
+
+  /** Closes the listener and every open connection; the port stays ours to listen on again. */
+  private unlisten(): Promise<void> {
+    return new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
       for (const s of this.sockets) s.destroy();
     });
+  }
+
+  stop(): Promise<void> {
+    // After any listener change in progress, so nothing listens again once stopped.
+    this.stopped ??= this.listening.then(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const t of this.timers) clearTimeout(t);
+          this.timers.clear();
+          this.server.close(() => resolve());
+          this.server.closeAllConnections();
+          for (const s of this.sockets) s.destroy();
+        }),
+    );
     return this.stopped;
   }
 
@@ -404,11 +460,6 @@ class Sts implements FakeSts {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const mode = this.mode;
-    if (mode.kind === "down") {
-      this.rejected.push({ reason: "down", code: "down", at: this.now() });
-      req.socket.destroy();
-      return;
-    }
     let body: Buffer;
     try {
       body = await readBody(req);
@@ -416,10 +467,23 @@ class Sts implements FakeSts {
       if (err instanceof StsError) this.reject(res, err);
       return;
     }
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const params: Record<string, string> = {};
+    for (const [k, v] of url.searchParams) params[k] = v;
+    const contentType = (req.headers["content-type"] ?? "").toLowerCase();
+    if (req.method === "POST" && contentType.startsWith("application/x-www-form-urlencoded")) {
+      for (const [k, v] of new URLSearchParams(body.toString("utf8"))) params[k] = v;
+    }
+    const action = params.Action ?? "";
+    this.arrivals.set(action, (this.arrivals.get(action) ?? 0) + 1);
+    if (mode.kind === "down") {
+      this.rejected.push({ reason: "down", code: "down", at: this.now() });
+      req.socket.destroy();
+      return;
+    }
     if (mode.kind === "slow") await this.delay(mode.ms);
     if (this.stopped) return;
 
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const rawQuery = (req.url ?? "").includes("?")
       ? (req.url ?? "").slice((req.url ?? "").indexOf("?") + 1)
       : "";
@@ -439,13 +503,6 @@ class Sts implements FakeSts {
       return;
     }
 
-    const params: Record<string, string> = {};
-    for (const [k, v] of url.searchParams) params[k] = v;
-    const contentType = (req.headers["content-type"] ?? "").toLowerCase();
-    if (req.method === "POST" && contentType.startsWith("application/x-www-form-urlencoded")) {
-      for (const [k, v] of new URLSearchParams(body.toString("utf8"))) params[k] = v;
-    }
-    const action = params.Action ?? "";
     this.calls.push({
       action,
       params,
@@ -764,11 +821,12 @@ class Sts implements FakeSts {
     who: Pick<KnownKey, "arn" | "account" | "userId" | "kind" | "roleArn">,
   ): Issued {
     const start = Math.floor(this.now().getTime() / 1000) * 1000;
+    const lasts = this.sessionSeconds ?? durationSeconds;
     const issued: Issued = {
       accessKeyId: randomId("ASIA", 16),
       secretAccessKey: randomBytes(30).toString("base64"),
       sessionToken: `FwoGZXIvYXdzE${randomBytes(180).toString("base64")}`,
-      expiration: new Date(start + durationSeconds * 1000),
+      expiration: new Date(start + lasts * 1000),
     };
     this.keys.set(issued.accessKeyId, {
       ...who,

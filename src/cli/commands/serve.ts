@@ -63,6 +63,14 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "region STS calls are signed for",
   },
   {
+    name: "sts-timeout",
+    kind: "string",
+    value: "SECONDS",
+    env: "CREDBROKER_STS_TIMEOUT",
+    default: "5",
+    help: "the bound on one STS call, retry included; past it, requests waiting for a session fail unavailable",
+  },
+  {
     name: "allow-ambient",
     kind: "boolean",
     env: "CREDBROKER_ALLOW_AMBIENT",
@@ -234,6 +242,7 @@ const STRING_INPUTS = {
   shutdownGrace: "shutdown-grace",
   stsEndpoint: "sts-endpoint",
   stsRegion: "sts-region",
+  stsTimeout: "sts-timeout",
   imdsListen: "imds-listen",
   imdsCredential: "imds-credential",
   containerListen: "container-listen",
@@ -316,7 +325,9 @@ const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC refle
 port, cleartext, or TLS with --tls-cert and --tls-key (mutual TLS with
 --client-ca). The master key comes from env CREDBROKER_MASTER_KEY (base64 of 32
 bytes) or master.key in the data dir (created 0600 on first start; with
---store etcd never created: every daemon of the fleet is given the same key). On first start
+--store etcd never created: every daemon of the fleet is given the same key). During a
+master key rotation the old key is a previous key: env CREDBROKER_PREVIOUS_MASTER_KEYS
+or master.key.previous (see "credbroker key --help"). On first start
 admin.token (0600) receives the admin's bearer token; the token is never logged.
 SIGTERM or SIGINT: finish in-flight calls, close the database, exit 0.`;
 

@@ -1,0 +1,136 @@
+import { DomainError } from "../core/errors.js";
+import type { SealedEntry } from "./rotation.js";
+import type { Sealer } from "./sealing.js";
+
+/** What a store offers a master key rotation (LevelDB: level-store.ts). */
+export interface ResealableStore {
+  /** Key ids records may still be sealed under; empty when no rotation is in progress. */
+  draining(): readonly string[];
+  /** Up to `limit` sealed entries after `after` ("" = first), in key order; read only. */
+  sealedBatch(after: string, limit: number): Promise<SealedEntry[]>;
+  /**
+   * Under the store's write serialization (so no write of a client can
+   * fall between the read and the write): reads up to `limit` sealed
+   * entries after `after`, re-seals those not under the current key, and
+   * writes them in one synced batch.
+   */
+  resealBatch(
+    after: string,
+    limit: number,
+  ): Promise<{ scanned: number; resealed: number; last: string | undefined }>;
+  /** Deletes the rotation marker: nothing is under a previous key any more. */
+  endRotation(): Promise<void>;
+}
+
+export interface KeyStatus {
+  currentKeyId: string;
+  previousKeyIds: string[];
+  rotationInProgress: boolean;
+  drainingKeyIds: string[];
+}
+
+export interface RotationProgress {
+  currentKeyId: string;
+  scanned: number;
+  resealed: number;
+  done: boolean;
+}
+
+export const DEFAULT_BATCH = 500;
+export const MAX_BATCH = 5000;
+/** How many record keys retirement names when some are still under a previous key. */
+const NAMED = 5;
+
+/**
+ * Master key rotation over a store: re-sealing in batches while the daemon
+ * serves, and retiring the previous keys once nothing needs them.
+ */
+export class KeyRotation {
+  constructor(
+    private readonly sealer: Sealer,
+    private readonly store: ResealableStore,
+  ) {}
+
+  status(): KeyStatus {
+    const draining = [...this.store.draining()];
+    return {
+      currentKeyId: this.sealer.currentKeyId,
+      previousKeyIds: this.sealer.previousKeyIds,
+      rotationInProgress: draining.length > 0,
+      drainingKeyIds: draining,
+    };
+  }
+
+  /**
+   * Re-seals every sealed record not under the current key, `batchSize` at
+   * a time, yielding progress after each batch and once more, `done`, after
+   * the marker is gone. Idempotent: a pass over records already re-sealed
+   * writes nothing. Stopped between batches when `signal` aborts (the
+   * caller went away); what was written stays, and a later call resumes.
+   *
+   * One pass suffices: every write meanwhile seals under the current key,
+   * so a record behind the cursor cannot go back under a previous one.
+   */
+  async *rotate(batchSize: number, signal?: AbortSignal): AsyncGenerator<RotationProgress> {
+    const store = this.store;
+    const limit = batchSize === 0 ? DEFAULT_BATCH : batchSize;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) {
+      throw new DomainError(
+        "invalid_argument",
+        `batch_size: 1 to ${MAX_BATCH} (0 means ${DEFAULT_BATCH})`,
+      );
+    }
+    const progress = {
+      currentKeyId: this.sealer.currentKeyId,
+      scanned: 0,
+      resealed: 0,
+      done: false,
+    };
+    let after = "";
+    for (;;) {
+      signal?.throwIfAborted();
+      const batch = await store.resealBatch(after, limit);
+      progress.scanned += batch.scanned;
+      progress.resealed += batch.resealed;
+      if (batch.last === undefined || batch.scanned < limit) break;
+      after = batch.last;
+      yield { ...progress };
+    }
+    await store.endRotation();
+    yield { ...progress, done: true };
+  }
+
+  /**
+   * Checks every sealed record (read only, in batches) and, when none is
+   * under a previous key and no rotation is in progress, forgets the
+   * previous keys. failed_precondition otherwise, naming a few records
+   * (keys, never contents). Returns the retired key ids.
+   */
+  async retire(): Promise<{ retired: string[]; checked: number }> {
+    const store = this.store;
+    if (store.draining().length > 0) {
+      throw new DomainError(
+        "failed_precondition",
+        `the master key rotation to key id ${this.sealer.currentKeyId} is not finished: run "credbroker key rotate" first`,
+      );
+    }
+    let checked = 0;
+    const behind: string[] = [];
+    let after = "";
+    for (;;) {
+      const entries = await store.sealedBatch(after, MAX_BATCH);
+      checked += entries.length;
+      for (const e of entries) if (!this.sealer.isCurrent(e.value)) behind.push(e.key);
+      const last = entries.at(-1);
+      if (last === undefined || entries.length < MAX_BATCH) break;
+      after = last.key;
+    }
+    if (behind.length > 0) {
+      throw new DomainError(
+        "failed_precondition",
+        `${behind.length} record(s) are not sealed under the current key id ${this.sealer.currentKeyId} (${behind.slice(0, NAMED).join(", ")}${behind.length > NAMED ? ", …" : ""}): run "credbroker key rotate"`,
+      );
+    }
+    return { retired: this.sealer.retirePrevious(), checked };
+  }
+}
