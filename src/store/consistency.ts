@@ -35,6 +35,8 @@ export interface Problem {
   /** "ns/name" when known (for a damaged record: from its name index entry); never a secret. */
   credential?: string;
   detail: string;
+  /** A damaged credential record's index entries (they name its id). */
+  entries?: string[];
 }
 
 export interface StoreCheck {
@@ -130,6 +132,7 @@ async function scanIndex(
         if (lost !== undefined) {
           // Damage is reported once, on the record; its name entry names it.
           if (prefix === "name/") lost.credential = key.slice(prefix.length);
+          if (sealer === undefined) (lost.entries ??= []).push(key);
           return;
         }
         if (value === undefined) {
@@ -238,4 +241,17 @@ async function scan(
 
 function reasonOf(err: unknown): string {
   return isDomainError(err) ? err.message : levelReason(err);
+}
+
+/**
+ * The keys `credbroker repair --drop-damaged` deletes: damaged credential
+ * records with their index entries, and index entries that name no record
+ * or one that does not own them. Never the key check, callers, or a record
+ * that opens (a record missing an index entry is reported, not dropped).
+ */
+export function droppable(check: StoreCheck): string[] {
+  return check.problems.flatMap((p) => {
+    if (p.kind === "damaged" && p.key.startsWith("cred/")) return [p.key, ...(p.entries ?? [])];
+    return p.kind === "stray_index" ? [p.key] : [];
+  });
 }

@@ -218,6 +218,33 @@ describe("one flipped byte in a record's table file", () => {
       "team-a/k17",
     );
   });
+
+  test("repair --drop-damaged deletes the damaged record and its index entries; the name can be created again", async () => {
+    await daemon?.stop();
+    daemon = undefined;
+    const res = await runCli(["repair", "--data-dir", dataDir, "--drop-damaged"]);
+    assert.equal(res.code, 10, res.stderr);
+    assert.match(res.stdout, /dropped 3 keys; these names can be created again: team-a\/k17/);
+    assert.match(
+      res.stdout,
+      /survived: 50 credentials, 0 callers, 100 index entries\nlost: 0 credentials, 0 other problems\n$/,
+    );
+    assert.ok(!res.stdout.includes(SECRET_PREFIX));
+    const again = await runCli(["repair", "--data-dir", dataDir]);
+    assert.equal(again.code, 0, again.stdout);
+
+    daemon = await startDaemon({ dataDir });
+    const creds = credentialClient(daemon.url, "connect-h1", daemon.token);
+    await expectCode(creds.getCredential({ namespace: "team-a", name: "k17" }), Code.NotFound);
+    await createKeys(daemon, "team-a", ["k17"]);
+    const listed = await creds.listCredentials({ namespace: "team-a", pageSize: 100 });
+    assert.equal(
+      listed.credentials.length,
+      41,
+      "40, less the lost k17, + after-damage + the new k17",
+    );
+    assert.equal(listed.credentials.filter((c) => c.name === "k17").length, 1);
+  });
 });
 
 describe("a table file that does not read at all", () => {

@@ -3,7 +3,7 @@ import path from "node:path";
 import { Level } from "level";
 import { defaultDataDir } from "../../config/serve-config.js";
 import { DomainError } from "../../core/errors.js";
-import { checkStore, type Problem, type StoreCheck } from "../../store/consistency.js";
+import { checkStore, droppable, type Problem, type StoreCheck } from "../../store/consistency.js";
 import { KEYCHECK_KEY } from "../../store/keys.js";
 import { levelCode, levelReason } from "../../store/level-errors.js";
 import type { Db } from "../../store/level-handle.js";
@@ -23,10 +23,15 @@ const FLAGS: readonly FlagSpec[] = [
     default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
     help: "the stopped daemon's data dir (its db/ and master.key)",
   },
+  {
+    name: "drop-damaged",
+    kind: "boolean",
+    help: "then delete damaged credential records and index entries naming no record, so their names can be used again",
+  },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
 
-const USAGE = "credbroker repair [--data-dir DIR]";
+const USAGE = "credbroker repair [--data-dir DIR] [--drop-damaged]";
 const ABOUT =
   "With the daemon stopped: runs LevelDB's repair on the data dir's database,\n" +
   "then opens every sealed record and index entry with the master key as serve\n" +
@@ -81,6 +86,19 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
     }
     const check = await verify(location, sealer);
     io.out(report(check));
+    if (flags.bool("drop-damaged")) {
+      const keys = droppable(check);
+      if (keys.length > 0) {
+        await dropKeys(location, keys);
+        const names = check.problems.flatMap((p) =>
+          p.kind === "damaged" && p.credential !== undefined ? [p.credential] : [],
+        );
+        io.out(
+          `dropped ${keys.length} keys${names.length > 0 ? `; these names can be created again: ${names.join(", ")}` : ""}\n`,
+        );
+        io.out(report(await verify(location, sealer)));
+      }
+    }
     return check.problems.length === 0 && setAside.length === 0 ? EXIT.ok : EXIT.partial;
   } catch (err) {
     io.err(`credbroker repair: ${(err as Error).message}\n`);
@@ -111,6 +129,20 @@ async function assertStopped(location: string): Promise<void> {
     return;
   }
   await db.close();
+}
+
+/** Deletes `keys` in one synced batch. */
+async function dropKeys(location: string, keys: readonly string[]): Promise<void> {
+  const db: Db = new Level<string, Buffer>(location, { valueEncoding: "buffer" });
+  await db.open();
+  try {
+    await db.batch(
+      keys.map((key) => ({ type: "del" as const, key })),
+      { sync: true },
+    );
+  } finally {
+    await db.close();
+  }
 }
 
 /** Opens the repaired database and checks it; the master key must open its key check. */
