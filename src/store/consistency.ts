@@ -132,7 +132,7 @@ async function scanIndex(
         if (lost !== undefined) {
           // Damage is reported once, on the record; its name entry names it.
           if (prefix === "name/") lost.credential = key.slice(prefix.length);
-          if (sealer === undefined) (lost.entries ??= []).push(key);
+          if (sealer === undefined) lost.entries = [...(lost.entries ?? []), key];
           return;
         }
         if (value === undefined) {
