@@ -38,6 +38,7 @@ import {
   KEYCHECK_PLAINTEXT,
   matching,
   notFound,
+  onlyCreated,
   type WriteOp,
 } from "./store-rules.js";
 import { findCredential, findDefault, WritePlanner } from "./write-plan.js";
@@ -163,10 +164,7 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
   }
 
   async create(credential: Credential): Promise<Credential> {
-    const [outcome] = (await this.createMany([credential])).outcomes;
-    if (outcome === undefined) throw new Error("createMany returned no outcome");
-    if (!outcome.ok) throw outcome.error;
-    return outcome.credential;
+    return onlyCreated(await this.createMany([credential]));
   }
 
   async createMany(credentials: readonly Credential[]): Promise<CreateManyResult> {

@@ -21,7 +21,13 @@ import { RandomPool } from "./random-pool.js";
 import { planReseal, ROTATION_KEY } from "./rotation.js";
 import { openLevelKeys, sealedBatch } from "./rotation-level.js";
 import type { Sealer } from "./sealing.js";
-import { KEYCHECK_PLAINTEXT, matching, notFound, type WriteOp } from "./store-rules.js";
+import {
+  KEYCHECK_PLAINTEXT,
+  matching,
+  notFound,
+  onlyCreated,
+  type WriteOp,
+} from "./store-rules.js";
 import {
   findCredential,
   findDefault,
@@ -129,10 +135,7 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
   }
 
   async create(credential: Credential): Promise<Credential> {
-    const [outcome] = (await this.createMany([credential])).outcomes;
-    if (outcome === undefined) throw new Error("createMany returned no outcome");
-    if (!outcome.ok) throw outcome.error;
-    return outcome.credential;
+    return onlyCreated(await this.createMany([credential]));
   }
 
   async createMany(credentials: readonly Credential[]): Promise<CreateManyResult> {

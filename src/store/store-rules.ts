@@ -1,6 +1,7 @@
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
+import type { CreateManyResult } from "./credential-store.js";
 import { indexEntries, KEYCHECK_KEY } from "./keys.js";
 import { Sealer } from "./sealing.js";
 
@@ -71,4 +72,12 @@ export function assertKeyOpens(sealer: Sealer, check: Buffer, where: string): vo
       { cause },
     );
   }
+}
+
+/** `create` as a batch of one: the created record, or that one row's error thrown. */
+export function onlyCreated(result: CreateManyResult): Credential {
+  const [outcome] = result.outcomes;
+  if (outcome === undefined) throw new Error("createMany returned no outcome");
+  if (!outcome.ok) throw outcome.error;
+  return outcome.credential;
 }

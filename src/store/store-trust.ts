@@ -47,7 +47,9 @@ export class StoreTrust {
 
   /** Cached copies may answer without a store read. */
   get trusted(): boolean {
-    return this.watched && this.now() - this.confirmedAt <= this.options.confirmWithinMs;
+    const within = this.options.confirmWithinMs;
+    // always(): no clock read on every hit of a hot-path cache.
+    return this.watched && (within === Infinity || this.now() - this.confirmedAt <= within);
   }
 
   /** The watch is up and a read sent at `sentAt` (clock time) was answered: the view was current then. */

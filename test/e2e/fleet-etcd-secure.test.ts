@@ -35,10 +35,10 @@ import {
   tempDir,
 } from "../support/daemon.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
+import { signAndSendSts } from "../support/fleet.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
-const BODY = "Action=GetCallerIdentity&Version=2011-06-15";
 /**
  * How long a refused start may take: etcd answers a refusal at once, and
  * every etcd call has a 5 s deadline, so a daemon still running past this
@@ -140,28 +140,8 @@ async function createAndSign(daemon: RunningDaemon, sts: FakeSts, name: string, 
     },
   });
   const signing = createClient(SigningService, transport(daemon.url, "grpc-h2", daemon.token));
-  const signed = await signing.signRequest({
-    credential: name,
-    method: "POST",
-    url: `${sts.endpoint}/`,
-    headers: [{ name: "content-type", value: "application/x-www-form-urlencoded" }],
-    payload: { case: "body", value: Buffer.from(BODY) },
-    service: "sts",
-    region: "us-east-1",
-  });
-  const res = await fetch(signed.url, {
-    method: "POST",
-    headers: Object.fromEntries(signed.headers.map((h) => [h.name, h.value])),
-    body: BODY,
-  });
-  await res.text();
-  const authorization = signed.headers.find((h) => h.name === "authorization")?.value ?? "";
-  return {
-    id: created.credential?.id ?? "",
-    secret,
-    status: res.status,
-    accessKeyId: /Credential=([^/]+)\//.exec(authorization)?.[1],
-  };
+  const sent = await signAndSendSts(signing, name, sts.endpoint);
+  return { id: created.credential?.id ?? "", secret, ...sent };
 }
 
 /** The keys and values etcd holds under `prefix`, read with `client`. */

@@ -19,7 +19,7 @@ import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { transport } from "../support/clients.js";
 import { removeDir, runCli, tempDir } from "../support/daemon.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
-import { type Fleet, STS_BODY, startFleet } from "../support/fleet.js";
+import { type Fleet, signAndSendSts, startFleet } from "../support/fleet.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
@@ -28,7 +28,7 @@ const SIGNER_TOKEN = "fleet-signer-token-0000000000000000000000";
 /** The bound within which a write on one daemon reaches the other's caches. */
 const PROPAGATION_BOUND_MS = 1000;
 
-describe("serve --store etcd: flag validation", { concurrency: true }, () => {
+describe("serve --store etcd (and --sts-timeout): flag validation", { concurrency: true }, () => {
   const cases: [string, string[], Record<string, string>, RegExp][] = [
     ["etcd without endpoints", ["--store", "etcd"], {}, /--etcd-endpoints: required/],
     ["an unknown store", ["--store", "redis"], {}, /--store: leveldb or etcd/],
@@ -78,6 +78,36 @@ describe("serve --store etcd: flag validation", { concurrency: true }, () => {
       /--etcd-user: needs the password in the environment variable CREDBROKER_ETCD_PASSWORD/,
     ],
     [
+      "a stale limit past 600 s",
+      ["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-stale-limit", "601"],
+      {},
+      /--etcd-stale-limit: seconds, 0-600, got "601"/,
+    ],
+    [
+      "a stale limit that is not whole seconds",
+      ["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-stale-limit", "1.5"],
+      {},
+      /--etcd-stale-limit: seconds, 0-600, got "1.5"/,
+    ],
+    [
+      "a stale limit without --store etcd",
+      ["--etcd-stale-limit", "5"],
+      {},
+      /--etcd-stale-limit: needs --store etcd/,
+    ],
+    [
+      "an STS timeout of 0",
+      ["--sts-timeout", "0"],
+      {},
+      /--sts-timeout: seconds, above 0 and at most 60, got "0"/,
+    ],
+    [
+      "an STS timeout past 60 s",
+      ["--sts-timeout", "61"],
+      {},
+      /--sts-timeout: seconds, above 0 and at most 60, got "61"/,
+    ],
+    [
       "the environment's endpoints, no store",
       [],
       { CREDBROKER_ETCD_ENDPOINTS: "http://127.0.0.1:2379" },
@@ -105,17 +135,8 @@ describe("a fleet of three daemons on one etcd", () => {
   let creds: Client<typeof CredentialService>[];
 
   /** Signs on daemon `on` and sends it: STS's status, and the access key id signed with. */
-  const signAndSend = async (on: number, credential: string) => {
-    const signed = await fleet.sign(on, credential, `${sts.endpoint}/`);
-    const res = await fetch(signed.url, {
-      method: "POST",
-      headers: Object.fromEntries(signed.headers.map((h) => [h.name, h.value])),
-      body: STS_BODY,
-    });
-    await res.text();
-    const authorization = signed.headers.find((h) => h.name === "authorization")?.value ?? "";
-    return { status: res.status, accessKeyId: /Credential=([^/]+)\//.exec(authorization)?.[1] };
-  };
+  const signAndSend = (on: number, credential: string) =>
+    signAndSendSts(fleet.signing[on] as Client<typeof SigningService>, credential, sts.endpoint);
   const sign = (on: number, credential: string) => fleet.sign(on, credential, `${sts.endpoint}/`);
   const addKey = (name: string, accessKeyId: string) =>
     sts.addKey({

@@ -39,6 +39,24 @@ function counting(store: CredentialStore): Pick<CredentialStore, "get"> & { read
   };
 }
 
+/** The store, whose reads answer only after `release()`: reads held in flight. */
+function gated(store: CredentialStore): { store: Pick<CredentialStore, "get">; release(): void } {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    store: {
+      async get(namespace, name): Promise<Credential> {
+        const c = await store.get(namespace, name);
+        await gate;
+        return c;
+      },
+    },
+    release: () => release(),
+  };
+}
+
 describe("ReadCache", () => {
   let opened: OpenedStore;
   const ambient = new TestAmbient();
@@ -159,17 +177,7 @@ describe("ReadCache", () => {
   });
 
   test("a read in flight across a forget of what it reads does not cache it; of something else, it does", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const slow: Pick<CredentialStore, "get"> = {
-      async get(namespace, name): Promise<Credential> {
-        const c = await opened.store.get(namespace, name);
-        await gate;
-        return c;
-      },
-    };
+    const { store: slow, release } = gated(opened.store);
     const reads = new ReadCache(slow);
     const k0 = await opened.store.get("team-a", "k0");
     const pending = [reads.get("team-a", "k0"), reads.get("team-a", "k1")];
@@ -183,17 +191,7 @@ describe("ReadCache", () => {
   });
 
   test("a read begun before clear() does not cache what it read", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const slow: Pick<CredentialStore, "get"> = {
-      async get(namespace, name): Promise<Credential> {
-        const c = await opened.store.get(namespace, name);
-        await gate;
-        return c;
-      },
-    };
+    const { store: slow, release } = gated(opened.store);
     const reads = new ReadCache(slow);
     const pending = reads.get("team-a", "k0");
     const pendingWhole = reads.getWithSecrets("team-a", "k1");

@@ -33,6 +33,40 @@ export interface Fleet {
 
 export const STS_BODY = "Action=GetCallerIdentity&Version=2011-06-15";
 
+/** Signs a GetCallerIdentity POST to `url` with `credential`. */
+export function signSts(signing: Client<typeof SigningService>, credential: string, url: string) {
+  return signing.signRequest({
+    credential,
+    method: "POST",
+    url,
+    headers: [{ name: "content-type", value: "application/x-www-form-urlencoded" }],
+    payload: { case: "body", value: Buffer.from(STS_BODY) },
+    service: "sts",
+    region: "us-east-1",
+  });
+}
+
+/**
+ * Signs a GetCallerIdentity with `credential` and sends it to the (fake) STS
+ * at `stsEndpoint`: STS's status (200 only when the signature was made with
+ * the secret STS knows) and the access key id signed with.
+ */
+export async function signAndSendSts(
+  signing: Client<typeof SigningService>,
+  credential: string,
+  stsEndpoint: string,
+): Promise<{ status: number; accessKeyId: string | undefined }> {
+  const signed = await signSts(signing, credential, `${stsEndpoint}/`);
+  const res = await fetch(signed.url, {
+    method: "POST",
+    headers: Object.fromEntries(signed.headers.map((h) => [h.name, h.value])),
+    body: STS_BODY,
+  });
+  await res.text();
+  const authorization = signed.headers.find((h) => h.name === "authorization")?.value ?? "";
+  return { status: res.status, accessKeyId: /Credential=([^/]+)\//.exec(authorization)?.[1] };
+}
+
 export async function startFleet(opts: {
   etcd: EtcdServer;
   size: number;
@@ -89,16 +123,7 @@ export async function startFleet(opts: {
           kind: { case: "accessKey", value: { accessKeyId, secretAccessKey } },
         },
       }),
-    sign: (on, credential, url) =>
-      at(signing, on).signRequest({
-        credential,
-        method: "POST",
-        url,
-        headers: [{ name: "content-type", value: "application/x-www-form-urlencoded" }],
-        payload: { case: "body", value: Buffer.from(STS_BODY) },
-        service: "sts",
-        region: "us-east-1",
-      }),
+    sign: (on, credential, url) => signSts(at(signing, on), credential, url),
     async logged(on, text, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       while (!at(daemons, on).output().includes(text)) {
