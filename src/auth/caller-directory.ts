@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Caller, CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
@@ -7,7 +7,7 @@ import { StoreTrust } from "../store/store-trust.js";
 
 /** SHA-256 of a token, hex: what the store keeps instead of the token. */
 export function tokenHash(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  return hash("sha256", token, "hex");
 }
 
 /** The bootstrap admin, whose token is admin.token in the data dir. */

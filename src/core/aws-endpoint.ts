@@ -6,11 +6,12 @@ export interface EndpointInfo {
   bucket?: string;
 }
 
-const AWS_SUFFIX = /\.amazonaws\.com(\.cn)?$/;
+const GLOBAL = ".amazonaws.com";
+const CHINA = ".amazonaws.com.cn";
 
 /** True for AWS's own endpoints (*.amazonaws.com, *.amazonaws.com.cn). */
 export function isAwsHost(host: string): boolean {
-  return AWS_SUFFIX.test(host);
+  return host.endsWith(GLOBAL) || host.endsWith(CHINA);
 }
 
 /**
@@ -19,10 +20,10 @@ export function isAwsHost(host: string): boolean {
  * and global, and `<service>.<region>.amazonaws.com`. Undefined for other hosts.
  */
 export function inferEndpoint(host: string): EndpointInfo | undefined {
-  const suffix = AWS_SUFFIX.exec(host);
-  if (suffix === null) return undefined;
-  const labels = host.slice(0, suffix.index).split(".");
-  const partitionDefault = suffix[1] !== undefined ? "cn-north-1" : "us-east-1";
+  const china = host.endsWith(CHINA);
+  if (!china && !host.endsWith(GLOBAL)) return undefined;
+  const labels = host.slice(0, host.length - (china ? CHINA : GLOBAL).length).split(".");
+  const partitionDefault = china ? "cn-north-1" : "us-east-1";
   // The S3 label is the last one that looks like it: a bucket (left of it) may
   // itself be called "s3-logs" or "s3.backups", a region (right of it) never is.
   const s3 = labels.findLastIndex((l) => l === "s3" || l.startsWith("s3-"));

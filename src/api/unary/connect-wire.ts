@@ -9,7 +9,6 @@ import {
   codeToHttpStatus,
   errorToJsonBytes,
   parseTimeout,
-  trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { type Body, headerObject, joined } from "./body.js";
 import type { Call } from "./call.js";
@@ -47,16 +46,21 @@ export async function connectUnary(call: Call, stream: http2.ServerHttp2Stream):
     body = await compression.response.compress(body);
     context.responseHeader.set("content-encoding", compression.response.name);
   }
-  const header = trailerMux(context.responseHeader, context.responseTrailer);
-  header.set("content-length", body.byteLength.toString(10));
+  // Trailers travel as trailer- headers (connect-es's trailerMux, without a copy of the headers).
+  const header = headerObject(context.responseHeader, {
+    ":status": status,
+    date: call.date(),
+    "content-length": body.byteLength.toString(10),
+  });
+  context.responseTrailer.forEach((value, name) => {
+    header[`trailer-${name}`] = value;
+  });
   // The body's last DATA frame without END_STREAM, then an empty one with it
   // (what node sends for empty trailers): the same HTTP answer. With
   // END_STREAM on the body's own frame, the stream is closed and destroyed
   // before node runs the write's callback, and node then builds an
   // ERR_STREAM_DESTROYED error (a stack trace) for nobody, ~3% of a call.
-  stream.respond(headerObject(header, { ":status": status, date: call.date() }), {
-    waitForTrailers: true,
-  });
+  stream.respond(header, { waitForTrailers: true });
   stream.once("wantTrailers", () => stream.sendTrailers({}));
   stream.end(body);
 }

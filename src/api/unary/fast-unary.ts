@@ -19,6 +19,7 @@ import { DateHeader, readBody } from "./body.js";
 import type { Call } from "./call.js";
 import { connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
+import { HeaderMap } from "./header-map.js";
 import { CallContext, type UnaryImpl, unaryChain } from "./invoke.js";
 import { compileEncoder } from "./message-encoder.js";
 
@@ -98,13 +99,7 @@ export function fastUnary(opts: FastUnaryOptions) {
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
   ): Promise<void> {
-    const requestHeader = new Headers();
-    for (const name in headers) {
-      const value = headers[name];
-      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
-      else requestHeader.set(name, value);
-    }
+    const requestHeader = HeaderMap.fromRequest(headers);
     let context: CallContext | undefined;
     const call: Call = {
       route,

@@ -13,6 +13,7 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
+import { HeaderMap } from "./header-map.js";
 
 type UnaryMethod = DescMethod & { methodKind: "unary" };
 
@@ -28,8 +29,8 @@ export type UnaryImpl = (request: Message, context: HandlerContext) => unknown;
 export class CallContext implements HandlerContext {
   readonly service: DescService;
   readonly requestMethod = "POST";
-  readonly responseHeader: Headers;
-  readonly responseTrailer = new Headers();
+  readonly responseHeader = new HeaderMap();
+  readonly responseTrailer = new HeaderMap();
   private aborter: AbortController | undefined;
   private abortReason: Error | undefined;
 
@@ -43,7 +44,7 @@ export class CallContext implements HandlerContext {
     private readonly deadline: number | undefined,
   ) {
     this.service = method.parent;
-    this.responseHeader = new Headers({ "content-type": contentType });
+    this.responseHeader.set("content-type", contentType);
   }
 
   get signal(): AbortSignal {
