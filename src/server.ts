@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -99,19 +100,12 @@ function storeTrust(settings: ServeConfig["store"], log: Logger): StoreTrust {
   });
 }
 
-/**
- * A store shared with other daemons reports their changes (etcd); LevelDB has
- * no `watch`. Only LevelDB rotates its master key (`keyRotation`).
- */
+/** A store shared with other daemons reports their changes (etcd); LevelDB has no `watch`. */
 type DaemonStore = CredentialStore &
   CallerStore & {
     watch?(listener: StoreChangeListener): Promise<StoreWatch>;
-    keyRotation?(): KeyRotation;
+    keyRotation(): KeyRotation;
   };
-
-/** Why KeyService refuses on etcd (docs/ARCHITECTURE.md, "Master key rotation"). */
-const ETCD_ROTATION =
-  "master key rotation is not supported with --store etcd yet: every daemon of the fleet would have to hold the new key before any re-sealing, and a daemon still sealing under the old key would have to be fenced off; rotate on LevelDB only";
 
 /**
  * Opens the store `--store` names. The master key is looked up the same way
@@ -137,7 +131,6 @@ async function openStore(config: ServeConfig, log: Logger, ambient: Ambient): Pr
     });
     const previousKeys = previous.keys.map(deriveDataKey);
     if (previousKeys.length > 0) {
-      if (settings.kind === "etcd") throw new DomainError("failed_precondition", ETCD_ROTATION);
       log.info(
         { keyIds: previousKeys.map((k) => k.id), origin: previous.origin },
         "previous master keys loaded (they open records, never seal)",
@@ -176,6 +169,17 @@ async function openStore(config: ServeConfig, log: Logger, ambient: Ambient): Pr
     ...(settings.auth === undefined ? {} : { auth: settings.auth }),
     now: ambient.now,
     sealer: () => sealer(false),
+    memberName: `${hostname()} pid ${process.pid} (listening on ${config.listen.host}:${config.listen.port})`,
+    keyMoved: (change) =>
+      log.warn(
+        change,
+        "the fleet's master key moved (a rotation started on another daemon): sealing under the new key from now on",
+      ),
+    memberLost: (err) =>
+      log.warn(
+        { err: (err as Error).message },
+        "this daemon's member record in etcd lapsed (etcd unreachable?); writing it again",
+      ),
   });
   log.info({ endpoints: settings.endpoints, prefix: settings.prefix }, "etcd store opened");
   return store;
@@ -195,8 +199,8 @@ async function serve(
 
   const health = new HealthState(SERVED_SERVICES);
   const signingKeys = new SigningKeyCache();
-  const rotation = store.keyRotation?.();
-  if (rotation !== undefined) logKeyStatus(rotation, log);
+  const rotation = store.keyRotation();
+  await logKeyStatus(rotation, log, config.store.kind === "etcd");
   const sts = new StsGateway(config.sts);
   const sessions = new SessionCache({
     now: ambient.now,
@@ -339,7 +343,6 @@ async function serve(
       callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
       keys: {
         rotation,
-        unsupported: ETCD_ROTATION,
         // Nothing derived while the old key was loaded stays in memory.
         retired: () => {
           reads.clear();
@@ -409,18 +412,28 @@ async function serve(
   }
 }
 
-/** Says at start whether a rotation waits to be finished or a previous key can go. */
-function logKeyStatus(rotation: KeyRotation, log: Logger): void {
-  const status = rotation.status();
+/**
+ * Says at start whether a rotation waits to be finished, whether a fleet
+ * seals under another key than this daemon's, or whether a previous key can go.
+ */
+async function logKeyStatus(rotation: KeyRotation, log: Logger, fleet: boolean): Promise<void> {
+  const status = await rotation.status();
   if (status.rotationInProgress) {
     log.warn(
       { keyId: status.currentKeyId, draining: status.drainingKeyIds },
       'master key rotation in progress: records may still be sealed under a previous key; run "credbroker key rotate" to finish',
     );
+  } else if (status.masterKeyId !== status.currentKeyId) {
+    log.info(
+      { fleetKeyId: status.currentKeyId, masterKeyId: status.masterKeyId },
+      'the fleet seals under another key than this daemon\'s master key; "credbroker key rotate" on this daemon moves it there',
+    );
   } else if (status.previousKeyIds.length > 0) {
     log.warn(
       { previous: status.previousKeyIds },
-      "previous master keys are loaded but no record needs them: remove them (CREDBROKER_PREVIOUS_MASTER_KEYS, master.key.previous)",
+      fleet
+        ? "previous master keys are loaded but no record needs them: remove them (CREDBROKER_PREVIOUS_MASTER_KEYS, master.key.previous), unless the fleet is about to be moved to one of them"
+        : "previous master keys are loaded but no record needs them: remove them (CREDBROKER_PREVIOUS_MASTER_KEYS, master.key.previous)",
     );
   }
 }

@@ -7,15 +7,12 @@ import {
   RotateMasterKeyResponseSchema,
 } from "../../gen/credbroker/v1/key_service_pb.js";
 import { authorizeAdmin } from "../core/authz.js";
-import { DomainError } from "../core/errors.js";
 import type { KeyRotation } from "../store/key-rotation.js";
 import { callerOf } from "./caller-context.js";
 import { toConnectError } from "./error-mapping.js";
 
 export interface KeyServiceDeps {
-  /** undefined where the store cannot rotate; every RPC then fails failed_precondition with `unsupported`. */
-  rotation: KeyRotation | undefined;
-  unsupported: string;
+  rotation: KeyRotation;
   /** Told after the previous keys are retired: drop what was derived from records. */
   retired(): void;
   log: Logger;
@@ -25,26 +22,23 @@ const ROTATE = "/credbroker.v1.KeyService/RotateMasterKey";
 
 /** KeyService: admins only (docs/ARCHITECTURE.md, "Master key rotation"). */
 export function keyService(deps: KeyServiceDeps): ServiceImpl<typeof KeyService> {
-  const rotation = (): KeyRotation => {
-    if (deps.rotation === undefined) throw new DomainError("failed_precondition", deps.unsupported);
-    return deps.rotation;
-  };
+  const rotation = deps.rotation;
   return {
     getKeyStatus(_req, ctx) {
       authorizeAdmin(callerOf(ctx));
-      return rotation().status();
+      return rotation.status();
     },
 
-    // Not a generator itself: the admin check and an unsupported store fail
-    // at the call, inside the interceptors (mapped, audited), not mid-stream.
+    // Not a generator itself: the admin check fails at the call, inside the
+    // interceptors (mapped, audited), not mid-stream.
     rotateMasterKey(req, ctx) {
       authorizeAdmin(callerOf(ctx));
-      return progress(rotation(), req.batchSize, ctx.signal, deps.log);
+      return progress(rotation, req.batchSize, ctx.signal, deps.log);
     },
 
     async retirePreviousKeys(_req, ctx) {
       authorizeAdmin(callerOf(ctx));
-      const { retired, checked } = await rotation().retire();
+      const { retired, checked } = await rotation.retire();
       deps.retired();
       deps.log.info({ retired, checked }, "previous master keys retired; record caches dropped");
       return { retiredKeyIds: retired, checked: BigInt(checked) };
@@ -59,7 +53,7 @@ async function* progress(
   signal: AbortSignal,
   log: Logger,
 ): AsyncGenerator<RotateMasterKeyResponse> {
-  log.info({ keyId: keys.status().currentKeyId }, "master key rotation: re-sealing");
+  log.info({ masterKeyId: keys.masterKeyId }, "master key rotation: re-sealing");
   try {
     for await (const p of keys.rotate(batchSize, signal)) {
       log.debug(p, "master key rotation: batch written");

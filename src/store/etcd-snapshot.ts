@@ -94,6 +94,30 @@ export class EtcdSnapshot implements StoreReader {
     return res.kvs.map((kv) => ({ key: kv.key.toString("utf8").slice(this.prefix.length), kv }));
   }
 
+  /**
+   * Every key in [from, to) at the snapshot's revision, held for commit:
+   * the commit fails if any key in the range was written (or created)
+   * since. For small ranges a write depends on whole (the fleet's members).
+   */
+  async scanHeld(from: string, to: string): Promise<{ key: string; kv: IKeyValue }[]> {
+    const entries = await this.scan(from, to, 0);
+    const key = this.full(from);
+    const rangeEnd = this.full(to);
+    this.compares.set(`${key.toString("utf8")}\0held`, {
+      key,
+      range_end: rangeEnd,
+      target: CompareTarget.Mod,
+      result: CompareResult.Less,
+      mod_revision: String(BigInt(this.revision ?? "0") + 1n),
+    });
+    return entries;
+  }
+
+  /** The commit fails unless `key` still has `modRevision` ("0": absent) then. */
+  expect(key: string, modRevision: string): void {
+    this.remember(this.full(key), modRevision);
+  }
+
   /** Values of logical keys, in order, at the snapshot's revision, with their revisions. */
   async getKvs(keys: readonly string[]): Promise<(IKeyValue | undefined)[]> {
     if (keys.length === 0) return [];

@@ -12,6 +12,7 @@ import {
   Etcd3,
   EtcdAuthenticationFailedError,
   EtcdPermissionDeniedError,
+  type IKeyValue,
   isRecoverableError,
 } from "etcd3";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
@@ -28,13 +29,17 @@ import {
 } from "./caller-plan.js";
 import type { CallerStore } from "./caller-store.js";
 import type { CreateManyResult, CredentialStore, ListPage, ListQuery } from "./credential-store.js";
+import { FleetKey, type KeyMoved } from "./etcd-keys.js";
+import { FleetMember } from "./etcd-members.js";
 import { EtcdSnapshot, etcdCall, SnapshotExpired } from "./etcd-snapshot.js";
 import { type StoreChangeListener, type StoreWatch, watchPrefix } from "./etcd-watch.js";
+import { KeyRotation } from "./key-rotation.js";
 import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "./keys.js";
 import { Mutex } from "./mutex.js";
-import type { Sealer } from "./sealing.js";
+import { ROTATION_KEY } from "./rotation.js";
+import { etcdResealable } from "./rotation-etcd.js";
+import { KeyNotLoaded, type Sealer } from "./sealing.js";
 import {
-  assertKeyOpens,
   KEYCHECK_PLAINTEXT,
   matching,
   notFound,
@@ -68,6 +73,12 @@ export interface EtcdStoreOptions {
    */
   sealer(fresh: boolean): Promise<Sealer>;
   now(): Date;
+  /** How this daemon names itself in its member record (host, pid). */
+  memberName: string;
+  /** Told when a rotation started on another daemon moved the fleet's key under this one. */
+  keyMoved?: KeyMoved;
+  /** Told when this daemon's member record could not be kept (it is retried). */
+  memberLost?: (err: unknown) => void;
 }
 
 /**
@@ -95,6 +106,11 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
     private readonly sealer: Sealer,
     private readonly where: string,
     now: () => Date,
+    /** The fleet's key, compared by every write (etcd-keys.ts). */
+    private readonly fleet: FleetKey,
+    private readonly member: FleetMember,
+    /** This daemon's own master key, before it took the fleet's. */
+    private readonly masterKeyId: string,
   ) {
     // The etag is the commit's revision: none is stored in the record.
     this.planner = new WritePlanner({ sealer, now, stamp: (c) => ({ ...c, etag: "" }) });
@@ -150,14 +166,42 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
         watchBackoff: watchBackoff(100),
       },
     });
+    let member: FleetMember | undefined;
     try {
-      const sealer = await etcdCall(where, () =>
-        checkKey(client, prefix, opts.sealer, where).catch((err: unknown) => {
+      const fresh = await etcdCall(where, () =>
+        isFresh(client, prefix).catch((err: unknown) => {
           throw explainOpenFailure(err, where, prefix, opts.auth?.username);
         }),
       );
-      return new EtcdCredentialStore(client, prefix, sealer, where, opts.now);
+      const sealer = await opts.sealer(fresh);
+      const masterKeyId = sealer.currentKeyId;
+      // Joined before the keycheck is read: a rotation either sees this
+      // daemon's keys, or happened before and this daemon sees its keycheck.
+      member = await etcdCall(where, () =>
+        FleetMember.join(
+          client,
+          prefix,
+          () => ({
+            name: opts.memberName,
+            keyIds: [sealer.currentKeyId, ...sealer.previousKeyIds],
+          }),
+          opts.memberLost ?? (() => undefined),
+        ),
+      );
+      const [check, marker] = await etcdCall(where, () => checkKey(client, prefix, sealer));
+      const fleet = new FleetKey(sealer, where, check, marker, opts.keyMoved ?? (() => undefined));
+      return new EtcdCredentialStore(
+        client,
+        prefix,
+        sealer,
+        where,
+        opts.now,
+        fleet,
+        member,
+        masterKeyId,
+      );
     } catch (err) {
+      await member?.leave();
       client.close();
       throw err;
     }
@@ -294,21 +338,55 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
     return etcdCall(this.where, () => watchPrefix(this.client, this.prefix, listener));
   }
 
+  /** Master key rotation of the fleet (rotation-etcd.ts). */
+  keyRotation(): KeyRotation {
+    return new KeyRotation(
+      this.sealer,
+      etcdResealable({
+        sealer: this.sealer,
+        fleet: this.fleet,
+        masterKeyId: this.masterKeyId,
+        read: (body) => this.read(body),
+        write: (decide) => this.write(decide),
+        refresh: () => this.refreshKeys(),
+        retired: () => this.member.refresh(),
+      }),
+      this.masterKeyId,
+    );
+  }
+
   async close(): Promise<void> {
     // Wait for queued writes, so nothing acknowledged is cut off.
-    await this.writes.run(async () => this.client.close());
+    await this.writes.run(async () => {
+      await this.member.leave();
+      this.client.close();
+    });
   }
 
+  /** Every write compares the keycheck's revision: the fence of a rotation (etcd-keys.ts). */
   private snapshot(): EtcdSnapshot {
-    return new EtcdSnapshot(this.client.kv, this.prefix, this.sealer, this.where);
+    const snapshot = new EtcdSnapshot(this.client.kv, this.prefix, this.sealer, this.where);
+    snapshot.expect(KEYCHECK_KEY, this.fleet.checkRevision);
+    return snapshot;
   }
 
-  /** Reads on one snapshot (a new one when its revision was compacted meanwhile). */
+  /** Reads the keycheck and rotation marker again; the fleet's key may have moved. */
+  private async refreshKeys(): Promise<void> {
+    const [check, marker] = await this.read((s) => s.getKvs([KEYCHECK_KEY, ROTATION_KEY]));
+    this.fleet.take(check, marker);
+  }
+
+  /**
+   * Reads on one snapshot (a new one when its revision was compacted
+   * meanwhile). A record under a key this daemon does not hold may mean the
+   * fleet moved to it: then the keycheck says so (failed_precondition).
+   */
   private async read<T>(body: (snapshot: EtcdSnapshot) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await body(this.snapshot());
       } catch (err) {
+        if (err instanceof KeyNotLoaded) await this.refreshKeys();
         if (!(err instanceof SnapshotExpired) || attempt >= MAX_ATTEMPTS) throw err;
       }
     }
@@ -332,6 +410,7 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
             plan = await decide(snapshot);
           } catch (err) {
             if (err instanceof SnapshotExpired) return { conflict: true } as const;
+            if (err instanceof KeyNotLoaded) await this.refreshKeys();
             throw err;
           }
           // Nothing to write (every credential of a createMany refused): decided on the snapshot.
@@ -342,6 +421,8 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
             : { value: plan.done(revision) };
         })();
         if (!("conflict" in outcome)) return outcome.value;
+        // Perhaps the keycheck moved (a rotation elsewhere): take its key before deciding again.
+        await this.refreshKeys();
         if (attempt >= MAX_ATTEMPTS) {
           throw new DomainError(
             "aborted",
@@ -409,32 +490,37 @@ function explainOpenFailure(
   return err;
 }
 
-/** Reads the keycheck, or writes it on first use (once, even with several daemons starting). */
+/** Whether the prefix holds no keycheck yet (a fleet's first start). */
+async function isFresh(client: Etcd3, prefix: string): Promise<boolean> {
+  const key = Buffer.from(`${prefix}${KEYCHECK_KEY}`);
+  return (await client.kv.range({ key, count_only: true })).count === "0";
+}
+
+/**
+ * The keycheck (written on first use, once, even with several daemons
+ * starting) and the rotation marker, at one revision.
+ */
 async function checkKey(
   client: Etcd3,
   prefix: string,
-  sealerFor: (fresh: boolean) => Promise<Sealer>,
-  where: string,
-): Promise<Sealer> {
+  sealer: Sealer,
+): Promise<[IKeyValue, IKeyValue | undefined]> {
   const key = Buffer.from(`${prefix}${KEYCHECK_KEY}`);
-  const existing = (await client.kv.range({ key })).kvs[0];
-  const sealer = await sealerFor(existing === undefined);
-  if (existing !== undefined) {
-    assertKeyOpens(sealer, existing.value, where);
-    return sealer;
-  }
+  const marker = Buffer.from(`${prefix}${ROTATION_KEY}`);
   const sealed = sealer.seal(KEYCHECK_PLAINTEXT, KEYCHECK_KEY);
   const res = await client.kv.txn({
     compare: [
       { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 },
     ],
     success: [{ request_put: { key, value: sealed } }],
-    failure: [{ request_range: { key } }],
+    failure: [{ request_range: { key } }, { request_range: { key: marker } }],
   });
-  if (!res.succeeded) {
-    // Another daemon wrote it first: its key must be ours too.
-    const winner = res.responses[0]?.response_range.kvs[0];
-    if (winner !== undefined) assertKeyOpens(sealer, winner.value, where);
+  if (res.succeeded) {
+    // Written now: its revision is the transaction's.
+    const written = { key, value: sealed, mod_revision: res.header.revision };
+    return [written as IKeyValue, undefined];
   }
-  return sealer;
+  const check = res.responses[0]?.response_range.kvs[0];
+  if (check === undefined) throw new Error("etcd answered a keycheck read with no keycheck");
+  return [check, res.responses[1]?.response_range.kvs[0]];
 }

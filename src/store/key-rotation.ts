@@ -2,10 +2,15 @@ import { DomainError } from "../core/errors.js";
 import type { SealedEntry } from "./rotation.js";
 import type { Sealer } from "./sealing.js";
 
-/** What a store offers a master key rotation (LevelDB: level-store.ts). */
+/** What a store offers a master key rotation (LevelDB: level-store.ts; etcd: rotation-etcd.ts). */
 export interface ResealableStore {
   /** Key ids records may still be sealed under; empty when no rotation is in progress. */
-  draining(): readonly string[];
+  draining(): Promise<readonly string[]>;
+  /**
+   * Makes the current key the one everything moves to. LevelDB did at open
+   * (rotation.ts, openKeys); etcd moves the fleet to this daemon's master key.
+   */
+  begin(): Promise<void>;
   /** Up to `limit` sealed entries after `after` ("" = first), in key order; read only. */
   sealedBatch(after: string, limit: number): Promise<SealedEntry[]>;
   /**
@@ -20,10 +25,15 @@ export interface ResealableStore {
   ): Promise<{ scanned: number; resealed: number; last: string | undefined }>;
   /** Deletes the rotation marker: nothing is under a previous key any more. */
   endRotation(): Promise<void>;
+  /** The previous keys were forgotten (etcd: this daemon's member record says so). */
+  retired(): Promise<void>;
 }
 
 export interface KeyStatus {
+  /** What writes are sealed under. */
   currentKeyId: string;
+  /** This daemon's own master key: on etcd, where `rotate` moves the fleet. */
+  masterKeyId: string;
   previousKeyIds: string[];
   rotationInProgress: boolean;
   drainingKeyIds: string[];
@@ -49,12 +59,14 @@ export class KeyRotation {
   constructor(
     private readonly sealer: Sealer,
     private readonly store: ResealableStore,
+    readonly masterKeyId = sealer.currentKeyId,
   ) {}
 
-  status(): KeyStatus {
-    const draining = [...this.store.draining()];
+  async status(): Promise<KeyStatus> {
+    const draining = [...(await this.store.draining())];
     return {
       currentKeyId: this.sealer.currentKeyId,
+      masterKeyId: this.masterKeyId,
       previousKeyIds: this.sealer.previousKeyIds,
       rotationInProgress: draining.length > 0,
       drainingKeyIds: draining,
@@ -69,7 +81,8 @@ export class KeyRotation {
    * caller went away); what was written stays, and a later call resumes.
    *
    * One pass suffices: every write meanwhile seals under the current key,
-   * so a record behind the cursor cannot go back under a previous one.
+   * so a record behind the cursor cannot go back under a previous one. On
+   * etcd the fleet is first moved to this daemon's master key (`begin`).
    */
   async *rotate(batchSize: number, signal?: AbortSignal): AsyncGenerator<RotationProgress> {
     const store = this.store;
@@ -80,6 +93,7 @@ export class KeyRotation {
         `batch_size: 1 to ${MAX_BATCH} (0 means ${DEFAULT_BATCH})`,
       );
     }
+    await store.begin();
     const progress = {
       currentKeyId: this.sealer.currentKeyId,
       scanned: 0,
@@ -108,7 +122,7 @@ export class KeyRotation {
    */
   async retire(): Promise<{ retired: string[]; checked: number }> {
     const store = this.store;
-    if (store.draining().length > 0) {
+    if ((await store.draining()).length > 0) {
       throw new DomainError(
         "failed_precondition",
         `the master key rotation to key id ${this.sealer.currentKeyId} is not finished: run "credbroker key rotate" first`,
@@ -131,6 +145,8 @@ export class KeyRotation {
         `${behind.length} record(s) are not sealed under the current key id ${this.sealer.currentKeyId} (${behind.slice(0, NAMED).join(", ")}${behind.length > NAMED ? ", …" : ""}): run "credbroker key rotate"`,
       );
     }
-    return { retired: this.sealer.retirePrevious(), checked };
+    const retired = this.sealer.retirePrevious();
+    await store.retired();
+    return { retired, checked };
   }
 }

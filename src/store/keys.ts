@@ -14,6 +14,8 @@ import { referencedName } from "../core/references.js";
  *   caller/<name>                     sealed Caller
  *   callertoken/<sha256 hex>   → name  finds a caller from a presented token
  *   callerhash/<name>          → hex   the caller's current token hash (for rotation)
+ *   meta/rotation                     sealed: a master key rotation in progress (rotation.ts)
+ *   member/<id>               → JSON  etcd only, under a lease: a running daemon's key ids (etcd-members.ts)
  */
 export const KEYCHECK_KEY = "meta/keycheck";
 

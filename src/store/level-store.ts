@@ -292,7 +292,10 @@ export class LevelCredentialStore implements CredentialStore, CallerStore {
     const scan = (after: string, limit: number) =>
       this.read("the sealed records", (db) => sealedBatch(db, after, limit));
     return new KeyRotation(this.sealer, {
-      draining: () => this.draining,
+      draining: async () => this.draining,
+      // Began at open, before anything was sealed under the new key (openKeys).
+      begin: async () => undefined,
+      retired: async () => undefined,
       sealedBatch: scan,
       // Read, re-seal and write under the write lock: a client's write to the
       // same record waits for the batch instead of being overwritten by it.

@@ -52,8 +52,9 @@ export interface RotationMarker {
   from: string[];
 }
 
+/** The marker, sealed under the key it names as the one everything moves to. */
 export function sealMarker(sealer: Sealer, marker: RotationMarker): Buffer {
-  return sealer.seal(Buffer.from(JSON.stringify({ v: 1, ...marker })), ROTATION_KEY);
+  return sealer.seal(Buffer.from(JSON.stringify({ v: 1, ...marker })), ROTATION_KEY, marker.to);
 }
 
 export function openMarker(sealer: Sealer, sealed: Uint8Array): RotationMarker {
@@ -95,16 +96,8 @@ export function openKeys(
   where: string,
 ): OpenedKeys {
   const current = sealer.currentKeyId;
-  const sealedWith = Sealer.keyIdOf(check);
-  if (sealedWith !== undefined && !sealer.has(sealedWith)) {
-    throw new DomainError(
-      "failed_precondition",
-      `the master key (id ${current}) does not open ${where}: it is sealed under key id ${sealedWith}, which is not loaded (${previousList(sealer)}): give that key as the master key or, to rotate away from it, as a previous key (${PREVIOUS_KEY_PLACES})`,
-    );
-  }
-  assertKeyOpens(sealer, check, where);
-  const rotation = marker === undefined ? undefined : openMarker(sealer, marker);
-  const drained = rotation?.from ?? [];
+  const sealedWith = checkedKeyId(sealer, check, where);
+  const drained = drainedBy(sealer, marker);
   if (sealedWith === current) {
     assertLoaded(sealer, drained, where);
     return { ops: [], draining: drained };
@@ -124,12 +117,85 @@ export function openKeys(
   };
 }
 
-function assertLoaded(sealer: Sealer, draining: readonly string[], where: string): void {
+/**
+ * The key id the keycheck is sealed under, once the keycheck opens;
+ * failed_precondition when that key is not loaded or does not open it.
+ */
+function checkedKeyId(sealer: Sealer, check: Buffer, where: string): string | undefined {
+  const sealedWith = Sealer.keyIdOf(check);
+  if (sealedWith !== undefined && !sealer.has(sealedWith)) {
+    throw new DomainError(
+      "failed_precondition",
+      `the master key (id ${sealer.currentKeyId}) does not open ${where}: it is sealed under key id ${sealedWith}, which is not loaded (${previousList(sealer)}): give that key as the master key or, to rotate away from it, as a previous key (${PREVIOUS_KEY_PLACES})`,
+    );
+  }
+  assertKeyOpens(sealer, check, where);
+  return sealedWith;
+}
+
+/** The key ids a rotation in progress drains (none without a marker). */
+function drainedBy(sealer: Sealer, marker: Buffer | undefined): string[] {
+  return marker === undefined ? [] : openMarker(sealer, marker).from;
+}
+
+/** The key a fleet seals under (its keycheck's), and the keys a rotation in progress drains. */
+export interface FleetKeys {
+  keyId: string;
+  draining: string[];
+}
+
+/**
+ * How a daemon of a fleet (etcd) takes the keys it was given: it seals
+ * under the fleet's key, the one the keycheck is under, whatever its own
+ * master key is; only `credbroker key rotate` moves a fleet to another key
+ * (`planFleetMove`), never a daemon's start. failed_precondition, as
+ * `openKeys`, when the fleet's key or a key a rotation drains is not loaded.
+ */
+export function fleetKeys(
+  sealer: Sealer,
+  check: Buffer,
+  marker: Buffer | undefined,
+  where: string,
+): FleetKeys {
+  const keyId = checkedKeyId(sealer, check, where) ?? sealer.currentKeyId;
+  const draining = drainedBy(sealer, marker).filter((id) => id !== keyId);
+  assertLoaded(sealer, draining, where, keyId);
+  return { keyId, draining };
+}
+
+/**
+ * The writes that move a fleet from `fleet` to the loaded key `to`: the
+ * keycheck sealed under `to`, and the marker naming every key records may
+ * still be under (the fleet's key and whatever it was still draining).
+ * Every daemon compares the keycheck's revision in each write, so once
+ * these are committed no daemon seals under another key (etcd-keys.ts).
+ */
+export function planFleetMove(
+  sealer: Sealer,
+  fleet: FleetKeys,
+  to: string,
+): { ops: WriteOp[]; next: FleetKeys } {
+  const from = [...new Set([...fleet.draining, fleet.keyId])].filter((id) => id !== to);
+  return {
+    ops: [
+      { type: "put", key: KEYCHECK_KEY, value: sealer.seal(KEYCHECK_PLAINTEXT, KEYCHECK_KEY, to) },
+      { type: "put", key: ROTATION_KEY, value: sealMarker(sealer, { to, from }) },
+    ],
+    next: { keyId: to, draining: from },
+  };
+}
+
+function assertLoaded(
+  sealer: Sealer,
+  draining: readonly string[],
+  where: string,
+  to = sealer.currentKeyId,
+): void {
   const missing = draining.filter((id) => !sealer.has(id));
   if (missing.length === 0) return;
   throw new DomainError(
     "failed_precondition",
-    `a master key rotation of ${where} to key id ${sealer.currentKeyId} is not finished: records may still be sealed under key id ${missing.join(", ")}, which is not loaded: give it as a previous key (${PREVIOUS_KEY_PLACES}) and run "credbroker key rotate" to finish`,
+    `a master key rotation of ${where} to key id ${to} is not finished: records may still be sealed under key id ${missing.join(", ")}, which is not loaded: give it as a previous key (${PREVIOUS_KEY_PLACES}) and run "credbroker key rotate" to finish`,
   );
 }
 

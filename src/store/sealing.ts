@@ -18,6 +18,17 @@ const HEADER_BYTES = 1 + KEY_ID_BYTES + NONCE_BYTES;
 
 export const MASTER_KEY_BYTES = 32;
 
+/**
+ * A record sealed under a key that is not loaded: data_loss, as the store
+ * cannot tell it from a damaged one, unless it knows better (etcd-store.ts:
+ * a fleet moved to a key this daemon does not hold).
+ */
+export class KeyNotLoaded extends DomainError {
+  constructor(message: string) {
+    super("data_loss", message);
+  }
+}
+
 /** A data key derived from a master key, named by a fingerprint of the master key. */
 export interface DataKey {
   /** Hex, 16 characters: safe to log, reveals nothing about the key. */
@@ -41,14 +52,15 @@ export function deriveDataKey(master: Uint8Array): DataKey {
 }
 
 /**
- * Seals under the first key (the current one); opens with whichever loaded
- * key the record names. The others are previous keys, loaded during a master
- * key rotation (docs/ARCHITECTURE.md, "Master key rotation") to open what is
- * not re-sealed yet, and forgotten by `retirePrevious` once nothing needs them.
+ * Seals under the current key (the first one given, unless `sealUnder` chose
+ * another loaded key); opens with whichever loaded key the record names. The
+ * others are previous keys, loaded during a master key rotation
+ * (docs/ARCHITECTURE.md, "Master key rotation") to open what is not
+ * re-sealed yet, and forgotten by `retirePrevious` once nothing needs them.
  */
 export class Sealer {
   private readonly byId: Map<string, DataKey>;
-  private readonly current: DataKey;
+  private current: DataKey;
   private readonly nonces = new RandomPool();
 
   constructor(keys: readonly [DataKey, ...DataKey[]]) {
@@ -63,6 +75,17 @@ export class Sealer {
   /** The ids of the loaded keys that only open records (not yet retired). */
   get previousKeyIds(): string[] {
     return [...this.byId.keys()].filter((id) => id !== this.currentKeyId);
+  }
+
+  /**
+   * Seals under `keyId`, a loaded key, from now on. On etcd the fleet seals
+   * under the key its keycheck is under, which a rotation started by another
+   * daemon can change (etcd-keys.ts).
+   */
+  sealUnder(keyId: string): void {
+    const key = this.byId.get(keyId);
+    if (key === undefined) throw new Error(`key id ${keyId} is not loaded`);
+    this.current = key;
   }
 
   /** Whether a key with this id is loaded. */
@@ -98,8 +121,10 @@ export class Sealer {
     return retired;
   }
 
-  seal(plaintext: Uint8Array, aad: string): Buffer {
-    const key = this.current;
+  /** Seals under the current key, or under `keyId` (a loaded key). */
+  seal(plaintext: Uint8Array, aad: string, keyId?: string): Buffer {
+    const key = keyId === undefined ? this.current : this.byId.get(keyId);
+    if (key === undefined) throw new Error(`key id ${keyId} is not loaded`);
     const nonce = this.nonces.take(NONCE_BYTES);
     const cipher = createCipheriv("aes-256-gcm", key.key, nonce);
     cipher.setAAD(Buffer.from(aad, "utf8"));
@@ -127,8 +152,7 @@ export class Sealer {
     }
     const key = this.byId.get(keyId);
     if (key === undefined) {
-      throw new DomainError(
-        "data_loss",
+      throw new KeyNotLoaded(
         `record ${aad} is sealed under key ${keyId}, which is not loaded (loaded: ${[...this.byId.keys()].join(", ")})`,
       );
     }

@@ -17,27 +17,28 @@ import { randomBytes } from "node:crypto";
 import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, test } from "node:test";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { Level } from "level";
 import { KeyService } from "../../gen/credbroker/v1/key_service_pb.js";
-import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { KEYCHECK_KEY } from "../../src/store/keys.js";
 import { ROTATION_KEY, SEALED_PREFIXES } from "../../src/store/rotation.js";
 import { deriveDataKey, Sealer } from "../../src/store/sealing.js";
-import { credentialClient, transport } from "../support/clients.js";
+import { transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
-import { startEtcd } from "../support/etcd.js";
-import { assertSignsWith } from "./offline-check.js";
+import {
+  assertAllReadable,
+  assertNoKey,
+  importKeys,
+  refusedStart,
+  rotateThenKill,
+  storedKeys,
+  updateDescriptions,
+} from "./offline-check.js";
 
 const COUNT = 5000;
 const NS = "rot";
-const HOST = "sts.us-east-1.amazonaws.com";
-/** Every credential's secret starts with it: searched for in the data dir. */
-const SECRET_MARK = `RotSecret${randomBytes(12).toString("hex")}`;
-const SAMPLE = Array.from({ length: 40 }, (_, i) => `k${(i * 127) % COUNT}`);
 
-const accessKeyId = (i: number) => `AKIAROT${String(i).padStart(13, "0")}`;
-const nameOf = (i: number) => `k${i}`;
+const STORED = storedKeys(NS, COUNT, "ROT");
 /** Keys given to `serve` explicitly, so nothing leaks in from the test's environment. */
 const NO_ENV_KEYS = { CREDBROKER_MASTER_KEY: "", CREDBROKER_PREVIOUS_MASTER_KEYS: "" };
 
@@ -57,7 +58,7 @@ describe("master key rotation survives kill -9", () => {
 
     // 1. Credentials under the daemon's own first key.
     daemon = await startDaemon({ dataDir: dir, env: NO_ENV_KEYS });
-    await importAll(daemon);
+    await importKeys(daemon, STORED);
     await daemon.stop();
     const oldKey = (await readFile(keyFile, "utf8")).trim();
     const newKey = randomBytes(32).toString("base64");
@@ -82,19 +83,9 @@ describe("master key rotation survives kill -9", () => {
     const updates = updateLoop(running, acked, () => killed);
     const killAfter = 2 + Math.floor(Math.random() * 8);
     t.diagnostic(`SIGKILL after ${killAfter} progress messages`);
-    let seen = 0;
-    try {
-      for await (const p of keys.rotateMasterKey({ batchSize: 100 })) {
-        assert.equal(p.done, false, "the rotation must not finish before the kill");
-        if (++seen === killAfter) {
-          killed = true;
-          process.kill(running.process.pid ?? 0, "SIGKILL");
-        }
-      }
-    } catch (err) {
-      assert.ok(killed, `rotation failed before the kill: ${String(err)}`);
-    }
-    assert.equal((await running.exited).signal, "SIGKILL");
+    await rotateThenKill(running, killAfter, () => {
+      killed = true;
+    });
     await updates;
     t.diagnostic(`${acked.size} updates acknowledged before the kill`);
 
@@ -117,7 +108,7 @@ describe("master key rotation survives kill -9", () => {
       dataDir: dir,
       env: { CREDBROKER_MASTER_KEY: newKey, CREDBROKER_PREVIOUS_MASTER_KEYS: oldKey },
     });
-    await assertAllReadable(daemon, acked);
+    await assertAllReadable(daemon, STORED, acked);
     const resumed = createClient(KeyService, transport(daemon.url, "connect-h2", daemon.token));
     const finalUpdates = new Map<string, string>();
     let stop = false;
@@ -134,7 +125,7 @@ describe("master key rotation survives kill -9", () => {
     assert.deepEqual(retired.retiredKeyIds, [OLD_ID]);
     assert.equal(retired.checked, BigInt(COUNT));
     // The caches are dropped: signing derives again, from records opened under the new key.
-    await assertAllReadable(daemon, acked);
+    await assertAllReadable(daemon, STORED, acked);
     await rotationIsDone(resumed);
     await daemon.stop();
 
@@ -143,167 +134,24 @@ describe("master key rotation survives kill -9", () => {
     const final = await checkSealed(dir, [newKey]);
     assert.deepEqual([...final.keys()], [NEW_ID], "every sealed value is under the new key");
     daemon = await startDaemon({ dataDir: dir, env: NO_ENV_KEYS });
-    await assertAllReadable(daemon, acked);
+    await assertAllReadable(daemon, STORED, acked);
     await daemon.stop();
     await assertNoPlaintext(dir);
   });
 });
 
-describe("master key rotation on etcd", () => {
-  test("is refused clearly: failed_precondition naming the reason, at the RPC and at start", async () => {
-    const etcd = await startEtcd();
-    const dir = await tempDir();
-    const masterKey = randomBytes(32).toString("base64");
-    const args = ["--store", "etcd", "--etcd-endpoints", etcd.endpoint];
-    try {
-      const daemon = await startDaemon({
-        dataDir: dir,
-        args,
-        env: { CREDBROKER_MASTER_KEY: masterKey },
-      });
-      try {
-        const keys = createClient(KeyService, transport(daemon.url, "grpc-h2", daemon.token));
-        for (const call of [
-          () => keys.getKeyStatus({}),
-          () => keys.retirePreviousKeys({}),
-          async () => {
-            for await (const _ of keys.rotateMasterKey({})) break;
-          },
-        ]) {
-          await assert.rejects(call(), (err: unknown) => {
-            assert.ok(
-              err instanceof ConnectError && err.code === Code.FailedPrecondition,
-              String(err),
-            );
-            assert.match(err.rawMessage, /not supported with --store etcd/);
-            return true;
-          });
-        }
-      } finally {
-        await daemon.stop();
-      }
-      const previous = randomBytes(32).toString("base64");
-      const refused = await refusedStart(
-        dir,
-        {
-          CREDBROKER_MASTER_KEY: masterKey,
-          CREDBROKER_PREVIOUS_MASTER_KEYS: previous,
-        },
-        args,
-      );
-      assert.match(refused, /not supported with --store etcd/);
-      assertNoKey(refused, masterKey, previous);
-    } finally {
-      await etcd.stop();
-      await removeDir(dir);
-    }
+/** Four writers updating descriptions until `stopped()` (offline-check.ts). */
+function updateLoop(
+  daemon: RunningDaemon,
+  acked: Map<string, string>,
+  stopped: () => boolean,
+): Promise<void> {
+  return updateDescriptions(daemon, STORED, {
+    workers: 4,
+    pick: (n) => (n * 7919) % COUNT,
+    acked,
+    stopped,
   });
-});
-
-/** Starts `serve`, which must exit before listening; returns what it printed. */
-async function refusedStart(
-  dir: string,
-  env: Record<string, string>,
-  args: string[] = [],
-): Promise<string> {
-  let started: RunningDaemon;
-  try {
-    started = await startDaemon({ dataDir: dir, env, args });
-  } catch (err) {
-    const message = (err as Error).message;
-    assert.match(message, /daemon exited \(1\) before listening/);
-    return message;
-  }
-  await started.stop("SIGKILL");
-  assert.fail("the daemon started, though a key it needs is missing");
-}
-
-async function importAll(daemon: RunningDaemon): Promise<void> {
-  const client = credentialClient(daemon.url, "grpc-h2", daemon.token);
-  async function* messages() {
-    for (let i = 0; i < COUNT; i += 1000) {
-      yield {
-        items: Array.from({ length: 1000 }, (_, j) => ({
-          line: BigInt(i + j + 1),
-          credential: {
-            namespace: NS,
-            name: nameOf(i + j),
-            allowedHosts: [HOST],
-            kind: {
-              case: "accessKey" as const,
-              value: { accessKeyId: accessKeyId(i + j), secretAccessKey: `${SECRET_MARK}${i + j}` },
-            },
-          },
-        })),
-      };
-    }
-  }
-  const res = await client.importCredentials(messages());
-  assert.equal(res.created, BigInt(COUNT));
-}
-
-/** Four writers updating descriptions until `stopped()`; records what was acknowledged. */
-async function updateLoop(
-  daemon: RunningDaemon,
-  acked: Map<string, string>,
-  stopped: () => boolean,
-): Promise<void> {
-  await Promise.all([0, 1, 2, 3].map((w) => updater(daemon, w, acked, stopped)));
-}
-
-async function updater(
-  daemon: RunningDaemon,
-  worker: number,
-  acked: Map<string, string>,
-  stopped: () => boolean,
-): Promise<void> {
-  const client = credentialClient(daemon.url, "connect-h2", daemon.token);
-  for (let n = worker; !stopped(); n += 4) {
-    const name = nameOf((n * 7919) % COUNT);
-    const description = `updated ${n} ${randomBytes(4).toString("hex")}`;
-    try {
-      await client.updateCredential({
-        namespace: NS,
-        name,
-        credential: { description },
-        updateMask: { paths: ["description"] },
-      });
-      acked.set(name, description);
-    } catch (err) {
-      if (stopped()) return;
-      throw err;
-    }
-  }
-}
-
-/** Every credential lists (each record opened), acknowledged updates are there, a sample signs. */
-async function assertAllReadable(daemon: RunningDaemon, acked: ReadonlyMap<string, string>) {
-  const creds = credentialClient(daemon.url, "connect-h2", daemon.token);
-  const signing = createClient(SigningService, transport(daemon.url, "grpc-h2", daemon.token));
-  const seen = new Map<string, { accessKeyId: string; description: string }>();
-  let pageToken = "";
-  do {
-    const page = await creds.listCredentials({ namespace: NS, pageSize: 1000, pageToken });
-    for (const c of page.credentials) {
-      const id = c.kind.case === "accessKey" ? c.kind.value.accessKeyId : "";
-      seen.set(c.name, { accessKeyId: id, description: c.description });
-    }
-    pageToken = page.nextPageToken;
-  } while (pageToken !== "");
-  assert.equal(seen.size, COUNT);
-  for (let i = 0; i < COUNT; i++) assert.equal(seen.get(nameOf(i))?.accessKeyId, accessKeyId(i));
-  for (const [name, description] of acked) {
-    assert.equal(seen.get(name)?.description, description, `acknowledged update of ${name}`);
-  }
-  await Promise.all(
-    SAMPLE.map(async (name) => {
-      const got = await creds.getCredential({ namespace: NS, name });
-      const id =
-        got.credential?.kind.case === "accessKey" ? got.credential.kind.value.accessKeyId : "";
-      assert.equal(id, seen.get(name)?.accessKeyId);
-      await assertSignsWith(signing, NS, name, id);
-    }),
-  );
 }
 
 async function rotationIsDone(keys: Client<typeof KeyService>): Promise<void> {
@@ -337,21 +185,12 @@ async function checkSealed(dir: string, masters: string[]): Promise<Map<string, 
   return under;
 }
 
-function assertNoKey(text: string, ...keys: string[]): void {
-  for (const k of keys) {
-    const raw = Buffer.from(k, "base64");
-    for (const r of [k, raw.toString("hex"), raw.toString("base64url")]) {
-      assert.ok(!text.includes(r), "no key material in the daemon's output");
-    }
-  }
-}
-
 /** No file under the data dir, nor any value LevelDB decompresses, holds a secret. */
 async function assertNoPlaintext(dir: string): Promise<void> {
   const needles = [
-    Buffer.from(SECRET_MARK),
-    Buffer.from(Buffer.from(SECRET_MARK).toString("hex")),
-    Buffer.from(Buffer.from(SECRET_MARK).toString("base64").slice(0, 16)),
+    Buffer.from(STORED.secretMark),
+    Buffer.from(Buffer.from(STORED.secretMark).toString("hex")),
+    Buffer.from(Buffer.from(STORED.secretMark).toString("base64").slice(0, 16)),
   ];
   const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) =>
     e.isFile(),

@@ -48,6 +48,7 @@ function openEtcdStore(
     prefix,
     callTimeoutMs,
     now: () => new Date(FIXED_NOW.getTime()),
+    memberName: "etcd-store.test",
     async sealer(fresh) {
       freshSeen.push(fresh);
       return new Sealer([deriveDataKey(master)]);
@@ -335,6 +336,108 @@ describe("EtcdCredentialStore (etcd specifics)", () => {
     } finally {
       await store.close();
       await server.stop();
+    }
+  });
+});
+
+describe("EtcdCredentialStore: master key rotation of a fleet", () => {
+  const OLD_ID = deriveDataKey(MASTER_A).id;
+  const NEW_ID = deriveDataKey(MASTER_B).id;
+  /** A store ("daemon") holding `masters` (the first its own), named `name` in its member record. */
+  const daemon = async (prefix: string, name: string, masters: Buffer[], moved: string[] = []) =>
+    EtcdCredentialStore.open({
+      endpoints: [(await etcd()).endpoint],
+      prefix,
+      now: () => new Date(FIXED_NOW.getTime()),
+      memberName: name,
+      keyMoved: (change) => moved.push(`${change.from}->${change.to}`),
+      async sealer() {
+        return new Sealer(masters.map(deriveDataKey) as [ReturnType<typeof deriveDataKey>]);
+      },
+    });
+  const rotateAll = async (store: EtcdCredentialStore) => {
+    for await (const _ of store.keyRotation().rotate(100));
+  };
+  const raw = async (prefix: string, key: string) =>
+    (await rawEntries((await etcd()).endpoint, prefix)).find(([k]) => k === `${prefix}${key}`);
+
+  test("a move is refused while a running daemon lacks the key: named, nothing written", async () => {
+    const prefix = freshPrefix();
+    const old = await daemon(prefix, "old-only daemon", [MASTER_A]);
+    const next = await daemon(prefix, "rotating daemon", [MASTER_B, MASTER_A]);
+    try {
+      const before = await raw(prefix, "meta/keycheck");
+      await assert.rejects(
+        rotateAll(next),
+        domainError("failed_precondition", `(old-only daemon): restart each with it`),
+      );
+      assert.deepEqual(await raw(prefix, "meta/keycheck"), before);
+      assert.equal((await next.keyRotation().status()).currentKeyId, OLD_ID);
+    } finally {
+      await next.close();
+      await old.close();
+    }
+  });
+
+  test("a daemon holding the new key follows a move made elsewhere: its next write seals under it", async () => {
+    const prefix = freshPrefix();
+    const moved: string[] = [];
+    const ambient = new TestAmbient();
+    const follower = await daemon(prefix, "follower", [MASTER_A, MASTER_B], moved);
+    const created = await follower.create(prepareNew(accessKeyInput(), ambient));
+    const mover = await daemon(prefix, "mover", [MASTER_B, MASTER_A]);
+    try {
+      await rotateAll(mover);
+      assert.equal(
+        Sealer.keyIdOf((await raw(prefix, `cred/${created.id}`))?.[1] ?? Buffer.alloc(0)),
+        NEW_ID,
+      );
+      const fresh = await follower.get("team-a", "s3-writer");
+      await follower.update("team-a", "s3-writer", describeAs("after the move"), fresh.etag);
+      assert.deepEqual(moved, [`${OLD_ID}->${NEW_ID}`]);
+      const record = await raw(prefix, `cred/${created.id}`);
+      assert.equal(Sealer.keyIdOf(record?.[1] ?? Buffer.alloc(0)), NEW_ID);
+      const status = await follower.keyRotation().status();
+      assert.deepEqual(
+        [status.currentKeyId, status.masterKeyId, status.rotationInProgress],
+        [NEW_ID, OLD_ID, false],
+      );
+    } finally {
+      await mover.close();
+      await follower.close();
+    }
+  });
+
+  test("a daemon without the new key (its member record lapsed) writes nothing after a move", async () => {
+    const prefix = freshPrefix();
+    const ambient = new TestAmbient();
+    const stale = await daemon(prefix, "stale", [MASTER_A]);
+    const created = await stale.create(prepareNew(accessKeyInput(), ambient));
+    const mover = await daemon(prefix, "mover", [MASTER_B, MASTER_A]);
+    const client = new Etcd3({ hosts: (await etcd()).endpoint });
+    try {
+      // As if the stale daemon had been cut off from etcd past its lease.
+      await client.delete().prefix(`${prefix}member/`);
+      await rotateAll(mover);
+      const before = await raw(prefix, `cred/${created.id}`);
+      await assert.rejects(
+        stale.update("team-a", "s3-writer", describeAs("stale"), ""),
+        domainError("failed_precondition", `sealed under key id ${NEW_ID}, which is not loaded`),
+      );
+      await assert.rejects(
+        stale.create(prepareNew({ ...accessKeyInput(), name: "another" }, ambient)),
+        domainError("failed_precondition", NEW_ID),
+      );
+      assert.deepEqual(await raw(prefix, `cred/${created.id}`), before, "nothing written");
+      assert.equal(
+        (await rawEntries((await etcd()).endpoint, prefix)).filter(([k]) => k.includes("another"))
+          .length,
+        0,
+      );
+    } finally {
+      client.close();
+      await mover.close();
+      await stale.close();
     }
   });
 });

@@ -77,8 +77,9 @@ describe("master key rotation on LevelDB", () => {
 
   test("the new key with the old as previous starts the rotation: the keycheck moves first", async () => {
     const store = await open(location, NEW, OLD);
-    assert.deepEqual(store.keyRotation().status(), {
+    assert.deepEqual(await store.keyRotation().status(), {
       currentKeyId: NEW_ID,
+      masterKeyId: NEW_ID,
       previousKeyIds: [OLD_ID],
       rotationInProgress: true,
       drainingKeyIds: [OLD_ID],
@@ -116,7 +117,7 @@ describe("master key rotation on LevelDB", () => {
     assert.equal(last.scanned, COUNT + 1, "every record and the caller");
     assert.ok(last.resealed <= COUNT + 1 && last.resealed > 0);
     assert.ok(progress.length >= 12, "progress after every batch");
-    assert.equal(store.keyRotation().status().rotationInProgress, false);
+    assert.equal((await store.keyRotation().status()).rotationInProgress, false);
 
     // Idempotent: a second pass finds nothing to do.
     const again: RotationProgress[] = [];
@@ -148,7 +149,7 @@ describe("master key rotation on LevelDB", () => {
       }
       assert.equal(seen, COUNT);
       assert.equal((await store.getCaller("ci")).name, "ci");
-      assert.equal(store.keyRotation().status().rotationInProgress, false);
+      assert.equal((await store.keyRotation().status()).rotationInProgress, false);
     } finally {
       await store.close();
     }

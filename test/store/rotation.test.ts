@@ -6,9 +6,11 @@ import { after, before, describe, test } from "node:test";
 import { KEYCHECK_KEY } from "../../src/store/keys.js";
 import { loadPreviousMasterKeys } from "../../src/store/master-key.js";
 import {
+  fleetKeys,
   notUnderCurrent,
   openKeys,
   openMarker,
+  planFleetMove,
   planReseal,
   ROTATION_KEY,
   sealedRanges,
@@ -240,5 +242,64 @@ describe("loadPreviousMasterKeys", () => {
       loadPreviousMasterKeys({ envValue: undefined, file }),
       domainError("invalid_argument", `${file} line 2`),
     );
+  });
+});
+
+describe("fleetKeys and planFleetMove (etcd)", () => {
+  test("a daemon seals under the fleet's key (the keycheck's), whatever its own master key", () => {
+    const check = keycheck(new Sealer([oldKey()]));
+    const sealer = new Sealer([newKey(), oldKey()]);
+    assert.deepEqual(fleetKeys(sealer, check, undefined, "etcd"), {
+      keyId: OLD_ID,
+      draining: [],
+    });
+    // Taking it is the caller's: fleetKeys itself changes nothing.
+    assert.equal(sealer.currentKeyId, NEW_ID);
+  });
+
+  test("refused, naming key ids, when the fleet's key or a drained key is not loaded", () => {
+    const onlyOld = new Sealer([oldKey()]);
+    const check = keycheck(new Sealer([newKey()]));
+    assert.throws(
+      () => fleetKeys(onlyOld, check, undefined, "etcd x"),
+      domainError("failed_precondition", `sealed under key id ${NEW_ID}, which is not loaded`),
+    );
+    const marker = sealMarker(new Sealer([newKey(), oldKey()]), { to: NEW_ID, from: [OLD_ID] });
+    assert.throws(
+      () => fleetKeys(new Sealer([newKey()]), check, marker, "etcd x"),
+      domainError("failed_precondition", `records may still be sealed under key id ${OLD_ID}`),
+    );
+    const both = new Sealer([oldKey(), newKey()]);
+    assert.deepEqual(fleetKeys(both, check, marker, "etcd x"), {
+      keyId: NEW_ID,
+      draining: [OLD_ID],
+    });
+  });
+
+  test("a move seals keycheck and marker under the target, draining the fleet's key and what it drained", () => {
+    const sealer = new Sealer([oldKey(), newKey(), deriveDataKey(MASTER_NEWER)]);
+    const { ops, next } = planFleetMove(sealer, { keyId: NEW_ID, draining: [OLD_ID] }, NEWER_ID);
+    assert.deepEqual(next, { keyId: NEWER_ID, draining: [OLD_ID, NEW_ID] });
+    const [check, marker] = ops;
+    assert.ok(check?.type === "put" && check.key === KEYCHECK_KEY);
+    assert.equal(Sealer.keyIdOf(check.value), NEWER_ID);
+    assert.ok(marker?.type === "put" && marker.key === ROTATION_KEY);
+    assert.equal(Sealer.keyIdOf(marker.value), NEWER_ID);
+    assert.deepEqual(openMarker(sealer, marker.value), { to: NEWER_ID, from: [OLD_ID, NEW_ID] });
+    // The sealer still seals under its own current key: the move is not committed yet.
+    assert.equal(sealer.currentKeyId, OLD_ID);
+    // Moving back to a drained key takes it off the list.
+    const back = planFleetMove(sealer, next, OLD_ID);
+    assert.deepEqual(back.next, { keyId: OLD_ID, draining: [NEW_ID, NEWER_ID] });
+  });
+
+  test("sealUnder seals under another loaded key; an unknown key id is refused", () => {
+    const sealer = new Sealer([newKey(), oldKey()]);
+    sealer.sealUnder(OLD_ID);
+    assert.equal(sealer.currentKeyId, OLD_ID);
+    assert.deepEqual(sealer.previousKeyIds, [NEW_ID]);
+    assert.equal(Sealer.keyIdOf(sealer.seal(Buffer.from("x"), "k")), OLD_ID);
+    assert.throws(() => sealer.sealUnder(NEWER_ID), /not loaded/);
+    assert.throws(() => sealer.seal(Buffer.from("x"), "k", NEWER_ID), /not loaded/);
   });
 });

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/key_service.proto.
  */
 export const file_credbroker_v1_key_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jcmVkYnJva2VyL3YxL2tleV9zZXJ2aWNlLnByb3RvEg1jcmVkYnJva2VyLnYxIhUKE0dldEtleVN0YXR1c1JlcXVlc3QigAEKFEdldEtleVN0YXR1c1Jlc3BvbnNlEhYKDmN1cnJlbnRfa2V5X2lkGAEgASgJEhgKEHByZXZpb3VzX2tleV9pZHMYAiADKAkSHAoUcm90YXRpb25faW5fcHJvZ3Jlc3MYAyABKAgSGAoQZHJhaW5pbmdfa2V5X2lkcxgEIAMoCSIsChZSb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0EhIKCmJhdGNoX3NpemUYASABKA0iYgoXUm90YXRlTWFzdGVyS2V5UmVzcG9uc2USFgoOY3VycmVudF9rZXlfaWQYASABKAkSDwoHc2Nhbm5lZBgCIAEoBBIQCghyZXNlYWxlZBgDIAEoBBIMCgRkb25lGAQgASgIIhsKGVJldGlyZVByZXZpb3VzS2V5c1JlcXVlc3QiRgoaUmV0aXJlUHJldmlvdXNLZXlzUmVzcG9uc2USFwoPcmV0aXJlZF9rZXlfaWRzGAEgAygJEg8KB2NoZWNrZWQYAiABKAQyuQIKCktleVNlcnZpY2USXAoMR2V0S2V5U3RhdHVzEiIuY3JlZGJyb2tlci52MS5HZXRLZXlTdGF0dXNSZXF1ZXN0GiMuY3JlZGJyb2tlci52MS5HZXRLZXlTdGF0dXNSZXNwb25zZSIDkAIBEmIKD1JvdGF0ZU1hc3RlcktleRIlLmNyZWRicm9rZXIudjEuUm90YXRlTWFzdGVyS2V5UmVxdWVzdBomLmNyZWRicm9rZXIudjEuUm90YXRlTWFzdGVyS2V5UmVzcG9uc2UwARJpChJSZXRpcmVQcmV2aW91c0tleXMSKC5jcmVkYnJva2VyLnYxLlJldGlyZVByZXZpb3VzS2V5c1JlcXVlc3QaKS5jcmVkYnJva2VyLnYxLlJldGlyZVByZXZpb3VzS2V5c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch9jcmVkYnJva2VyL3YxL2tleV9zZXJ2aWNlLnByb3RvEg1jcmVkYnJva2VyLnYxIhUKE0dldEtleVN0YXR1c1JlcXVlc3QilwEKFEdldEtleVN0YXR1c1Jlc3BvbnNlEhYKDmN1cnJlbnRfa2V5X2lkGAEgASgJEhgKEHByZXZpb3VzX2tleV9pZHMYAiADKAkSHAoUcm90YXRpb25faW5fcHJvZ3Jlc3MYAyABKAgSGAoQZHJhaW5pbmdfa2V5X2lkcxgEIAMoCRIVCg1tYXN0ZXJfa2V5X2lkGAUgASgJIiwKFlJvdGF0ZU1hc3RlcktleVJlcXVlc3QSEgoKYmF0Y2hfc2l6ZRgBIAEoDSJiChdSb3RhdGVNYXN0ZXJLZXlSZXNwb25zZRIWCg5jdXJyZW50X2tleV9pZBgBIAEoCRIPCgdzY2FubmVkGAIgASgEEhAKCHJlc2VhbGVkGAMgASgEEgwKBGRvbmUYBCABKAgiGwoZUmV0aXJlUHJldmlvdXNLZXlzUmVxdWVzdCJGChpSZXRpcmVQcmV2aW91c0tleXNSZXNwb25zZRIXCg9yZXRpcmVkX2tleV9pZHMYASADKAkSDwoHY2hlY2tlZBgCIAEoBDK5AgoKS2V5U2VydmljZRJcCgxHZXRLZXlTdGF0dXMSIi5jcmVkYnJva2VyLnYxLkdldEtleVN0YXR1c1JlcXVlc3QaIy5jcmVkYnJva2VyLnYxLkdldEtleVN0YXR1c1Jlc3BvbnNlIgOQAgESYgoPUm90YXRlTWFzdGVyS2V5EiUuY3JlZGJyb2tlci52MS5Sb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0GiYuY3JlZGJyb2tlci52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZTABEmkKElJldGlyZVByZXZpb3VzS2V5cxIoLmNyZWRicm9rZXIudjEuUmV0aXJlUHJldmlvdXNLZXlzUmVxdWVzdBopLmNyZWRicm9rZXIudjEuUmV0aXJlUHJldmlvdXNLZXlzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message credbroker.v1.GetKeyStatusRequest
@@ -56,6 +56,15 @@ export type GetKeyStatusResponse = Message<"credbroker.v1.GetKeyStatusResponse">
    * @generated from field: repeated string draining_key_ids = 4;
    */
   drainingKeyIds: string[];
+
+  /**
+   * This daemon's own master key (CREDBROKER_MASTER_KEY or master.key). On
+   * LevelDB it is current_key_id; on etcd current_key_id is the fleet's key,
+   * and RotateMasterKey on this daemon moves the fleet to this one.
+   *
+   * @generated from field: string master_key_id = 5;
+   */
+  masterKeyId: string;
 };
 
 /**
@@ -164,11 +173,14 @@ export const RetirePreviousKeysResponseSchema: GenMessage<RetirePreviousKeysResp
 /**
  * KeyService manages the master keys that seal the store. Admins only.
  *
- * A rotation starts when the daemon is started with a new current master key
- * and the old one as a previous key (docs/CLI.md, "Master key rotation"):
- * from then on every write is sealed under the new key and the old one only
- * opens records. RotateMasterKey re-seals the rest; RetirePreviousKeys then
- * lets the old key go. Key ids are fingerprints: they reveal nothing about a key.
+ * On LevelDB a rotation starts when the daemon is started with a new current
+ * master key and the old one as a previous key (docs/CLI.md, "Master key
+ * rotation"): from then on every write is sealed under the new key and the
+ * old one only opens records. RotateMasterKey re-seals the rest;
+ * RetirePreviousKeys then lets the old key go. On etcd a fleet seals under
+ * one key, the one its keycheck is under, and RotateMasterKey first moves the
+ * fleet to the called daemon's master key, once every running daemon holds it.
+ * Key ids are fingerprints: they reveal nothing about a key.
  *
  * @generated from service credbroker.v1.KeyService
  */
@@ -186,6 +198,9 @@ export const KeyService: GenService<{
   /**
    * Re-seals every record not yet under the current master key, in synced
    * batches while the daemon serves, and streams progress after each batch.
+   * On etcd it first moves the fleet to this daemon's master key;
+   * failed_precondition, nothing changed, while a running daemon of the
+   * fleet does not hold that key.
    * Idempotent and resumable: after an interruption (a cancelled call, a
    * killed daemon), run it again. The last message has done = true.
    *

@@ -22,6 +22,10 @@ const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
       ctx.print(GetKeyStatusResponseSchema, res, () =>
         table([
           ["current key", res.currentKeyId],
+          // On etcd the fleet's key; this daemon's own is shown when it differs.
+          ...(res.masterKeyId !== res.currentKeyId
+            ? [["this daemon's master key", res.masterKeyId] as [string, string]]
+            : []),
           ["previous keys", list(res.previousKeyIds)],
           ["rotation in progress", String(res.rotationInProgress)],
           ["records may be under", list(res.drainingKeyIds)],
@@ -34,7 +38,9 @@ const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
     about:
       "Re-seals every record under the current master key, while the daemon serves.\n" +
       "Start the daemon with the new key and the old one as a previous key first\n" +
-      '(docs/CLI.md, "Master key rotation"). Safe to interrupt and run again.',
+      '(docs/CLI.md, "Master key rotation"). Safe to interrupt and run again.\n' +
+      "With --store etcd it first moves the fleet to this daemon's master key, once\n" +
+      "every running daemon of the fleet holds that key.",
     flags: [
       {
         name: "batch-size",
