@@ -5,7 +5,7 @@
  * server answering the same bytes with the same framing (bench/h2-echo.ts).
  * connect-node answering a canned SignRequest (bench/echo-server.ts) is
  * measured the same way, for scale: it is the framework the fast unary path
- * steps around. Each figure is the median of BENCH_ROUNDS (default 3)
+ * steps around. Each figure is the median of BENCH_ROUNDS (default 5)
  * baseline/credbroker pairs run back to back in alternating order, so drift
  * in the machine's speed hits both sides.
  */
@@ -31,7 +31,7 @@ import type { Bench, Row } from "./table.js";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** Each figure is this many baseline/credbroker pairs, alternating which goes first; the median pair is reported. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 /** Runs `base` and `ours` ROUNDS times, alternating the order (drift hits both), and returns the pair with the median `ratio`. */
 async function medianPair(

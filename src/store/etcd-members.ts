@@ -25,7 +25,7 @@ export interface Member {
  * to a new key and commits only if none was written since (etcd-keys.ts):
  * no running daemon is left unable to open what the fleet seals.
  * A lost lease (etcd unreachable for longer than the TTL) is granted again
- * and the record written again; `failed` hears about each failure.
+ * and the record written again; `failed` hears of the loss.
  */
 export class FleetMember {
   private lease: Lease | undefined;
@@ -58,10 +58,13 @@ export class FleetMember {
     await this.lease?.put(this.key).value(JSON.stringify(this.record()));
   }
 
-  /** Deletes the record (its lease revoked); a failure leaves it to expire. */
+  /**
+   * Deletes the record (its lease revoked), waiting at most a second: with
+   * etcd unreachable the record expires by itself, and shutdown goes on.
+   */
   async leave(): Promise<void> {
     this.closed = true;
-    await this.lease?.revoke().catch(() => undefined);
+    await this.lease?.revoke({ deadline: Date.now() + 1000 }).catch(() => undefined);
   }
 
   private async register(): Promise<void> {
@@ -79,15 +82,15 @@ export class FleetMember {
       throw err;
     }
     this.lease = lease;
+    // Left while this was being written: take the record back out.
+    if (this.closed) await this.leave();
   }
 
+  /** Registers again every RETRY_MS until it works (told once, on the loss, not per try). */
   private again(): void {
     setTimeout(() => {
       if (this.closed) return;
-      this.register().catch((err: unknown) => {
-        this.failed(err);
-        this.again();
-      });
+      this.register().catch(() => this.again());
     }, RETRY_MS).unref();
   }
 }

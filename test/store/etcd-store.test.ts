@@ -408,6 +408,57 @@ describe("EtcdCredentialStore: master key rotation of a fleet", () => {
     }
   });
 
+  test("a member record whose lease etcd dropped is written again under a new lease", async () => {
+    const prefix = freshPrefix();
+    const lost: unknown[] = [];
+    const store = await EtcdCredentialStore.open({
+      endpoints: [(await etcd()).endpoint],
+      prefix,
+      now: () => new Date(FIXED_NOW.getTime()),
+      memberName: "comes back",
+      memberLost: (err) => lost.push(err),
+      async sealer() {
+        return new Sealer([deriveDataKey(MASTER_B), deriveDataKey(MASTER_A)]);
+      },
+    });
+    const client = new Etcd3({ hosts: (await etcd()).endpoint });
+    const member = async () =>
+      (
+        await client.kv.range({
+          key: Buffer.from(`${prefix}member/`),
+          range_end: Buffer.from(`${prefix}member0`),
+        })
+      ).kvs;
+    try {
+      const [first] = await member();
+      assert.ok(first !== undefined, "the store wrote its member record at open");
+      assert.deepEqual(JSON.parse(first.value.toString("utf8")), {
+        name: "comes back",
+        keyIds: [NEW_ID, OLD_ID],
+      });
+      // As after an outage longer than the lease: etcd drops it, and the record with it.
+      await client.leaseClient.leaseRevoke({ ID: first.lease });
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const [again] = await member();
+        if (again !== undefined) {
+          assert.notEqual(again.lease, first.lease);
+          assert.equal(again.key.toString("utf8"), first.key.toString("utf8"));
+          break;
+        }
+        if (Date.now() > deadline) assert.fail("the member record was not written again");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(lost.length, 1, "the loss is told once");
+      // Closing deletes it.
+      await store.close();
+      assert.deepEqual(await member(), []);
+    } finally {
+      client.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
   test("a daemon without the new key (its member record lapsed) writes nothing after a move", async () => {
     const prefix = freshPrefix();
     const ambient = new TestAmbient();
