@@ -48,19 +48,3 @@ export function headerObject(
   });
   return into;
 }
-
-/** The `date` header node:http2's compatibility response adds, formatted at most once a second. */
-export class DateHeader {
-  private second = -1;
-  private text = "";
-
-  now(): string {
-    const ms = Date.now();
-    const second = Math.floor(ms / 1000);
-    if (second !== this.second) {
-      this.second = second;
-      this.text = new Date(ms).toUTCString();
-    }
-    return this.text;
-  }
-}

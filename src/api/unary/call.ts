@@ -26,7 +26,5 @@ export interface Call {
    * from message-encoder.ts), after `reserve` bytes left for the caller.
    */
   encode(message: Message, reserve: number): Uint8Array;
-  /** The `date` response header's value. */
-  date(): string;
   invoke(context: CallContext, input: Message): Promise<Message>;
 }

@@ -47,9 +47,9 @@ export async function connectUnary(call: Call, stream: http2.ServerHttp2Stream):
     context.responseHeader.set("content-encoding", compression.response.name);
   }
   // Trailers travel as trailer- headers (connect-es's trailerMux, without a copy of the headers).
+  // node adds `date` (cached per second), as connect-node's answers have it.
   const header = headerObject(context.responseHeader, {
     ":status": status,
-    date: call.date(),
     "content-length": body.byteLength.toString(10),
   });
   context.responseTrailer.forEach((value, name) => {

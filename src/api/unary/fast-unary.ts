@@ -15,7 +15,7 @@ import {
 import { parseContentType as connectContentType } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { DateHeader, readBody } from "./body.js";
+import { readBody } from "./body.js";
 import type { Call } from "./call.js";
 import { connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
@@ -60,7 +60,6 @@ interface Route {
  */
 export function fastUnary(opts: FastUnaryOptions) {
   const routes = new Map<string, Route>();
-  const date = new DateHeader();
   for (const { service, impl } of opts.services) {
     const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
     for (const method of service.methods) {
@@ -133,7 +132,6 @@ export function fastUnary(opts: FastUnaryOptions) {
       },
       invoke: route.invoke,
       encode: route.encode,
-      date: () => date.now(),
     };
     // The client went away before its answer: tell the implementation, as connect-node does.
     let answered = false;

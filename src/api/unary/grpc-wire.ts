@@ -57,7 +57,8 @@ export async function grpcUnary(call: Call, stream: http2.ServerHttp2Stream): Pr
   if (typeof message === "string") {
     trailers["grpc-message"] = encodeGrpcMessage(decodeURIComponent(message));
   }
-  stream.respond(headerObject(context.responseHeader, { ":status": 200, date: call.date() }), {
+  // node adds `date` (cached per second), as connect-node's answers have it.
+  stream.respond(headerObject(context.responseHeader, { ":status": 200 }), {
     waitForTrailers: true,
   });
   stream.once("wantTrailers", () => stream.sendTrailers(trailers));
