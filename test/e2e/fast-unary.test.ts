@@ -31,7 +31,7 @@ interface Answer {
   body: Buffer;
 }
 
-/** One raw HTTP/2 POST; the answer with per-call headers (date, x-request-id) left out. */
+/** One raw HTTP/2 POST; the answer with per-call headers (date, required; x-request-id) left out. */
 async function post(
   base: string,
   path: string,
@@ -55,6 +55,8 @@ async function post(
       req.on("response", (h) => {
         answer.status = Number(h[":status"]);
         answer.headers = plain(h);
+        // Its value differs per call, but both paths must send it.
+        if (Number.isNaN(Date.parse(String(h.date)))) reject(new Error("no date header"));
       });
       req.on("trailers", (h) => {
         answer.trailers = plain(h);
