@@ -82,10 +82,22 @@ export class StsGateway {
         "role.source is ROLE_SOURCE_AMBIENT, but the daemon's own AWS identity is off: start it with --allow-ambient",
       );
     }
-    this.ambient ??= fromNodeProviderChain();
+    const ambient = (this.ambient ??= fromNodeProviderChain());
+    // The provider chain may wait on a credential_process, SSO or a metadata
+    // endpoint that never answers: bounded like an STS call.
+    const ms = this.timeoutMs;
     try {
-      return await this.ambient();
+      return await withDeadline(
+        () => ambient(),
+        ms,
+        () =>
+          new DomainError(
+            "unavailable",
+            `the daemon's own AWS identity was not resolved within ${ms / 1000} s (--sts-timeout)`,
+          ),
+      );
     } catch (cause) {
+      if (cause instanceof DomainError) throw cause;
       throw new DomainError(
         "unavailable",
         `the daemon's own AWS identity could not be resolved: ${(cause as Error).message}`,
@@ -167,23 +179,39 @@ export class StsGateway {
     });
     // The deadline covers the whole call (both attempts and the backoff
     // between them), and answers even if the SDK is slow to notice the abort.
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        abort.abort();
-        reject(stsTimeout(action, timeoutMs));
-      }, timeoutMs);
-    });
     try {
-      return await Promise.race([run(client, abort.signal), deadline]);
+      return await withDeadline(
+        (signal) => run(client, signal),
+        timeoutMs,
+        () => stsTimeout(action, timeoutMs),
+      );
     } catch (cause) {
       if (cause instanceof DomainError) throw cause;
       throw stsError(action, cause, [caller.secretAccessKey, caller.sessionToken]);
     } finally {
-      clearTimeout(timer);
       client.destroy();
     }
+  }
+}
+
+/** `work`, or `late()`'s error once `ms` have passed (then `work`'s signal aborts). */
+async function withDeadline<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  late: () => Error,
+): Promise<T> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(late());
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(abort.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -322,6 +322,49 @@ describe("the daemon's own identity as a role's source", () => {
       },
     },
   };
+
+  test("an own identity that does not resolve in time: unavailable naming --sts-timeout", async () => {
+    // The SDK's chain runs this profile's credential_process, which never answers in time.
+    const dir = await tempDir();
+    const config = path.join(dir, "aws-config");
+    await writeFile(config, "[profile hangs]\ncredential_process = sleep 10\n");
+    const daemon = await startDaemon({
+      env: {
+        AWS_ACCESS_KEY_ID: "",
+        AWS_SECRET_ACCESS_KEY: "",
+        AWS_CONFIG_FILE: config,
+        AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "none"),
+        AWS_PROFILE: "hangs",
+        AWS_REGION: "us-east-1",
+      },
+      args: ["--sts-endpoint", sts.endpoint, "--allow-ambient", "--sts-timeout", "1"],
+    });
+    try {
+      await credentialClient(daemon.url, "connect-h1", daemon.token).createCredential(ambientRole);
+      const signing = createClient(SigningService, transport(daemon.url, "grpc-h2", daemon.token));
+      const started = Date.now();
+      const err = await rejection(
+        signing.signRequest({
+          credential: "ambient-reader",
+          method: "GET",
+          url: `${sts.endpoint}/?Action=GetCallerIdentity&Version=2011-06-15`,
+          service: "sts",
+          region: "us-east-1",
+        }),
+      );
+      const took = Date.now() - started;
+      assert.equal(err.code, Code.Unavailable, err.message);
+      assert.match(
+        err.rawMessage,
+        /own AWS identity was not resolved within 1 s \(--sts-timeout\)/,
+      );
+      assert.ok(took >= 900 && took < 5000, `answered after ${took} ms`);
+    } finally {
+      await daemon.stop();
+      await removeDir(daemon.dataDir);
+      await removeDir(dir);
+    }
+  });
 
   for (const allowed of [true, false]) {
     test(
