@@ -2,9 +2,10 @@
  * STS down or slow (issue 11): the real daemon, spawned with --sts-endpoint
  * on the fake STS (test/support/sts-server.ts) and a 2 s --sts-timeout, and
  * real clients: SignRequest over gRPC for a role, IMDSv2 over HTTP for a
- * role lent to tasks. Cached sessions serve until they expire; requests
- * without one share one STS call and fail `unavailable` within the bound;
- * the first request after STS is back gets a fresh session.
+ * role lent to tasks, container credentials for a binding. Cached sessions
+ * serve until they expire; requests without one share one STS call and fail
+ * `unavailable` within the bound; the first request after STS is back gets a
+ * fresh session.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -60,13 +61,14 @@ describe("STS outages (real daemon, fake STS)", () => {
   const lent: string[] = [];
   let roles = 0;
 
-  /** A new role credential: nothing cached for it yet. */
-  async function freshRole(source = "broker-key"): Promise<string> {
+  /** A new role credential: nothing cached for it yet (`tasks`: lent to containers too). */
+  async function freshRole(source = "broker-key", tasks = false): Promise<string> {
     const name = `role-${++roles}`;
     await creds.createCredential({
       credential: {
         name,
         allowedHosts: [HOST],
+        ...(tasks ? { allowedInTasks: true, allowedScopes: SCOPES } : {}),
         kind: {
           case: "role",
           value: { roleArn: ROLE_ARN, sourceCredential: source, durationSeconds: 900 },
@@ -92,6 +94,23 @@ describe("STS outages (real daemon, fake STS)", () => {
       credential: { description: `write ${Date.now()}` },
       updateMask: { paths: ["description"] },
     });
+  }
+
+  /** GET a binding's credentials the way an SDK's container provider does. */
+  async function containerCredentials(
+    uri: string,
+    token: string,
+  ): Promise<{ status: number; accessKeyId?: string }> {
+    const res = await fetch(uri, { headers: { authorization: token } });
+    const text = await res.text();
+    if (res.status !== 200) return { status: res.status };
+    const body = JSON.parse(text) as {
+      AccessKeyId: string;
+      SecretAccessKey: string;
+      Token: string;
+    };
+    lent.push(body.SecretAccessKey, body.Token);
+    return { status: 200, accessKeyId: body.AccessKeyId };
   }
 
   /** GET the instance's role credentials the way an SDK does (IMDSv2). */
@@ -130,6 +149,8 @@ describe("STS outages (real daemon, fake STS)", () => {
         "127.0.0.1:0",
         "--imds-credential",
         "instance",
+        "--container-listen",
+        "127.0.0.1:0",
       ],
     });
     const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"imds listening"/.exec(daemon.output());
@@ -188,23 +209,41 @@ describe("STS outages (real daemon, fake STS)", () => {
     await sts?.stop();
   });
 
-  test("50 concurrent SignRequests and 50 IMDS fetches without a session: one AssumeRole each", async () => {
+  test("50 concurrent SignRequests, 50 IMDS and 50 container fetches without a session: one AssumeRole each", async () => {
     const role = await freshRole();
+    const taskRole = await freshRole("broker-key", true);
+    const binding = await signing.createContainerBinding({ credential: taskRole });
     await forgetInstanceSession();
     await sts.setMode({ kind: "slow", ms: 300 });
     const start = sts.count("AssumeRole");
-    const [signed, lentOut] = await Promise.all([
+    const [signed, lentOut, containerOut] = await Promise.all([
       Promise.all(Array.from({ length: 50 }, () => sign(role))),
       Promise.all(Array.from({ length: 50 }, () => imdsCredentials())),
+      Promise.all(
+        Array.from({ length: 50 }, () =>
+          containerCredentials(binding.fullUri, binding.authorizationToken),
+        ),
+      ),
     ]);
-    assert.equal(sts.count("AssumeRole"), start + 2, "one for the role, one for the task session");
+    assert.equal(
+      sts.count("AssumeRole"),
+      start + 3,
+      "one for the role, one for the instance's task session, one for the container's",
+    );
     assert.equal(new Set(signed.map((s) => s.accessKeyId)).size, 1);
-    assert.deepEqual(new Set(lentOut.map((r) => r.status)), new Set([200]));
-    assert.equal(new Set(lentOut.map((r) => r.accessKeyId)).size, 1);
-    assert.notEqual(lentOut[0]?.accessKeyId, signed[0]?.accessKeyId);
-    // The task session carries the scopes as its policy; the role's own does not.
-    const assumed = sts.calls.filter((c) => c.action === "AssumeRole").slice(-2);
-    assert.equal(assumed.filter((c) => c.params.Policy !== undefined).length, 1);
+    for (const out of [lentOut, containerOut]) {
+      assert.deepEqual(new Set(out.map((r) => r.status)), new Set([200]));
+      assert.equal(new Set(out.map((r) => r.accessKeyId)).size, 1);
+    }
+    const keys = new Set([
+      signed[0]?.accessKeyId,
+      lentOut[0]?.accessKeyId,
+      containerOut[0]?.accessKeyId,
+    ]);
+    assert.equal(keys.size, 3, "three sessions");
+    // Task sessions carry the scopes as their policy; the role's own does not.
+    const assumed = sts.calls.filter((c) => c.action === "AssumeRole").slice(-3);
+    assert.equal(assumed.filter((c) => c.params.Policy !== undefined).length, 2);
   });
 
   test("STS slower than --sts-timeout: every waiter fails unavailable within the bound, then STS back: served", async () => {
