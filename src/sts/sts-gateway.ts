@@ -82,7 +82,8 @@ export class StsGateway {
         "role.source is ROLE_SOURCE_AMBIENT, but the daemon's own AWS identity is off: start it with --allow-ambient",
       );
     }
-    const ambient = (this.ambient ??= fromNodeProviderChain());
+    this.ambient ??= fromNodeProviderChain();
+    const ambient = this.ambient;
     // The provider chain may wait on a credential_process, SSO or a metadata
     // endpoint that never answers: bounded like an STS call.
     const ms = this.timeoutMs;
