@@ -9,7 +9,7 @@ import {
   runCredbroker,
   runCredbrokerInPty,
 } from "../support/cli-run.js";
-import { type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
+import { type RunningDaemon, removeDir, runCli, startDaemon, tempDir } from "../support/daemon.js";
 
 // Distinctive secrets, so that a hit anywhere is unambiguous.
 const STDIN_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSTDINsecret01";
@@ -947,5 +947,28 @@ describe("credbroker CLI against a real daemon", () => {
     assertNoSecret(daemon.output(), "daemon output", [daemon.token]);
     // The daemon did see the calls (trace log), so the check looked at something.
     assert.match(daemon.output(), /CreateCredential/);
+  });
+});
+
+describe("commands that open a data dir find it as serve does", () => {
+  test("repair: --data-dir, else CREDBROKER_DATA_DIR, else $XDG_DATA_HOME/credbroker", async () => {
+    const dir = await tempDir();
+    try {
+      const cases: [string[], Record<string, string>, string][] = [
+        [["--data-dir", path.join(dir, "flag")], {}, path.join(dir, "flag")],
+        [[], { CREDBROKER_DATA_DIR: path.join(dir, "env") }, path.join(dir, "env")],
+        [[], { CREDBROKER_DATA_DIR: "", XDG_DATA_HOME: dir }, path.join(dir, "credbroker")],
+      ];
+      for (const [args, env, expected] of cases) {
+        const res = await runCli(["repair", ...args], env);
+        assert.equal(res.code, 2, res.stderr);
+        assert.equal(
+          res.stderr.trim(),
+          `credbroker repair: no database at ${path.join(expected, "db")}`,
+        );
+      }
+    } finally {
+      await removeDir(dir);
+    }
   });
 });

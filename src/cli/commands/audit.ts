@@ -1,19 +1,12 @@
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { defaultDataDir } from "../../config/serve-config.js";
+import { dataDirFlag, dataDirOf } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
 const FLAGS: readonly FlagSpec[] = [
-  {
-    name: "data-dir",
-    kind: "string",
-    value: "DIR",
-    env: "CREDBROKER_DATA_DIR",
-    default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
-    help: "the daemon's data dir (its audit.log is read)",
-  },
+  dataDirFlag("the daemon's data dir (its audit.log is read)"),
   {
     name: "audit-log",
     kind: "string",
@@ -61,14 +54,7 @@ export async function auditCommand(argv: readonly string[], io: Io): Promise<num
     }
     const n = Number(flags.string("lines"));
     if (!Number.isInteger(n) || n < 1) throw new UsageError("--lines: a positive number");
-    const file =
-      flags.string("audit-log") ??
-      path.join(
-        flags.given("data-dir")
-          ? (flags.string("data-dir") ?? "")
-          : io.env.CREDBROKER_DATA_DIR || defaultDataDir(io.env),
-        "audit.log",
-      );
+    const file = flags.string("audit-log") ?? path.join(dataDirOf(flags, io.env), "audit.log");
     const ref = flags.string("credential");
     const slash = ref?.indexOf("/") ?? -1;
     const [ns, name] =

@@ -1,7 +1,6 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { Level } from "level";
-import { defaultDataDir } from "../../config/serve-config.js";
 import { DomainError } from "../../core/errors.js";
 import { checkStore, droppable, type Problem, type StoreCheck } from "../../store/consistency.js";
 import { KEYCHECK_KEY } from "../../store/keys.js";
@@ -10,19 +9,13 @@ import type { Db } from "../../store/level-handle.js";
 import { loadMasterKey, loadPreviousMasterKeys } from "../../store/master-key.js";
 import { deriveDataKey, Sealer } from "../../store/sealing.js";
 import { assertKeyOpens } from "../../store/store-rules.js";
+import { dataDirFlag, dataDirOf } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
 const FLAGS: readonly FlagSpec[] = [
-  {
-    name: "data-dir",
-    kind: "string",
-    value: "DIR",
-    env: "CREDBROKER_DATA_DIR",
-    default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
-    help: "the stopped daemon's data dir (its db/ and master.key)",
-  },
+  dataDirFlag("the stopped daemon's data dir (its db/ and master.key)"),
   {
     name: "drop-damaged",
     kind: "boolean",
@@ -55,7 +48,7 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
       return EXIT.ok;
     }
     if (flags.positionals.length > 0) throw new UsageError(`unexpected ${flags.positionals[0]}`);
-    const dataDir = path.resolve(flags.string("data-dir") ?? defaultDataDir(io.env));
+    const dataDir = path.resolve(dataDirOf(flags, io.env));
     const location = path.join(dataDir, "db");
     await assertStopped(location);
     // Before anything changes: without the keys nothing could be verified.

@@ -10,6 +10,7 @@ import {
 } from "../../config/serve-config.js";
 import { DomainError } from "../../core/errors.js";
 import { type Daemon, startDaemon } from "../../server.js";
+import { dataDirFlag } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
@@ -23,14 +24,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     default: DEFAULT_LISTEN,
     help: "API address (gRPC, gRPC-Web, Connect; HTTP/2 and HTTP/1.1, cleartext unless --tls-cert)",
   },
-  {
-    name: "data-dir",
-    kind: "string",
-    value: "DIR",
-    env: "CREDBROKER_DATA_DIR",
-    default: "$XDG_DATA_HOME/credbroker or ~/.local/share/credbroker",
-    help: "database, master.key and admin.token",
-  },
+  dataDirFlag("database, master.key and admin.token"),
   {
     name: "log-level",
     kind: "string",
