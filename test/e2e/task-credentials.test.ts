@@ -18,7 +18,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { sessionPolicy } from "../../src/core/session-policy.js";
 import { credentialClient, transport } from "../support/clients.js";
-import { CLI, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { CLI, listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -50,12 +50,6 @@ async function withEnv<T>(
       else process.env[k] = v;
     }
   }
-}
-
-function listenerUrl(daemon: RunningDaemon, msg: string): string {
-  const m = new RegExp(`"url":"(http://[^"]+)"[^\\n]*"msg":"${msg}"`).exec(daemon.output());
-  assert.ok(m?.[1], `the daemon logs its ${msg} URL`);
-  return m[1];
 }
 
 describe("task credentials: IMDS and container endpoints", () => {

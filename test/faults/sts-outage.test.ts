@@ -17,7 +17,7 @@ import type { CredentialService } from "../../gen/credbroker/v1/credential_servi
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { type Session, SessionCache } from "../../src/sts/session-cache.js";
 import { credentialClient, transport } from "../support/clients.js";
-import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
@@ -153,9 +153,7 @@ describe("STS outages (real daemon, fake STS)", () => {
         "127.0.0.1:0",
       ],
     });
-    const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"imds listening"/.exec(daemon.output());
-    assert.ok(m?.[1], "the daemon logs its IMDS URL");
-    imds = m[1];
+    imds = listenerUrl(daemon, "imds listening");
     creds = credentialClient(daemon.url, "connect-h2", daemon.token);
     signing = createClient(SigningService, transport(daemon.url, "grpc-h2", daemon.token));
     await creds.createCredential({

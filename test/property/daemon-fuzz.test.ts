@@ -52,7 +52,7 @@ import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const RUNS = 300;
@@ -532,9 +532,8 @@ let signerToken = "";
 let binding = { id: "", token: "" };
 
 function listener(msg: string): { url: string; port: number } {
-  const m = new RegExp(`"url":"(http://[^"]+)"[^\\n]*"msg":"${msg}"`).exec(daemon.output());
-  assert.ok(m?.[1], `the daemon logs its ${msg} URL`);
-  return { url: m[1], port: Number(new URL(m[1]).port) };
+  const url = listenerUrl(daemon, msg);
+  return { url, port: Number(new URL(url).port) };
 }
 
 function connectTransport(version: "1.1" | "2", binary = true): Transport {

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
@@ -106,4 +107,11 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
       return exited;
     },
   };
+}
+
+/** The URL a daemon logged with `msg` ("imds listening", "container credentials listening"). */
+export function listenerUrl(daemon: RunningDaemon, msg: string): string {
+  const m = new RegExp(`"url":"(http://[^"]+)"[^\\n]*"msg":"${msg}"`).exec(daemon.output());
+  assert.ok(m?.[1], `the daemon logs its ${msg} URL`);
+  return m[1];
 }
