@@ -119,11 +119,13 @@ async function filesUnder(dir: string): Promise<string> {
 }
 
 /**
- * Creates an access-key credential on `daemon` (the fake STS knows the key),
- * signs an STS call with it and sends it: STS's status (200 only when the
- * signature was made with the secret) and the key id signed with.
+ * On a daemon that opened its etcd store: creates an access-key credential
+ * (the fake STS knows the key), signs an STS call with it and sends it; STS
+ * must answer 200 (only a signature made with the secret passes) to a
+ * signature with that key id. Returns the credential's id and secret.
  */
 async function createAndSign(daemon: RunningDaemon, sts: FakeSts, name: string, keyId: string) {
+  assert.match(daemon.output(), /"msg":"etcd store opened"/);
   const secret = `${name}/secret/${randomBytes(12).toString("hex")}`;
   sts.addKey({
     accessKeyId: keyId,
@@ -141,7 +143,11 @@ async function createAndSign(daemon: RunningDaemon, sts: FakeSts, name: string, 
   });
   const signing = createClient(SigningService, transport(daemon.url, "grpc-h2", daemon.token));
   const sent = await signAndSendSts(signing, name, sts.endpoint);
-  return { id: created.credential?.id ?? "", secret, ...sent };
+  assert.deepEqual(
+    { status: sent.status, accessKeyId: sent.accessKeyId },
+    { status: 200, accessKeyId: keyId },
+  );
+  return { id: created.credential?.id ?? "", secret };
 }
 
 /** The keys and values etcd holds under `prefix`, read with `client`. */
@@ -220,12 +226,7 @@ describe("serve --store etcd over mutual TLS", () => {
     });
     let signed: Awaited<ReturnType<typeof createAndSign>>;
     try {
-      assert.match(daemon.output(), /"msg":"etcd store opened"/);
       signed = await createAndSign(daemon, sts, "over-tls", "AKIAETCDOVERTLS00001");
-      assert.deepEqual(
-        { status: signed.status, accessKeyId: signed.accessKeyId },
-        { status: 200, accessKeyId: "AKIAETCDOVERTLS00001" },
-      );
     } finally {
       await daemon.stop();
     }
@@ -355,12 +356,7 @@ describe("serve --store etcd with etcd authentication", () => {
     });
     let signed: Awaited<ReturnType<typeof createAndSign>>;
     try {
-      assert.match(daemon.output(), /"msg":"etcd store opened"/);
       signed = await createAndSign(daemon, sts, "with-auth", "AKIAETCDWITHAUTH0001");
-      assert.deepEqual(
-        { status: signed.status, accessKeyId: signed.accessKeyId },
-        { status: 200, accessKeyId: "AKIAETCDWITHAUTH0001" },
-      );
     } finally {
       await daemon.stop();
     }
