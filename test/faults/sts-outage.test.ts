@@ -97,31 +97,22 @@ describe("STS outages (real daemon, fake STS)", () => {
   }
 
   /** GET a binding's credentials the way an SDK's container provider does. */
-  async function containerCredentials(
-    uri: string,
-    token: string,
-  ): Promise<{ status: number; accessKeyId?: string }> {
-    const res = await fetch(uri, { headers: { authorization: token } });
-    const text = await res.text();
-    if (res.status !== 200) return { status: res.status };
-    const body = JSON.parse(text) as {
-      AccessKeyId: string;
-      SecretAccessKey: string;
-      Token: string;
-    };
-    lent.push(body.SecretAccessKey, body.Token);
-    return { status: 200, accessKeyId: body.AccessKeyId };
-  }
+  const containerCredentials = (uri: string, token: string) =>
+    lentCredentials(fetch(uri, { headers: { authorization: token } }));
 
   /** GET the instance's role credentials the way an SDK does (IMDSv2). */
-  async function imdsCredentials(): Promise<{
-    status: number;
-    accessKeyId?: string;
-    expiration?: number;
-  }> {
-    const res = await fetch(`${imds}/latest/meta-data/iam/security-credentials/instance`, {
-      headers: { "x-aws-ec2-metadata-token": imdsToken },
-    });
+  const imdsCredentials = () =>
+    lentCredentials(
+      fetch(`${imds}/latest/meta-data/iam/security-credentials/instance`, {
+        headers: { "x-aws-ec2-metadata-token": imdsToken },
+      }),
+    );
+
+  /** The status, and for a 200 the credentials' key id and expiry; the secrets go to `lent`. */
+  async function lentCredentials(
+    answer: Promise<Response>,
+  ): Promise<{ status: number; accessKeyId?: string; expiration?: number }> {
+    const res = await answer;
     const text = await res.text();
     if (res.status !== 200) return { status: res.status };
     const body = JSON.parse(text) as {
