@@ -5,11 +5,11 @@ import type { EtcdSnapshot } from "./etcd-snapshot.js";
 import type { ResealableStore } from "./key-rotation.js";
 import { prefixEnd } from "./keys.js";
 import {
+  collectSealed,
   planFleetMove,
   planReseal,
   ROTATION_KEY,
   type SealedEntry,
-  sealedRanges,
 } from "./rotation.js";
 import type { Sealer } from "./sealing.js";
 import type { WriteOp } from "./store-rules.js";
@@ -131,19 +131,12 @@ export function etcdResealable(deps: EtcdRotationDeps): ResealableStore {
 }
 
 /** Up to `limit` sealed entries after `after`, in key order, at the snapshot's revision. */
-async function sealedEntries(
-  s: EtcdSnapshot,
-  after: string,
-  limit: number,
-): Promise<SealedEntry[]> {
-  const out: SealedEntry[] = [];
-  for (const range of sealedRanges(after)) {
+function sealedEntries(s: EtcdSnapshot, after: string, limit: number): Promise<SealedEntry[]> {
+  return collectSealed(after, limit, async (range, max) =>
     // The smallest key after `gt` is `gt + "\0"`.
-    const from = range.gte ?? `${range.gt}\0`;
-    for (const { key, kv } of await s.scan(from, range.lt, limit - out.length)) {
-      out.push({ key, value: kv.value });
-    }
-    if (out.length >= limit) break;
-  }
-  return out;
+    (await s.scan(range.gte ?? `${range.gt}\0`, range.lt, max)).map(({ key, kv }) => ({
+      key,
+      value: kv.value,
+    })),
+  );
 }

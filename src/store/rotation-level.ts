@@ -1,10 +1,10 @@
 import type { Db, LevelHandle } from "./level-handle.js";
 import {
+  collectSealed,
   type OpenedKeys,
   openKeys,
   ROTATION_KEY,
   type SealedEntry,
-  sealedRanges,
 } from "./rotation.js";
 import type { Sealer } from "./sealing.js";
 
@@ -14,15 +14,13 @@ import type { Sealer } from "./sealing.js";
  */
 
 /** Up to `limit` sealed entries after `after`, in key order (records, callers). */
-export async function sealedBatch(db: Db, after: string, limit: number): Promise<SealedEntry[]> {
-  const out: SealedEntry[] = [];
-  for (const range of sealedRanges(after)) {
-    for await (const [key, value] of db.iterator({ ...range, limit: limit - out.length })) {
+export function sealedBatch(db: Db, after: string, limit: number): Promise<SealedEntry[]> {
+  return collectSealed(after, limit, async (range, max) => {
+    const out: SealedEntry[] = [];
+    for await (const [key, value] of db.iterator({ ...range, limit: max }))
       out.push({ key, value });
-    }
-    if (out.length >= limit) break;
-  }
-  return out;
+    return out;
+  });
 }
 
 /**

@@ -46,6 +46,23 @@ export function sealedRanges(after: string): KeyRange[] {
   return ranges;
 }
 
+/**
+ * Up to `limit` sealed entries after `after`, in key order (callers, then
+ * records): `scan` reads one range, at most `max` entries of it, in order.
+ */
+export async function collectSealed(
+  after: string,
+  limit: number,
+  scan: (range: KeyRange, max: number) => Promise<SealedEntry[]>,
+): Promise<SealedEntry[]> {
+  const out: SealedEntry[] = [];
+  for (const range of sealedRanges(after)) {
+    out.push(...(await scan(range, limit - out.length)));
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
 /** What `meta/rotation` says: the key everything moves to, and the keys it moves from. */
 export interface RotationMarker {
   to: string;
