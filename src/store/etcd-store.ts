@@ -363,11 +363,8 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
     });
   }
 
-  /** Every write compares the keycheck's revision: the fence of a rotation (etcd-keys.ts). */
   private snapshot(): EtcdSnapshot {
-    const snapshot = new EtcdSnapshot(this.client.kv, this.prefix, this.sealer, this.where);
-    snapshot.expect(KEYCHECK_KEY, this.fleet.checkRevision);
-    return snapshot;
+    return new EtcdSnapshot(this.client.kv, this.prefix, this.sealer, this.where);
   }
 
   /** Reads the keycheck and rotation marker again; the fleet's key may have moved. */
@@ -405,6 +402,8 @@ export class EtcdCredentialStore implements CredentialStore, CallerStore {
       for (let attempt = 1; ; attempt++) {
         const outcome = await (async () => {
           const snapshot = this.snapshot();
+          // Every write compares the keycheck's revision: the fence of a rotation (etcd-keys.ts).
+          snapshot.expect(KEYCHECK_KEY, this.fleet.checkRevision);
           let plan: { ops: readonly WriteOp[]; done(revision: string): T };
           try {
             plan = await decide(snapshot);
