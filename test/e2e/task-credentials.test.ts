@@ -19,6 +19,7 @@ import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { sessionPolicy } from "../../src/core/session-policy.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { CLI, listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { withEnv } from "../support/env.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -31,26 +32,6 @@ const KEY = {
 };
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/task-role`;
 const SCOPES = [{ bucket: "reports", prefixes: ["2026/"], actions: ["get_object", "list_bucket"] }];
-
-/** Sets environment variables for the length of `run` (SDK providers read process.env). */
-async function withEnv<T>(
-  vars: Record<string, string | undefined>,
-  run: () => Promise<T>,
-): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    return await run();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 describe("task credentials: IMDS and container endpoints", () => {
   let sts: FakeSts;
