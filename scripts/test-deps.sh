@@ -20,6 +20,11 @@
 #   etcd CredentialStore. Its postinst adds an `etcd` user and enables
 #   etcd.service (on a host with systemd it starts Debian's default member on
 #   localhost:2379, which the tests never use).
+#
+# moto_server (moto 5.x, a Python AWS emulator; test/support/moto.ts runs it
+# as a SigV4-verifying STS) is not a Debian package: it comes with the
+# machine's pyenv Python (CI's too). It is only checked here, never
+# installed: when it is missing or broken this script fails, naming the fix.
 set -euo pipefail
 
 sudo=""
@@ -48,4 +53,15 @@ if ((${#need[@]} + ${#need_swift[@]} > 0)); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${need_swift[@]}"
   fi
+fi
+
+if ! command -v moto_server >/dev/null 2>&1 || ! moto_server --help >/dev/null 2>&1; then
+  cat >&2 <<'EOF'
+test-deps: ERROR: moto_server (moto 5.x) is missing or does not run.
+  The STS-facing tests (test/e2e/sts-moto.test.ts) run against it as a
+  third-party, signature-verifying STS. Install it into the Python on PATH:
+    python3 -m pip install 'moto[server]>=5,<6'
+  and check that `moto_server --help` works.
+EOF
+  exit 1
 fi
