@@ -10,31 +10,22 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import type { AwsCredentialIdentity } from "@aws-sdk/types";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { runCredbroker } from "../support/cli-run.js";
-import { credentialClient, transport } from "../support/clients.js";
+import { credentialClient, rejection, transport } from "../support/clients.js";
 import { listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { withEnv } from "../support/env.js";
 import type { MotoKey } from "../support/moto.js";
-import { STS_BACKENDS, type StsBackend } from "../support/sts-backends.js";
+import { callerArn, STS_BACKENDS, type StsBackend } from "../support/sts-backends.js";
 
 const NS = "sts";
 const EXTERNAL_ID = "ext-7c1e-credbroker";
 const WRONG_SECRET = "wrong/secret/KEY0000000000000000000000";
 const GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15";
 const SCOPES = [{ bucket: "reports", prefixes: ["2026/"], actions: ["get_object"] }];
-
-async function rejection(p: Promise<unknown>): Promise<ConnectError> {
-  return p.then(
-    () => assert.fail("expected the call to fail"),
-    (e: unknown) => ConnectError.from(e),
-  );
-}
 
 for (const kind of STS_BACKENDS) {
   describe(`STS-facing paths against ${kind.name}`, () => {
@@ -45,21 +36,6 @@ for (const kind of STS_BACKENDS) {
     let imds: string;
     let creds: Client<typeof CredentialService>;
     let signing: Client<typeof SigningService>;
-
-    /** The STS accepts a GetCallerIdentity signed (by the SDK) with these credentials: who they are. */
-    async function whoAmI(credentials: AwsCredentialIdentity): Promise<string> {
-      const client = new STSClient({
-        region: "us-east-1",
-        endpoint: sts.endpoint,
-        credentials,
-        maxAttempts: 1,
-      });
-      try {
-        return (await client.send(new GetCallerIdentityCommand({}))).Arn ?? "";
-      } finally {
-        client.destroy();
-      }
-    }
 
     /** credbroker signs a GetCallerIdentity with `credential`; the answer of sending it. */
     async function sendSignedCallerIdentity(credential: string) {
@@ -224,7 +200,7 @@ for (const kind of STS_BACKENDS) {
         broker.secretAccessKey,
         "never the stored secret",
       );
-      assert.match(await whoAmI(credentials), /:assumed-role\/task-role\//);
+      assert.match(await callerArn(sts.endpoint, credentials), /:assumed-role\/task-role\//);
     });
 
     test("container credentials: a scoped access key's GetFederationToken (with the session policy) is accepted", async () => {

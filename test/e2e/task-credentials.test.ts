@@ -7,19 +7,18 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import {
   fromContainerMetadata,
   fromHttp,
   fromInstanceMetadata,
 } from "@aws-sdk/credential-providers";
-import type { AwsCredentialIdentity } from "@aws-sdk/types";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { sessionPolicy } from "../../src/core/session-policy.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { CLI, listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { withEnv } from "../support/env.js";
+import { callerArn } from "../support/sts-backends.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -38,21 +37,6 @@ describe("task credentials: IMDS and container endpoints", () => {
   let daemon: RunningDaemon;
   let imds: string;
   let container: string;
-
-  /** STS accepts a GetCallerIdentity signed with these credentials, and says who they are. */
-  async function whoAmI(credentials: AwsCredentialIdentity): Promise<string> {
-    const client = new STSClient({
-      region: "us-east-1",
-      endpoint: sts.endpoint,
-      credentials,
-      maxAttempts: 1,
-    });
-    try {
-      return (await client.send(new GetCallerIdentityCommand({}))).Arn ?? "";
-    } finally {
-      client.destroy();
-    }
-  }
 
   before(async () => {
     sts = await startFakeSts();
@@ -123,7 +107,7 @@ describe("task credentials: IMDS and container endpoints", () => {
     assert.deepEqual(JSON.parse(federation?.params.Policy ?? "{}").Statement[0].Resource, [
       "arn:aws:s3:::reports/2026/*",
     ]);
-    assert.match(await whoAmI(credentials), /:federated-user\//);
+    assert.match(await callerArn(sts.endpoint, credentials), /:federated-user\//);
   });
 
   test("the default provider chain finds IMDS through AWS_EC2_METADATA_SERVICE_ENDPOINT", async () => {
@@ -166,7 +150,7 @@ describe("task credentials: IMDS and container endpoints", () => {
         },
         provider,
       );
-      assert.match(await whoAmI(credentials), /:assumed-role\/task-role\//);
+      assert.match(await callerArn(sts.endpoint, credentials), /:assumed-role\/task-role\//);
     }
     const assume = sts.calls.filter((c) => c.action === "AssumeRole").at(-1);
     assert.equal(assume?.params.Policy, sessionPolicy(SCOPES as never));

@@ -1,6 +1,12 @@
 import type { DescMethodUnary, DescService, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -119,4 +125,14 @@ export function grpcJsClient<S extends DescService>(
     client: client as GrpcJsClient<S>,
     close: () => (raw as unknown as grpc.Client).close(),
   };
+}
+
+/** The ConnectError `p` fails with; fails the test when `p` succeeds. */
+export async function rejection(p: Promise<unknown>): Promise<ConnectError> {
+  return p.then(
+    () => {
+      throw new Error("expected the call to fail");
+    },
+    (e: unknown) => ConnectError.from(e),
+  );
 }

@@ -176,7 +176,9 @@ class MotoServer implements Moto {
     const until = Date.now() + READY_WITHIN_MS;
     while (Date.now() < until) {
       if (!this.running()) throw new Error(`moto_server exited before answering:\n${this.log}`);
-      const ok = await fetch(`${this.endpoint}/moto-api/config`).then(
+      const ok = await fetch(`${this.endpoint}/moto-api/config`, {
+        signal: AbortSignal.timeout(2000),
+      }).then(
         (r) => r.ok,
         () => false,
       );

@@ -6,6 +6,8 @@
  * calls against an outside implementation and keeps the stand-in faithful.
  */
 import { randomBytes } from "node:crypto";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { AwsCredentialIdentity } from "@aws-sdk/types";
 import { MOTO_ACCOUNT, type MotoKey, type MotoRole, startMoto } from "./moto.js";
 import { startFakeSts } from "./sts-server.js";
 
@@ -52,3 +54,16 @@ export const STS_BACKENDS: readonly StsBackendKind[] = [
   { name: "moto", start: startMoto },
   { name: "the stand-in STS", start: startStandIn },
 ];
+
+/** The STS at `endpoint` accepts a GetCallerIdentity signed (by the AWS SDK) with `credentials`: their ARN. */
+export async function callerArn(
+  endpoint: string,
+  credentials: AwsCredentialIdentity,
+): Promise<string> {
+  const client = new STSClient({ region: "us-east-1", endpoint, credentials, maxAttempts: 1 });
+  try {
+    return (await client.send(new GetCallerIdentityCommand({}))).Arn ?? "";
+  } finally {
+    client.destroy();
+  }
+}
