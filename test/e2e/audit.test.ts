@@ -203,7 +203,7 @@ describe("audit log: fail-closed", () => {
         daemon.dataDir,
         "--caller",
         "admin",
-        "-n",
+        "--lines",
         "1",
       ]);
       assert.equal(byCaller.stdout.trim().split("\n").length, 1);
