@@ -78,7 +78,10 @@ export async function importCredentials(
   let batch: { row: Row; credential: Credential }[] = [];
   let writing: Promise<void> = Promise.resolve();
 
-  /** Rows not yet audited, in arrival order: a row's line goes out once it and every row before it are settled. */
+  /**
+   * Rows not yet audited, in arrival order: a row's line goes out once its
+   * outcome and those of every row before it are known.
+   */
   const unaudited: Row[] = [];
   const auditSettled = async () => {
     const lines: Promise<void>[] = [];
@@ -112,7 +115,7 @@ export async function importCredentials(
   const write = async (rows: typeof batch) => {
     const { outcomes, demoted } = await deps.store.createMany(rows.map((r) => r.credential));
     outcomes.forEach((outcome, i) => {
-      const row = (rows[i] as (typeof rows)[number]).row;
+      const row = rows[i]?.row as Row;
       if (outcome.ok) {
         row.outcome = outcomeOf(undefined);
         created++;

@@ -23,7 +23,7 @@ export interface AuditEvent {
   /** SignRequest: the target host and the S3 action, where relevant. */
   host?: string | undefined;
   action?: string | undefined;
-  /** ImportCredentials' row lines: the client's number for the row (ImportItem.line, as proto3 JSON writes it). */
+  /** ImportCredentials' row lines: the client's number for the row (ImportItem.line, a string as in proto3 JSON). */
   line?: string | undefined;
   /** ImportCredentials' row lines: what became of the row (skipped: it exists already). */
   outcome?: "created" | "skipped" | "failed" | undefined;
