@@ -8,9 +8,12 @@ import {
   type ImportFailure,
   ImportFailureSchema,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
+import type { AuditEvent } from "../audit/audit-log.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
+import { isValidName, isValidNamespace } from "../core/names.js";
 import type { CredentialStore } from "../store/credential-store.js";
+import type { AuditLine } from "./audit-interceptor.js";
 import { prepareCreate } from "./prepare-create.js";
 
 /** ImportCredentials' limits (docs/API.md). */
@@ -34,12 +37,28 @@ export interface ImportDeps {
   changed(id: string): void;
   /** Told the counts after every batch (the audit line carries them). */
   progress(counts: { created: number; failed: number }): void;
+  /** Writes an audit line of this call: one per row, in arrival order. */
+  audit: AuditLine;
 }
 
 interface Row {
   /** Arrival order, to report failures in it. */
   seq: number;
   line: bigint;
+  /** What the row names, when well-formed (as the audit line records it). */
+  namespace: string | undefined;
+  name: string | undefined;
+  /** Set once known: at once for a row refused before the store, else when its batch is written. */
+  outcome?: Pick<AuditEvent, "outcome" | "decision" | "reason">;
+}
+
+function outcomeOf(err: DomainError | undefined): NonNullable<Row["outcome"]> {
+  if (err === undefined) return { outcome: "created", decision: "allow" };
+  return {
+    outcome: err.code === "already_exists" ? "skipped" : "failed",
+    decision: err.code === "permission_denied" ? "deny" : "error",
+    reason: err.code,
+  };
 }
 
 /**
@@ -56,10 +75,34 @@ export async function importCredentials(
   const failures: { seq: number; failure: ImportFailure }[] = [];
   let created = 0;
   let seq = 0;
-  let batch: (Row & { credential: Credential })[] = [];
+  let batch: { row: Row; credential: Credential }[] = [];
   let writing: Promise<void> = Promise.resolve();
 
+  /**
+   * Rows not yet audited, in arrival order: a row's line goes out once its
+   * outcome and those of every row before it are known.
+   */
+  const unaudited: Row[] = [];
+  const auditSettled = async () => {
+    const lines: Promise<void>[] = [];
+    let audited = 0;
+    for (const row of unaudited) {
+      if (row.outcome === undefined) break;
+      audited++;
+      lines.push(
+        deps.audit({
+          namespace: row.namespace,
+          credential: row.name,
+          line: row.line.toString(),
+          ...row.outcome,
+        }),
+      );
+    }
+    unaudited.splice(0, audited);
+    await Promise.all(lines);
+  };
   const fail = (row: Row, err: DomainError) => {
+    row.outcome = outcomeOf(err);
     failures.push({
       seq: row.seq,
       failure: create(ImportFailureSchema, {
@@ -72,8 +115,9 @@ export async function importCredentials(
   const write = async (rows: typeof batch) => {
     const { outcomes, demoted } = await deps.store.createMany(rows.map((r) => r.credential));
     outcomes.forEach((outcome, i) => {
-      const row = rows[i] as Row;
+      const row = rows[i]?.row as Row;
       if (outcome.ok) {
+        row.outcome = outcomeOf(undefined);
         created++;
         deps.changed(outcome.credential.id);
       } else {
@@ -82,6 +126,7 @@ export async function importCredentials(
     });
     for (const id of demoted) deps.changed(id);
     deps.progress({ created, failed: failures.length });
+    await auditSettled();
   };
   const flush = async () => {
     await writing;
@@ -101,7 +146,13 @@ export async function importCredentials(
     }
     const oversized = req.items.length > IMPORT_LIMITS.itemsPerMessage;
     for (const item of req.items) {
-      const row = { seq: seq++, line: item.line };
+      const row: Row = {
+        seq: seq++,
+        line: item.line,
+        namespace: okNamespace(item.credential?.namespace),
+        name: okName(item.credential?.name),
+      };
+      unaudited.push(row);
       if (oversized) {
         fail(
           row,
@@ -114,7 +165,7 @@ export async function importCredentials(
       }
       try {
         batch.push({
-          ...row,
+          row,
           credential: prepareCreate(deps.caller, item.credential, deps.ambient),
         });
       } catch (err) {
@@ -123,12 +174,19 @@ export async function importCredentials(
       }
     }
     if (batch.length >= IMPORT_LIMITS.batchRows) await flush();
+    await auditSettled();
   }
   await flush();
   await writing;
+  await auditSettled();
   deps.progress({ created, failed: failures.length });
   return create(ImportCredentialsResponseSchema, {
     created: BigInt(created),
     failures: failures.sort((a, b) => a.seq - b.seq).map((f) => f.failure),
   });
 }
+
+const okNamespace = (ns: string | undefined) =>
+  ns !== undefined && isValidNamespace(ns) ? ns : undefined;
+const okName = (name: string | undefined) =>
+  name !== undefined && isValidName(name) ? name : undefined;

@@ -11,7 +11,7 @@ import { assertNotPast, validateCredential } from "../core/validate.js";
 import { verdict, verifyStructure } from "../core/verify.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import { type LiveVerifier, liveChecks } from "../sts/live-verify.js";
-import { AUDIT_DETAILS } from "./audit-interceptor.js";
+import { AUDIT_DETAILS, AUDIT_LINE } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
 import { importCredentials } from "./credential-import.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -54,6 +54,7 @@ export function credentialService({
         ambient,
         changed,
         progress: (counts) => ctx.values.set(AUDIT_DETAILS, counts),
+        audit: ctx.values.get(AUDIT_LINE),
       });
     },
 

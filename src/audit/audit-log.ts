@@ -12,17 +12,31 @@ export interface AuditEvent {
   peer?: string | undefined;
   /** The RPC (/credbroker.v1.SigningService/SignRequest) or route (imds:GET /latest/…). */
   rpc: string;
+  /** The credential's namespace ("" is the workspace), for every call that names one. */
   namespace?: string | undefined;
+  /** The credential the call names (UpdateCredential: its name before the call). */
   credential?: string | undefined;
+  /** UpdateCredential renaming the credential: the name it is given. */
+  newName?: string | undefined;
+  /** CallerService: the caller the call names (`caller` is the one making the call). */
+  targetCaller?: string | undefined;
   /** SignRequest: the target host and the S3 action, where relevant. */
   host?: string | undefined;
   action?: string | undefined;
-  /** ImportCredentials: rows created and rows refused, so far (the outcome line has the totals). */
+  /** ImportCredentials' row lines: the client's number for the row (ImportItem.line, a string as in proto3 JSON). */
+  line?: string | undefined;
+  /** ImportCredentials' row lines: what became of the row (skipped: it exists already). */
+  outcome?: "created" | "skipped" | "failed" | undefined;
+  /** ImportCredentials' summary line: rows created and rows refused. */
   created?: number | undefined;
   failed?: number | undefined;
   /** "attempt" precedes a mutation; the outcome follows in its own line. */
   decision: "attempt" | "allow" | "deny" | "error";
-  /** The error code and message for deny/error. */
+  /**
+   * deny/error: the error code and message the caller got; or, for a denial
+   * answered as not_found, the rule that refused it (`namespace_not_allowed`);
+   * an import row's: its error code.
+   */
   reason?: string | undefined;
   requestId: string;
 }

@@ -26,7 +26,7 @@ Usage:
   credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
-  credbroker audit tail [-c NS/NAME] [--caller NAME] [-f]   read the audit log
+  credbroker audit tail [-n NS] [-c NAME] read the audit log (also --decision, --caller, -f)
   credbroker key status|rotate|retire      master key rotation (admins; docs/CLI.md)
   credbroker config check FILE             validate a daemon config file
   credbroker repair [--data-dir DIR]       stopped daemon: LevelDB repair, then verify every record

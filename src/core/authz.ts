@@ -1,6 +1,6 @@
 import { type Caller, CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, ReadAccess } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "./errors.js";
+import { ConcealedDenial, DomainError } from "./errors.js";
 import { displayName } from "./names.js";
 
 /** What a request does, as roles grant it. */
@@ -35,14 +35,20 @@ export function sharedWith(caller: Caller, c: Credential): boolean {
 /**
  * Whether `caller` may do `action` on credential `c`. Throws not_found when
  * the credential is neither in the caller's namespaces nor shared with them
- * (existence does not leak), permission_denied when it is visible and the
- * action is not granted. Sharing lends signing only. Pure.
+ * (existence does not leak; the audit line says deny, namespace_not_allowed),
+ * permission_denied when it is visible and the action is not granted.
+ * Sharing lends signing only. Pure.
  */
 export function authorizeCredential(caller: Caller, action: Action, c: Credential): void {
   const own = inNamespace(caller, c.namespace);
   const shared = !own && sharedWith(caller, c);
   if (!own && !shared) {
-    throw new DomainError("not_found", `credential ${displayName(c.namespace, c.name)} not found`);
+    // Worded as the store's own not_found for an absent credential.
+    throw new ConcealedDenial(
+      "not_found",
+      `credential ${displayName(c.namespace, c.name)} not found`,
+      "namespace_not_allowed",
+    );
   }
   const granted = GRANTS[caller.role].includes(action) && (own || action === "sign");
   if (!granted) {

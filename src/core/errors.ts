@@ -33,3 +33,20 @@ export class DomainError extends Error {
 export function isDomainError(err: unknown, code?: ErrorCode): err is DomainError {
   return err instanceof DomainError && (code === undefined || err.code === code);
 }
+
+/**
+ * A refusal answered as another error: the caller gets `code` and `message`
+ * exactly as that error's (not_found for a credential outside the caller's
+ * namespaces, so existence does not leak), while the audit line records a
+ * denial with `auditReason`, the rule that refused it. Only the audit log
+ * reads `auditReason`; it never reaches the caller.
+ */
+export class ConcealedDenial extends DomainError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly auditReason: string,
+  ) {
+    super(code, message);
+  }
+}

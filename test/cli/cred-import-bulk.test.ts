@@ -158,6 +158,39 @@ describe("credbroker cred import --bulk", () => {
     }
   });
 
+  test("the audit log has a line per row the daemon read, in file order, with its name and outcome", async () => {
+    const rows = (await readFile(path.join(daemon.dataDir, "audit.log"), "utf8"))
+      .trim()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            line?: string;
+            namespace?: string;
+            credential?: string;
+            outcome?: string;
+            reason?: string;
+          },
+      )
+      .filter((l) => l.line !== undefined);
+    // Lines that are not a credential's JSON are refused by the CLI and never sent.
+    const unsent = new Set([3, 1000, 1001, BLANK]);
+    const sent = Array.from({ length: ROWS }, (_, i) => i + 1).filter((l) => !unsent.has(l));
+    assert.deepEqual(
+      rows.map((r) => Number(r.line)),
+      sent,
+    );
+    const row = (line: number) => {
+      const r = rows.find((l) => l.line === String(line));
+      return [r?.namespace, r?.credential, r?.outcome, r?.reason];
+    };
+    assert.deepEqual(row(1), ["team-a", "k1", "created", undefined]);
+    assert.deepEqual(row(5000), ["team-a", undefined, "failed", "invalid_argument"]);
+    assert.deepEqual(row(12_345), ["team-a", "k10", "skipped", "already_exists"]);
+    assert.deepEqual(row(15_000), ["team-b", "k15000", "failed", "permission_denied"]);
+    assert.deepEqual(row(19_000), ["team-a", "orphan", "failed", "failed_precondition"]);
+  });
+
   test("stdin (-) with -o json: the response's JSON, failures included", async () => {
     const r = await cli(
       ["--bulk", "-", "-n", "piped", "-o", "json"],

@@ -9,6 +9,8 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
+import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, runCli, startDaemon } from "../support/daemon.js";
@@ -203,11 +205,158 @@ describe("audit log: fail-closed", () => {
         daemon.dataDir,
         "--caller",
         "admin",
-        "-n",
+        "--lines",
         "1",
       ]);
       assert.equal(byCaller.stdout.trim().split("\n").length, 1);
       assert.match(byCaller.stdout, /"credential":"two"/);
+    } finally {
+      await daemon.stop();
+      await removeDir(daemon.dataDir);
+    }
+  });
+});
+
+describe("audit log: denials answered as not_found", () => {
+  test("a credential outside the caller's namespaces: not_found as if absent, audited deny namespace_not_allowed; audit tail --decision finds the probes", async () => {
+    const daemon = await startDaemon();
+    try {
+      const admin = credentialClient(daemon.url, "connect-h2", daemon.token);
+      await admin.createCredential({
+        credential: {
+          namespace: "team-b",
+          name: "k",
+          kind: {
+            case: "accessKey",
+            value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET },
+          },
+        },
+      });
+      const callers = createClient(
+        CallerService,
+        transport(daemon.url, "connect-h2", daemon.token),
+      );
+      const { token } = await callers.createCaller({
+        caller: { name: "prober", role: CallerRole.WRITER, namespaces: ["team-a"] },
+      });
+      const creds = credentialClient(daemon.url, "grpc-web-h1", token);
+      const signing = createClient(SigningService, transport(daemon.url, "grpc-h2", token));
+      const probes: [string, () => Promise<unknown>][] = [
+        ["GetCredential", () => creds.getCredential({ namespace: "team-b", name: "k" })],
+        [
+          "UpdateCredential",
+          () =>
+            creds.updateCredential({
+              namespace: "team-b",
+              name: "k",
+              credential: { enabled: false },
+              updateMask: { paths: ["enabled"] },
+            }),
+        ],
+        ["DeleteCredential", () => creds.deleteCredential({ namespace: "team-b", name: "k" })],
+        [
+          "VerifyCredential",
+          () =>
+            creds.verifyCredential({
+              target: { case: "stored", value: { namespace: "team-b", name: "k" } },
+            }),
+        ],
+        [
+          "SignRequest",
+          () =>
+            signing.signRequest({
+              namespace: "team-b",
+              credential: "k",
+              method: "GET",
+              url: "https://reports.s3.amazonaws.com/2026/q1.csv",
+            }),
+        ],
+      ];
+      const answers = async () => {
+        const out: string[] = [];
+        for (const [rpc, probe] of probes) {
+          const err = await probe().then(
+            () => assert.fail(`${rpc} should be refused`),
+            (e: unknown) => ConnectError.from(e),
+          );
+          out.push(`${rpc} ${Code[err.code]} ${err.rawMessage}`);
+        }
+        return out;
+      };
+      const auditLines = async () =>
+        (await readFile(path.join(daemon.dataDir, "audit.log"), "utf8"))
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Line)
+          .filter((l) => l.caller === "prober");
+
+      const hidden = await answers();
+      assert.deepEqual(
+        hidden,
+        probes.map(([rpc]) => `${rpc} NotFound credential team-b/k not found`),
+      );
+      assert.deepEqual(
+        (await auditLines()).map((l) => [
+          l.rpc.split("/").at(-1),
+          l.decision,
+          l.reason,
+          l.namespace,
+          l.credential,
+        ]),
+        probes.map(([rpc]) => [rpc, "deny", "namespace_not_allowed", "team-b", "k"]),
+        "each refusal audited as a denial, reads included",
+      );
+      const byDecision = await runCli([
+        "audit",
+        "tail",
+        "--data-dir",
+        daemon.dataDir,
+        "--decision",
+        "deny",
+        "-n",
+        "team-b",
+        "-c",
+        "k",
+        "--lines",
+        "100",
+      ]);
+      assert.equal(byDecision.code, 0, byDecision.stderr);
+      const tailed = byDecision.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Line);
+      assert.deepEqual(
+        tailed.map((l) => [l.caller, l.rpc.split("/").at(-1)]),
+        probes.map(([rpc]) => ["prober", rpc]),
+        "who probed team-b/k, in one command",
+      );
+
+      // Absent for real: the very same answers; audited (where audited at all) as error NotFound.
+      await admin.deleteCredential({ namespace: "team-b", name: "k" });
+      const before = (await auditLines()).length;
+      assert.deepEqual(await answers(), hidden, "a hidden credential answers as an absent one");
+      assert.deepEqual(
+        (await auditLines())
+          .slice(before)
+          .filter((l) => l.decision !== "attempt")
+          .map((l) => [l.rpc.split("/").at(-1), l.decision, l.reason]),
+        [
+          ["UpdateCredential", "error", "NotFound: credential team-b/k not found"],
+          ["DeleteCredential", "error", "NotFound: credential team-b/k not found"],
+          ["SignRequest", "error", "NotFound: credential team-b/k not found"],
+        ],
+      );
+
+      const bad = await runCli([
+        "audit",
+        "tail",
+        "--data-dir",
+        daemon.dataDir,
+        "--decision",
+        "maybe",
+      ]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--decision: one of allow, deny, error, attempt/);
     } finally {
       await daemon.stop();
       await removeDir(daemon.dataDir);

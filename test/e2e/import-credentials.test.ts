@@ -2,7 +2,8 @@
  * ImportCredentials against the real daemon: a client stream of several
  * messages, each row checked and authorized as CreateCredential would; bad
  * rows (and every row of a message over the item limit) reported by line and
- * skipped, the rows around them created; audited with counts, no secret.
+ * skipped, the rows around them created; audited row by row and with counts,
+ * no secret.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -172,7 +173,7 @@ describe("ImportCredentials", () => {
     assert.equal(err.code, Code.Unauthenticated);
   });
 
-  test("one audit line per call, with counts and no secret; responses hold no secret", async () => {
+  test("one audit line per row, in row order, then the call's line with counts; no secret; responses hold no secret", async () => {
     const raw = await readFile(path.join(daemon.dataDir, "audit.log"), "utf8");
     assert.ok(!raw.includes(SECRET), "no secret in the audit log");
     const imports = raw
@@ -182,22 +183,94 @@ describe("ImportCredentials", () => {
         (l) =>
           JSON.parse(l) as {
             rpc: string;
+            requestId: string;
             decision: string;
+            namespace?: string;
+            credential?: string;
+            line?: string;
+            outcome?: string;
+            reason?: string;
             created?: number;
             failed?: number;
             caller?: string;
           },
       )
       .filter((l) => l.rpc === "/credbroker.v1.CredentialService/ImportCredentials");
-    const allowed = imports.filter((l) => l.decision === "allow");
+    const allowed = imports.filter((l) => l.decision === "allow" && l.line === undefined);
     assert.equal(allowed.length, PROTOCOLS.length + 1);
-    assert.ok(allowed.some((l) => l.caller === "importer" && l.created === 2 && l.failed === 1));
-    assert.equal(
-      allowed.filter((l) => l.created === 4 && l.failed === 1006).length,
-      PROTOCOLS.length,
+
+    // The writer's call: the attempt (before authentication: no caller yet), its rows as read, then the counts.
+    const importerCall = imports.find((l) => l.caller === "importer")?.requestId;
+    const byImporter = imports.filter((l) => l.requestId === importerCall);
+    assert.deepEqual(
+      byImporter.map((l) => [
+        l.decision,
+        l.line,
+        l.namespace,
+        l.credential,
+        l.outcome,
+        l.reason,
+        l.created,
+        l.failed,
+      ]),
+      [
+        ["attempt", undefined, undefined, undefined, undefined, undefined, undefined, undefined],
+        ["allow", "1", "mine", "a", "created", undefined, undefined, undefined],
+        ["deny", "2", "theirs", "b", "failed", "permission_denied", undefined, undefined],
+        ["allow", "3", "mine", "c", "created", undefined, undefined, undefined],
+        ["allow", undefined, undefined, undefined, undefined, undefined, 2, 1],
+      ],
     );
+
+    // Each protocol's call: every row, in the order sent, named and with its outcome.
+    for (const protocol of PROTOCOLS) {
+      const ns = `imp-${protocol}`;
+      const summary = allowed.find(
+        (l) =>
+          l.created === 4 &&
+          l.failed === 1006 &&
+          imports.some((r) => r.requestId === l.requestId && r.namespace === ns),
+      );
+      assert.ok(summary, `${protocol}: the call's line`);
+      const call = imports.filter((l) => l.requestId === summary.requestId);
+      assert.deepEqual(call.at(-1), summary, "the counts come last");
+      const rows = call.filter((l) => l.line !== undefined);
+      assert.deepEqual(
+        rows.map((l) => l.line),
+        [
+          "1",
+          "2",
+          "3",
+          "4",
+          "5",
+          ...Array.from({ length: 1001 }, (_, i) => `${100 + i}`),
+          "2000",
+          "2001",
+          "2002",
+          "2003",
+        ],
+      );
+      const row = (line: string) => rows.find((l) => l.line === line);
+      assert.deepEqual(
+        ["1", "2", "4", "5", "100", "2000", "2001", "2002"].map((line) => {
+          const r = row(line);
+          return [line, r?.namespace, r?.credential, r?.outcome, r?.decision, r?.reason];
+        }),
+        [
+          ["1", ns, "k1", "created", "allow", undefined],
+          // A malformed name is not written to the log.
+          ["2", ns, undefined, "failed", "error", "invalid_argument"],
+          ["4", ns, "past", "failed", "error", "invalid_argument"],
+          ["5", ns, "k1", "skipped", "error", "already_exists"],
+          ["100", ns, "big-0", "failed", "error", "invalid_argument"],
+          ["2000", ns, "deployer", "created", "allow", undefined],
+          ["2001", ns, "orphan", "failed", "error", "failed_precondition"],
+          ["2002", undefined, undefined, "failed", "error", "invalid_argument"],
+        ],
+      );
+    }
     assert.ok(
-      imports.some((l) => l.decision === "error"),
+      imports.some((l) => l.decision === "error" && l.line === undefined),
       "the call over the limit",
     );
     for (const r of responses) assert.ok(!r.includes(SECRET), "no secret in a response");

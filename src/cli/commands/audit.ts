@@ -5,6 +5,8 @@ import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
+const DECISIONS = ["allow", "deny", "error", "attempt"] as const;
+
 const FLAGS: readonly FlagSpec[] = [
   dataDirFlag("the daemon's data dir (its audit.log is read)"),
   {
@@ -15,21 +17,27 @@ const FLAGS: readonly FlagSpec[] = [
     help: "read this file instead",
   },
   {
+    name: "namespace",
+    short: "n",
+    kind: "string",
+    value: "NS",
+    help: 'only lines about this namespace ("" is the workspace)',
+  },
+  {
     name: "credential",
     short: "c",
     kind: "string",
     value: "[NS/]NAME",
-    help: "only lines about this credential",
+    help: "only lines about this credential (a rename's old or new name)",
   },
   { name: "caller", kind: "string", value: "NAME", help: "only lines of this caller" },
   {
-    name: "lines",
-    short: "n",
+    name: "decision",
     kind: "string",
-    value: "N",
-    default: "20",
-    help: "how many of the last lines",
+    value: DECISIONS.join("|"),
+    help: "only lines with this decision",
   },
+  { name: "lines", kind: "string", value: "N", default: "20", help: "how many of the last lines" },
   { name: "follow", short: "f", kind: "boolean", help: "keep printing new lines" },
   { name: "help", short: "h", kind: "boolean", help: "show this help" },
 ];
@@ -55,27 +63,34 @@ export async function auditCommand(argv: readonly string[], io: Io): Promise<num
     const n = Number(flags.string("lines"));
     if (!Number.isInteger(n) || n < 1) throw new UsageError("--lines: a positive number");
     const file = flags.string("audit-log") ?? path.join(dataDirOf(flags, io.env), "audit.log");
-    const ref = flags.string("credential");
-    const slash = ref?.indexOf("/") ?? -1;
-    const [ns, name] =
-      ref === undefined
-        ? [undefined, undefined]
-        : slash < 0
-          ? [undefined, ref]
-          : [ref.slice(0, slash), ref.slice(slash + 1)];
+    const { namespace: ns, name } = credentialFilter(
+      flags.string("namespace"),
+      flags.string("credential"),
+    );
     const caller = flags.string("caller");
+    const decision = flags.string("decision");
+    if (decision !== undefined && !(DECISIONS as readonly string[]).includes(decision)) {
+      throw new UsageError(`--decision: one of ${DECISIONS.join(", ")}`);
+    }
     const keep = (line: string): boolean => {
       if (line === "") return false;
-      let e: { namespace?: string; credential?: string; caller?: string };
+      let e: {
+        namespace?: string;
+        credential?: string;
+        newName?: string;
+        caller?: string;
+        decision?: string;
+      };
       try {
         e = JSON.parse(line) as typeof e;
       } catch {
         return false;
       }
       return (
-        (name === undefined || e.credential === name) &&
-        (ns === undefined || (e.namespace ?? "") === ns) &&
-        (caller === undefined || e.caller === caller)
+        (name === undefined || e.credential === name || e.newName === name) &&
+        (ns === undefined || e.namespace === ns) &&
+        (caller === undefined || e.caller === caller) &&
+        (decision === undefined || e.decision === decision)
       );
     };
     const text = await readFile(file, "utf8").catch(() => {
@@ -103,4 +118,17 @@ export async function auditCommand(argv: readonly string[], io: Io): Promise<num
     io.err(`credbroker audit tail: ${(err as Error).message}\n`);
     return err instanceof UsageError ? EXIT.usage : EXIT.error;
   }
+}
+
+/** The namespace and name to keep lines of, from -n NS and -c [NS/]NAME. */
+function credentialFilter(
+  namespace: string | undefined,
+  ref: string | undefined,
+): { namespace: string | undefined; name: string | undefined } {
+  const slash = ref?.indexOf("/") ?? -1;
+  if (ref === undefined || slash < 0) return { namespace, name: ref };
+  if (namespace !== undefined) {
+    throw new UsageError("--namespace: give the namespace once, as -n NS -c NAME or -c NS/NAME");
+  }
+  return { namespace: ref.slice(0, slash), name: ref.slice(slash + 1) };
 }
