@@ -29,6 +29,7 @@ import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
 import { DomainError } from "./core/errors.js";
 import type { Ambient } from "./core/lifecycle.js";
 import { displayName } from "./core/names.js";
+import { bindingSessions } from "./imds/binding-use.js";
 import { BindingTable } from "./imds/bindings.js";
 import { startContainerServer } from "./imds/container-server.js";
 import { startImdsServer } from "./imds/imds-server.js";
@@ -268,7 +269,12 @@ async function serve(
       ? await startContainerServer({
           ...config.containerListen,
           bindings,
-          session: (namespace, name) => tasks.forCredential(namespace, name),
+          // Each use checks its creator and the credential (by id) again.
+          session: bindingSessions({
+            callerNamed: (name) => callers.callerNamed(name),
+            credential: (namespace, name) => reads.get(namespace, name),
+            taskSession: (namespace, name, id) => tasks.forCredential(namespace, name, id),
+          }),
           log,
           audit,
         })

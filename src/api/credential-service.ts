@@ -10,7 +10,7 @@ import { referencedName } from "../core/references.js";
 import { assertNotPast, validateCredential } from "../core/validate.js";
 import { verdict, verifyStructure } from "../core/verify.js";
 import type { CredentialStore } from "../store/credential-store.js";
-import { type LiveVerifier, liveChecks } from "../sts/live-verify.js";
+import { authorizeLive, type LiveVerifier, liveChecks } from "../sts/live-verify.js";
 import { AUDIT_DETAILS, AUDIT_LINE } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
 import { importCredentials } from "./credential-import.js";
@@ -157,6 +157,8 @@ export function credentialService({
           throw new DomainError("invalid_argument", "target: set stored or candidate");
       }
       const source = await findSource(store, credential);
+      // Before any check runs: a refused live verify says nothing about the credential.
+      if (req.live) authorizeLive(caller, credential, req.target.case, source);
       const structural = verifyStructure(credential, { now: ambient.now(), source });
       if (!req.live || live === undefined) return structural;
       return verdict([...structural.checks, ...(await liveChecks(credential, live))]);

@@ -16,7 +16,9 @@ import {
   type ValidSignRequest,
   validateSignRequest,
 } from "../core/sign-plan.js";
+import { creatorOf } from "../imds/binding-use.js";
 import {
+  BINDING_ID,
   type BindingTable,
   CONTAINER_PATH,
   DEFAULT_BINDING_SECONDS,
@@ -31,6 +33,9 @@ import type { RoleSessions } from "../sts/role-sessions.js";
 import { keyMaterial } from "../sts/sts-gateway.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
+
+const DEFAULT_BINDING_PAGE = 100;
+const MAX_BINDING_PAGE = 1000;
 
 /** The container-credentials listener, when one is configured. */
 export interface ContainerBindings {
@@ -168,7 +173,12 @@ export function signingService({
           `${displayName(req.namespace, req.credential)} is not allowed_in_tasks`,
         );
       }
-      const binding = containers.table.create(req.namespace, req.credential, ttl, caller.name);
+      const binding = containers.table.create(
+        req.namespace,
+        { name: req.credential, id: credential.id },
+        ttl,
+        creatorOf(caller),
+      );
       return {
         bindingId: binding.id,
         fullUri: `${containers.baseUrl}${CONTAINER_PATH}${binding.id}`,
@@ -182,11 +192,41 @@ export function signingService({
       // Only its creator (or an admin) may end a binding; to anyone else it does not exist.
       if (
         containers === undefined ||
-        !containers.table.delete(req.bindingId, isAdmin(caller) ? undefined : caller.name)
+        !containers.table.delete(req.bindingId, isAdmin(caller) ? undefined : creatorOf(caller))
       ) {
         throw new DomainError("not_found", "no such container binding");
       }
       return {};
+    },
+
+    async listContainerBindings(req, ctx) {
+      const caller = callerOf(ctx);
+      if (req.pageSize < 0)
+        throw new DomainError("invalid_argument", "page_size: must not be negative");
+      if (req.pageToken !== "" && !BINDING_ID.test(req.pageToken)) {
+        throw new DomainError("invalid_argument", "page_token: not a token this RPC returned");
+      }
+      if (containers === undefined) return { bindings: [], nextPageToken: "" };
+      const size = Math.min(req.pageSize || DEFAULT_BINDING_PAGE, MAX_BINDING_PAGE);
+      // Admins see every binding; anyone else only its own (as only they may delete them).
+      const page = containers.table.list(
+        req.pageToken,
+        size,
+        isAdmin(caller) ? undefined : creatorOf(caller),
+      );
+      return {
+        bindings: page.bindings.map((b) => ({
+          bindingId: b.id,
+          namespace: b.namespace,
+          credential: b.credential,
+          credentialId: b.credentialId,
+          creator: b.creator.name,
+          createdAt: timestampFromDate(b.createdAt),
+          expiresAt: timestampFromDate(b.expiresAt),
+          fullUri: `${containers.baseUrl}${CONTAINER_PATH}${b.id}`,
+        })),
+        nextPageToken: page.more ? (page.bindings.at(-1)?.id ?? "") : "",
+      };
     },
   };
 }

@@ -2,6 +2,7 @@ import { hash, timingSafeEqual } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Caller, CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
+import { isDomainError } from "../core/errors.js";
 import type { CallerStore } from "../store/caller-store.js";
 import { StoreTrust } from "../store/store-trust.js";
 
@@ -27,6 +28,7 @@ export class CallerDirectory {
   private readonly adminHash: Buffer;
   private readonly cache = new Map<string, Caller | null>();
   private readonly bySubject = new Map<string, Caller | null>();
+  private readonly byName = new Map<string, Caller | null>();
   /** Bumped by forget(): a lookup that started before a write does not cache its answer. */
   private generation = 0;
   private readonly admin = create(CallerSchema, {
@@ -73,10 +75,25 @@ export class CallerDirectory {
     return this.usable(caller);
   }
 
+  /** The caller named `name`, if it exists and is usable (container bindings re-check their creator). */
+  async callerNamed(name: string): Promise<Caller | undefined> {
+    if (name === BOOTSTRAP_ADMIN) return this.admin;
+    const caller = await this.lookup(this.byName, name, async () => {
+      try {
+        return await this.store.getCaller(name);
+      } catch (err) {
+        if (isDomainError(err, "not_found")) return null;
+        throw err;
+      }
+    });
+    return this.usable(caller);
+  }
+
   forget(): void {
     this.generation++;
     this.cache.clear();
     this.bySubject.clear();
+    this.byName.clear();
   }
 
   /** The cached answer while trusted, else the store's (the cached one if it cannot be reached). */

@@ -67,7 +67,7 @@ export interface ClientCommand {
   /** "credbroker cred get", for messages. */
   readonly command: string;
   /** The positional argument it takes ("-- COMMAND…": one or more after "--"). */
-  readonly args: "NAME" | "[NAME]" | "URL" | "-- COMMAND…" | "";
+  readonly args: "NAME" | "[NAME]" | "URL" | "ID" | "-- COMMAND…" | "";
   readonly about: string;
   readonly flags: readonly FlagSpec[];
   run(ctx: Context): Promise<void>;
@@ -113,7 +113,7 @@ async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Prom
     throw new UsageError(`unexpected argument "${flags.positionals[max]}"`);
   }
   const arg = flags.positionals[0] ?? "";
-  if ((command.args === "NAME" || command.args === "URL") && arg === "") {
+  if ((command.args === "NAME" || command.args === "URL" || command.args === "ID") && arg === "") {
     throw new UsageError(`${command.args} is required`);
   }
   const output = flags.string("output");

@@ -1,4 +1,5 @@
 import { auditCommand } from "./commands/audit.js";
+import { bindingCommand } from "./commands/binding.js";
 import { callerCommand } from "./commands/caller.js";
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
@@ -24,6 +25,7 @@ Usage:
   credbroker cred import --bulk FILE       many: JSON lines, one credential each (- for stdin)
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
   credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
+  credbroker binding list|delete ID        container bindings (admins: all; others: their own)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
   credbroker audit tail [-n NS] [-c NAME] read the audit log (also --decision, --caller, -f)
@@ -60,6 +62,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return signCommand(rest, io);
     case "exec":
       return execCommand(rest, io);
+    case "binding":
+      return bindingCommand(rest, io);
     case "caller":
       return callerCommand(rest, io);
     case "audit":

@@ -5,13 +5,22 @@ export interface Binding {
   id: string;
   namespace: string;
   credential: string;
+  /** The bound credential's id: one re-created under the same name is not served. */
+  credentialId: string;
+  /** The caller that made it, by name and creation time (a caller re-created under its name is another). */
+  creator: Creator;
+  createdAt: Date;
   expiresAt: Date;
+}
+
+export interface Creator {
+  name: string;
+  /** Unset for the bootstrap admin, which no store record holds. */
+  createdAtMs: number | undefined;
 }
 
 interface Stored extends Binding {
   tokenHash: Buffer;
-  /** The caller that made it. */
-  owner: string;
 }
 
 /** The container listener's path: GET /v1/credentials/<binding id>. */
@@ -19,6 +28,8 @@ export const CONTAINER_PATH = "/v1/credentials/";
 export const MIN_BINDING_SECONDS = 60;
 export const MAX_BINDING_SECONDS = 43200;
 export const DEFAULT_BINDING_SECONDS = 3600;
+/** A binding id: 96 random bits in hex. */
+export const BINDING_ID = /^[0-9a-f]{24}$/;
 
 /**
  * Container-credentials bindings, in memory: an id in the URL and a random
@@ -36,9 +47,9 @@ export class BindingTable {
 
   create(
     namespace: string,
-    credential: string,
+    credential: { name: string; id: string },
     ttlSeconds: number,
-    owner: string,
+    creator: Creator,
   ): Binding & { token: string } {
     this.sweep();
     if (this.bindings.size >= this.max) {
@@ -46,16 +57,18 @@ export class BindingTable {
     }
     const id = randomBytes(12).toString("hex");
     const token = randomBytes(32).toString("base64url");
-    const binding: Stored = {
+    const createdAt = this.now();
+    const binding: Binding = {
       id,
       namespace,
-      credential,
-      expiresAt: new Date(this.now().getTime() + ttlSeconds * 1000),
-      tokenHash: hash(token),
-      owner,
+      credential: credential.name,
+      credentialId: credential.id,
+      creator,
+      createdAt,
+      expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
     };
-    this.bindings.set(id, binding);
-    return { id, namespace, credential, expiresAt: binding.expiresAt, token };
+    this.bindings.set(id, { ...binding, tokenHash: hash(token) });
+    return { ...binding, token };
   }
 
   /** The live binding `id` when `token` is its token; undefined otherwise (which one failed is not said). */
@@ -63,14 +76,27 @@ export class BindingTable {
     const b = this.bindings.get(id);
     const ok = b !== undefined && timingSafeEqual(hash(token), b.tokenHash);
     if (b === undefined || !ok || b.expiresAt <= this.now()) return undefined;
-    return b;
+    return publicPart(b);
   }
 
-  /** Ends binding `id` (only when `owner`, if given, made it); false when there is no such binding. */
-  delete(id: string, owner?: string): boolean {
+  /** Ends binding `id` (only when `creator`, if given, made it); false when there is no such binding. */
+  delete(id: string, creator?: Creator): boolean {
     const b = this.bindings.get(id);
-    if (b === undefined || (owner !== undefined && b.owner !== owner)) return false;
+    if (b === undefined || (creator !== undefined && !sameCreator(b.creator, creator)))
+      return false;
     return this.bindings.delete(id);
+  }
+
+  /**
+   * Up to `limit` live bindings with ids after `after` ("" for the first), in
+   * id order, only those `creator` made when given; and whether more follow.
+   */
+  list(after: string, limit: number, creator?: Creator): { bindings: Binding[]; more: boolean } {
+    this.sweep();
+    const matching = [...this.bindings.values()]
+      .filter((b) => b.id > after && (creator === undefined || sameCreator(b.creator, creator)))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    return { bindings: matching.slice(0, limit).map(publicPart), more: matching.length > limit };
   }
 
   get size(): number {
@@ -81,6 +107,15 @@ export class BindingTable {
     const now = this.now();
     for (const [id, b] of this.bindings) if (b.expiresAt <= now) this.bindings.delete(id);
   }
+}
+
+export function sameCreator(a: Creator, b: Creator): boolean {
+  return a.name === b.name && a.createdAtMs === b.createdAtMs;
+}
+
+/** A binding without its token hash. */
+function publicPart({ tokenHash: _, ...binding }: Stored): Binding {
+  return binding;
 }
 
 function hash(token: string): Buffer {

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { applyServerLimits, HTTP1_OPTIONS } from "../api/limits.js";
 import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
 import { isDomainError } from "../core/errors.js";
-import { type BindingTable, CONTAINER_PATH } from "./bindings.js";
+import { type Binding, type BindingTable, CONTAINER_PATH } from "./bindings.js";
 import { requestGuards } from "./guards.js";
 import { stamp } from "./imds-server.js";
 
@@ -20,8 +20,8 @@ export interface ContainerServerOptions {
   host: string;
   port: number;
   bindings: BindingTable;
-  /** The bound credential's session (cached, single flight); throws DomainError. */
-  session(namespace: string, credential: string): Promise<ContainerSession>;
+  /** The binding's session (cached, single flight), its creator and credential checked again; throws DomainError. */
+  session(binding: Binding): Promise<ContainerSession>;
   log?: { warn(obj: object, msg: string): void };
   /** Audit lines for every answer; a line that cannot be written turns the answer into a 503. */
   audit?: AuditSink;
@@ -101,7 +101,7 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
         Message: "unknown binding or wrong authorization token",
       });
     }
-    opts.session(binding.namespace, binding.credential).then(
+    opts.session(binding).then(
       (s) => {
         if (!audited("allow")) return;
         send(200, {

@@ -36,8 +36,10 @@ export interface ImdsServerOptions {
   allowV1: boolean;
   /** Injected clock: token expiry and LastUpdated. */
   now(): Date;
-  /** Bound on live session tokens; default 4096. */
+  /** Bound on live session tokens; default 4096. Full: token PUTs get 503, no token is evicted. */
   maxTokens?: number;
+  /** Bound on live session tokens issued to one peer address; default 1024. */
+  maxTokensPerPeer?: number;
   log?: { warn(obj: object, msg: string): void };
   /**
    * Told before every credentials answer (and refusal) is sent, which waits
@@ -90,7 +92,7 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
   if (!ROLE_NAME.test(opts.roleName)) {
     throw new DomainError("invalid_argument", "roleName: must be 1-128 of A-Z a-z 0-9 +=,.@_-");
   }
-  const tokens = new TokenTable(opts.maxTokens ?? 4096);
+  const tokens = new TokenTable(opts.maxTokens ?? 4096, undefined, opts.maxTokensPerPeer ?? 1024);
   const sockets = new Set<Socket>();
   const server = http.createServer({
     maxHeaderSize: 8192,
@@ -131,7 +133,15 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     if (forwarded !== undefined) return refuse(res, req.socket, forwarded);
     const ttl = parseTtl(req.headers[TTL_HEADER]);
     if (ttl === undefined) return send(res, 400, "Bad Request");
-    const token = tokens.issue(ttl, opts.now());
+    let token: string;
+    try {
+      token = tokens.issue(ttl, opts.now(), req.socket.remoteAddress ?? "");
+    } catch (err) {
+      if (!isDomainError(err, "resource_exhausted")) throw err;
+      // Live tokens are never evicted to make room: a new one waits for some to expire.
+      // Not logged: a flood of PUTs would become a flood of log lines.
+      return send(res, 503, "Service Unavailable", TEXT, { "retry-after": "1" });
+    }
     res.writeHead(200, {
       "content-type": TEXT,
       "content-length": token.length,

@@ -15,6 +15,8 @@ interface Entry {
   readonly expiresAtMs: number;
   /** Issue order: among equal expiries the older token goes first. */
   readonly seq: number;
+  /** Who asked for it (the peer's address): its share of the table. */
+  readonly peer: string;
 }
 
 /**
@@ -25,27 +27,36 @@ interface Entry {
  * so its timing says nothing about how close a guess was, and a dump of the
  * table holds nothing that can be replayed.
  *
- * Bound: at most `maxTokens` live entries. Issuing beyond it evicts the entry
- * that expires soonest (oldest first among equals), so a flood of PUTs costs
- * memory O(maxTokens) and evicts short-lived tokens before long-lived ones.
+ * Bound: at most `maxTokens` live entries, and at most `maxPerPeer` of them
+ * issued to one peer. Issuing beyond either is refused (resource_exhausted,
+ * a 503 on the wire) and nothing is evicted: a flood of PUTs costs memory
+ * O(maxTokens) and can delay new tokens, but never takes away a token
+ * someone holds (an evicted holder would get 401 until it asks again).
  * Expired entries are dropped as they reach the front of the expiry heap.
  */
 export class TokenTable {
   private readonly byDigest = new Map<string, Entry>();
   /** Binary min-heap on (expiresAtMs, seq); holds exactly the entries of byDigest. */
   private readonly heap: Entry[] = [];
+  /** Live entries by peer (a peer with none has no key). */
+  private readonly perPeer = new Map<string, number>();
   private seq = 0;
 
   /**
    * @param maxTokens the bound, a positive integer.
    * @param random the source of token bytes (injected for tests; default crypto's CSPRNG, drawn in blocks).
+   * @param maxPerPeer the bound for one peer, a positive integer (default: maxTokens).
    */
   constructor(
     readonly maxTokens: number,
     private readonly random: (size: number) => Buffer = pooledRandomBytes(),
+    readonly maxPerPeer = maxTokens,
   ) {
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
       throw new DomainError("invalid_argument", "maxTokens must be a positive integer");
+    }
+    if (!Number.isSafeInteger(maxPerPeer) || maxPerPeer < 1) {
+      throw new DomainError("invalid_argument", "maxPerPeer must be a positive integer");
     }
   }
 
@@ -55,10 +66,11 @@ export class TokenTable {
   }
 
   /**
-   * A new token valid for `ttlSeconds` (an integer in 1–21600) from `now`.
-   * Throws DomainError invalid_argument for any other TTL.
+   * A new token valid for `ttlSeconds` (an integer in 1–21600) from `now`,
+   * for `peer`. Throws DomainError invalid_argument for any other TTL, and
+   * resource_exhausted when the table, or the peer's share of it, is full.
    */
-  issue(ttlSeconds: number, now: Date): string {
+  issue(ttlSeconds: number, now: Date, peer = ""): string {
     if (
       !Number.isInteger(ttlSeconds) ||
       ttlSeconds < MIN_TOKEN_TTL_SECONDS ||
@@ -68,14 +80,25 @@ export class TokenTable {
     }
     const nowMs = now.getTime();
     this.dropExpired(nowMs);
-    while (this.heap.length >= this.maxTokens) this.evict();
+    if (this.heap.length >= this.maxTokens) {
+      throw new DomainError("resource_exhausted", `at most ${this.maxTokens} live tokens`);
+    }
+    const held = this.perPeer.get(peer) ?? 0;
+    if (held >= this.maxPerPeer) {
+      throw new DomainError(
+        "resource_exhausted",
+        `at most ${this.maxPerPeer} live tokens per peer`,
+      );
+    }
     const token = this.random(TOKEN_BYTES).toString("base64url");
     const entry: Entry = {
       digest: digest(token),
       expiresAtMs: nowMs + ttlSeconds * 1000,
       seq: this.seq++,
+      peer,
     };
     this.byDigest.set(entry.digest, entry);
+    this.perPeer.set(peer, held + 1);
     this.push(entry);
     return token;
   }
@@ -93,14 +116,18 @@ export class TokenTable {
       top !== undefined && top.expiresAtMs <= nowMs;
       top = this.heap[0]
     ) {
-      this.evict();
+      this.dropFirst();
     }
   }
 
   /** Removes the entry that expires soonest. */
-  private evict(): void {
+  private dropFirst(): void {
     const top = this.pop();
-    if (top !== undefined) this.byDigest.delete(top.digest);
+    if (top === undefined) return;
+    this.byDigest.delete(top.digest);
+    const left = (this.perPeer.get(top.peer) ?? 1) - 1;
+    if (left === 0) this.perPeer.delete(top.peer);
+    else this.perPeer.set(top.peer, left);
   }
 
   private push(entry: Entry): void {

@@ -33,9 +33,13 @@ export class TaskSessions {
 
   constructor(private readonly deps: TaskSessionsDeps) {}
 
-  async forCredential(namespace: string, name: string): Promise<Session> {
+  /** `expectedId`, when given: a credential of that name with another id is refused (a binding's). */
+  async forCredential(namespace: string, name: string, expectedId?: string): Promise<Session> {
     const c = await this.deps.credentials.get(namespace, name);
     const who = displayName(namespace, name);
+    if (expectedId !== undefined && c.id !== expectedId) {
+      throw new DomainError("permission_denied", `${who} is not the credential that was bound`);
+    }
     if (!c.allowedInTasks) {
       throw new DomainError("permission_denied", `${who} is not allowed_in_tasks`);
     }

@@ -551,7 +551,7 @@ describe("audit before the answer (fail-closed)", () => {
 });
 
 describe("token bound over real sockets", () => {
-  test("100,000 PUTs with keep-alive: a short-lived early token is evicted, a long-lived one kept", async (t) => {
+  test("100,000 PUTs with keep-alive fill the table: the rest get 503, no held token is evicted", async (t) => {
     const clock = new Clock();
     const server = await startImdsServer({
       host: "127.0.0.1",
@@ -571,27 +571,70 @@ describe("token bound over real sockets", () => {
       assert.equal((await read(short)).status, 200);
 
       const total = 100_000;
-      const seen = new Set<string>();
+      const statuses = new Map<number, number>();
       let next = 0;
       const started = performance.now();
       const worker = async () => {
         while (next < total) {
           next++;
-          seen.add(await newToken(server.url, "600", agent));
+          const reply = await call(server.url, "/latest/api/token", {
+            method: "PUT",
+            headers: ttlHeader("600"),
+            agent,
+          });
+          statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
         }
       };
       await Promise.all(Array.from({ length: 16 }, worker));
       const ms = performance.now() - started;
-      assert.equal(seen.size, total);
+      assert.deepEqual(Object.fromEntries(statuses), { 200: 6, 503: total - 6 });
 
-      assert.equal((await read(short)).status, 401, "the soonest-expiring token was evicted");
-      assert.equal((await read(long)).status, 200, "the long-lived token outlived the flood");
+      assert.equal((await read(short)).status, 200, "the soonest-expiring token was kept");
+      assert.equal((await read(long)).status, 200, "the long-lived token was kept");
+      clock.advance(60);
+      assert.equal((await read(short)).status, 401, "expired");
       assert.equal((await read(await newToken(server.url, "600", agent))).status, 200);
       const rate = Math.round((total / ms) * 1000);
       // Visible with --test-reporter=spec: the flood's rate on this machine.
       t.diagnostic(`${total} PUTs in ${ms.toFixed(0)} ms (${rate}/s)`);
     } finally {
       agent.destroy();
+      await server.close();
+    }
+  });
+
+  test("one peer address fills only its share: another loopback address still gets tokens", async () => {
+    const server = await startImdsServer({
+      host: "127.0.0.1",
+      port: 0,
+      roleName: ROLE,
+      credentials: async () => SESSION,
+      allowV1: false,
+      now: new Clock().now,
+      maxTokens: 8,
+      maxTokensPerPeer: 3,
+    });
+    const put = (localAddress: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(new URL("/latest/api/token", server.url), {
+          method: "PUT",
+          headers: ttlHeader("600"),
+          localAddress,
+          agent: false,
+        });
+        req.on("error", reject);
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.end();
+      });
+    try {
+      const flood: number[] = [];
+      for (let i = 0; i < 5; i++) flood.push(await put("127.0.0.2"));
+      assert.deepEqual(flood, [200, 200, 200, 503, 503]);
+      assert.equal(await put("127.0.0.1"), 200);
+    } finally {
       await server.close();
     }
   });

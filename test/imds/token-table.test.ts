@@ -1,8 +1,8 @@
 /**
  * The IMDSv2 token table as a pure unit: issue/valid with an injected clock,
- * the TTL bounds, expiry, the size bound under a flood (100,000 issues), the
- * eviction order (soonest expiry first, oldest among equals) against a simple
- * reference model, and that only digests are held.
+ * the TTL bounds, expiry, the size bound under a flood (100,000 issues), against a simple
+ * reference model (a full table refuses, never evicts), per-peer shares, and
+ * that only digests are held.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -86,25 +86,34 @@ describe("TokenTable", () => {
     for (const token of issued) assert.equal(dump.includes(token), false);
   });
 
-  test("a full table evicts the token that expires soonest", () => {
+  test("a full table refuses (resource_exhausted) and evicts nothing", () => {
     const table = new TokenTable(3);
-    const long = table.issue(100, T0);
-    const short = table.issue(10, T0);
-    const mid = table.issue(50, T0);
-    const next = table.issue(70, T0);
+    const held = [table.issue(100, T0), table.issue(10, T0), table.issue(50, T0)];
+    assert.throws(
+      () => table.issue(70, T0),
+      (e: unknown) => isDomainError(e, "resource_exhausted"),
+    );
     assert.equal(table.size, 3);
-    assert.equal(table.valid(short, T0), false);
-    for (const t of [long, mid, next]) assert.equal(table.valid(t, T0), true);
+    for (const t of held) assert.equal(table.valid(t, T0), true);
+    // Room again once one expires.
+    assert.equal(table.valid(table.issue(70, at(10)), at(10)), true);
   });
 
-  test("among tokens that expire together, the oldest is evicted first", () => {
-    const table = new TokenTable(2);
-    const first = table.issue(60, T0);
-    const second = table.issue(60, T0);
-    const third = table.issue(60, T0);
-    assert.equal(table.valid(first, T0), false);
-    assert.equal(table.valid(second, T0), true);
-    assert.equal(table.valid(third, T0), true);
+  test("one peer's share is bounded; another peer still gets tokens", () => {
+    const table = new TokenTable(10, undefined, 3);
+    for (let i = 0; i < 3; i++) table.issue(60, T0, "10.0.0.1");
+    assert.throws(
+      () => table.issue(60, T0, "10.0.0.1"),
+      (e: unknown) => isDomainError(e, "resource_exhausted"),
+    );
+    const other = table.issue(60, T0, "10.0.0.2");
+    assert.equal(table.valid(other, T0), true);
+    // Expiry gives the peer its share back.
+    assert.equal(table.valid(table.issue(60, at(60), "10.0.0.1"), at(60)), true);
+    assert.throws(
+      () => new TokenTable(4, undefined, 0),
+      (e: unknown) => isDomainError(e, "invalid_argument"),
+    );
   });
 
   test("expired tokens are dropped when the next one is issued", () => {
@@ -117,20 +126,24 @@ describe("TokenTable", () => {
     assert.equal(table.valid(keeper, at(2)), true);
   });
 
-  test("bound: 100,000 issues leave at most maxTokens, the newest still valid", () => {
+  test("bound: 100,000 issues against a full table hold maxTokens, every held token still valid", () => {
     const max = 4096;
     const table = new TokenTable(max);
     const started = performance.now();
     const early = table.issue(21_600, T0);
-    let last = "";
+    let refused = 0;
     for (let i = 0; i < 100_000; i++) {
-      last = table.issue(600, T0);
+      try {
+        table.issue(600, T0);
+      } catch (e) {
+        if (!isDomainError(e, "resource_exhausted")) throw e;
+        refused++;
+      }
       if (table.size > max) assert.fail(`size ${table.size} > ${max} after ${i + 1} issues`);
     }
     const ms = performance.now() - started;
     assert.equal(table.size, max);
-    assert.equal(table.valid(last, T0), true);
-    // The long-lived early token outlives 100,000 shorter ones.
+    assert.equal(refused, 100_000 - (max - 1));
     assert.equal(table.valid(early, T0), true);
     assert.ok(ms < 10_000, `100,000 issues took ${ms.toFixed(0)} ms`);
   });
@@ -153,14 +166,12 @@ describe("TokenTable", () => {
       const now = new Date(nowMs);
       model = model.filter((h) => h.expiresAtMs > nowMs);
       if (model.length >= max) {
-        let victim = 0;
-        model.forEach((h, i) => {
-          const v = model[victim] as Held;
-          if (h.expiresAtMs < v.expiresAtMs || (h.expiresAtMs === v.expiresAtMs && h.seq < v.seq)) {
-            victim = i;
-          }
-        });
-        model.splice(victim, 1);
+        assert.throws(
+          () => table.issue(ttl, now),
+          (e: unknown) => isDomainError(e, "resource_exhausted"),
+        );
+        assert.equal(table.size, model.length);
+        continue;
       }
       const held = { token: table.issue(ttl, now), expiresAtMs: nowMs + ttl * 1000, seq };
       model.push(held);

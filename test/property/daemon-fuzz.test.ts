@@ -926,13 +926,14 @@ describe("fuzz: one real daemon", { concurrency: false }, () => {
               }
             }
             if (code === "ok" && who === "signer") {
-              // A signer signs and binds containers; it reads, writes and manages nothing.
+              // A signer signs and binds containers (and lists its own bindings); it reads, writes and manages nothing.
               assert.ok(
                 [
                   "SignRequest",
                   "CreateContainerBinding",
                   "ImportCredentials",
                   "DeleteContainerBinding",
+                  "ListContainerBindings",
                   "Check",
                   "List",
                 ].includes(method.name),

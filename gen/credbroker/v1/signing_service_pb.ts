@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/signing_service.proto.
  */
 export const file_credbroker_v1_signing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLUAgoOU2lnbmluZ1NlcnZpY2USVAoLU2lnblJlcXVlc3QSIS5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVxdWVzdBoiLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXNwb25zZRJ1ChZDcmVhdGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnUKFkRlbGV0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSJFChxMaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImsKHUxpc3RDb250YWluZXJCaW5kaW5nc1Jlc3BvbnNlEjEKCGJpbmRpbmdzGAEgAygLMh8uY3JlZGJyb2tlci52MS5Db250YWluZXJCaW5kaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoQQ29udGFpbmVyQmluZGluZxISCgpiaW5kaW5nX2lkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJEhUKDWNyZWRlbnRpYWxfaWQYBCABKAkSDwoHY3JlYXRvchgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghmdWxsX3VyaRgIIAEoCSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLIAwoOU2lnbmluZ1NlcnZpY2USVAoLU2lnblJlcXVlc3QSIS5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVxdWVzdBoiLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXNwb25zZRJ1ChZDcmVhdGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnUKFkRlbGV0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2UScgoVTGlzdENvbnRhaW5lckJpbmRpbmdzEisuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0GiwuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message credbroker.v1.CreateContainerBindingRequest
@@ -112,6 +112,118 @@ export const DeleteContainerBindingResponseSchema: GenMessage<DeleteContainerBin
   messageDesc(file_credbroker_v1_signing_service, 3);
 
 /**
+ * @generated from message credbroker.v1.ListContainerBindingsRequest
+ */
+export type ListContainerBindingsRequest = Message<"credbroker.v1.ListContainerBindingsRequest"> & {
+  /**
+   * 1-1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; "" for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ListContainerBindingsRequest.
+ * Use `create(ListContainerBindingsRequestSchema)` to create a new message.
+ */
+export const ListContainerBindingsRequestSchema: GenMessage<ListContainerBindingsRequest> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 4);
+
+/**
+ * @generated from message credbroker.v1.ListContainerBindingsResponse
+ */
+export type ListContainerBindingsResponse = Message<"credbroker.v1.ListContainerBindingsResponse"> & {
+  /**
+   * @generated from field: repeated credbroker.v1.ContainerBinding bindings = 1;
+   */
+  bindings: ContainerBinding[];
+
+  /**
+   * "" on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ListContainerBindingsResponse.
+ * Use `create(ListContainerBindingsResponseSchema)` to create a new message.
+ */
+export const ListContainerBindingsResponseSchema: GenMessage<ListContainerBindingsResponse> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 5);
+
+/**
+ * A container binding as listed: what it serves and who made it, never its token.
+ *
+ * @generated from message credbroker.v1.ContainerBinding
+ */
+export type ContainerBinding = Message<"credbroker.v1.ContainerBinding"> & {
+  /**
+   * @generated from field: string binding_id = 1;
+   */
+  bindingId: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The bound credential's name, and its id: a credential re-created under
+   * the same name is another credential and is not served.
+   *
+   * @generated from field: string credential = 3;
+   */
+  credential: string;
+
+  /**
+   * @generated from field: string credential_id = 4;
+   */
+  credentialId: string;
+
+  /**
+   * The caller that made it; each use needs it to exist, be enabled and
+   * unexpired, and still be allowed to sign with the credential.
+   *
+   * @generated from field: string creator = 5;
+   */
+  creator: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * For AWS_CONTAINER_CREDENTIALS_FULL_URI.
+   *
+   * @generated from field: string full_uri = 8;
+   */
+  fullUri: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ContainerBinding.
+ * Use `create(ContainerBindingSchema)` to create a new message.
+ */
+export const ContainerBindingSchema: GenMessage<ContainerBinding> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 6);
+
+/**
  * One HTTP header; a name may repeat.
  *
  * @generated from message credbroker.v1.HttpHeader
@@ -133,7 +245,7 @@ export type HttpHeader = Message<"credbroker.v1.HttpHeader"> & {
  * Use `create(HttpHeaderSchema)` to create a new message.
  */
 export const HttpHeaderSchema: GenMessage<HttpHeader> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 4);
+  messageDesc(file_credbroker_v1_signing_service, 7);
 
 /**
  * @generated from message credbroker.v1.SignRequestRequest
@@ -239,7 +351,7 @@ export type SignRequestRequest = Message<"credbroker.v1.SignRequestRequest"> & {
  * Use `create(SignRequestRequestSchema)` to create a new message.
  */
 export const SignRequestRequestSchema: GenMessage<SignRequestRequest> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 5);
+  messageDesc(file_credbroker_v1_signing_service, 8);
 
 /**
  * @generated from message credbroker.v1.SignRequestResponse
@@ -281,7 +393,7 @@ export type SignRequestResponse = Message<"credbroker.v1.SignRequestResponse"> &
  * Use `create(SignRequestResponseSchema)` to create a new message.
  */
 export const SignRequestResponseSchema: GenMessage<SignRequestResponse> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_signing_service, 6);
+  messageDesc(file_credbroker_v1_signing_service, 9);
 
 /**
  * SigningService signs a caller's HTTP request with a stored credential,
@@ -324,6 +436,17 @@ export const SigningService: GenService<{
     methodKind: "unary";
     input: typeof DeleteContainerBindingRequestSchema;
     output: typeof DeleteContainerBindingResponseSchema;
+  },
+  /**
+   * The live bindings, in binding id order: an admin's lists all, anyone
+   * else's only those it made. Never a binding's token.
+   *
+   * @generated from rpc credbroker.v1.SigningService.ListContainerBindings
+   */
+  listContainerBindings: {
+    methodKind: "unary";
+    input: typeof ListContainerBindingsRequestSchema;
+    output: typeof ListContainerBindingsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_credbroker_v1_signing_service, 0);
