@@ -7,7 +7,14 @@ import { addressProblem, DEFAULT_ADDR } from "../client/address.js";
 import { type BrokerClient, createBrokerClient } from "../client/broker-client.js";
 import { defaultDataDir } from "../config/serve-config.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
-import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "./flags.js";
+import {
+  FlagError,
+  type FlagSpec,
+  helpText,
+  type ParsedFlags,
+  parseFlags,
+  UsageError,
+} from "./flags.js";
 import type { Io } from "./io.js";
 
 export const CONNECTION_FLAGS: readonly FlagSpec[] = [
@@ -193,6 +200,10 @@ class NoToken extends Error {
 
 function report(err: unknown, io: Io, command: string, usage: string, where: string): number {
   if (err instanceof ExitWith) return err.exitCode;
+  if (err instanceof FlagError) {
+    io.err(`${command}: ${err.message} (see ${command} --help)\n`);
+    return EXIT.usage;
+  }
   if (err instanceof UsageError) {
     io.err(`${command}: ${err.message}\nUsage: ${usage} (see --help)\n`);
     return EXIT.usage;

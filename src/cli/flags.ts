@@ -17,7 +17,12 @@ export interface FlagSpec {
 
 /** A mistake in the command line: the CLI prints it with the usage and exits 2. */
 export class UsageError extends Error {
-  override readonly name = "UsageError";
+  override readonly name: string = "UsageError";
+}
+
+/** A flag the parser refused (unknown, missing its value, …): told in one line. */
+export class FlagError extends UsageError {
+  override readonly name = "FlagError";
 }
 
 export interface ParsedFlags {
@@ -61,16 +66,16 @@ export function parseFlags(
     if (token.kind === "positional") positionals.push(token.value);
     if (token.kind !== "option") continue;
     const s = specs.find((f) => f.name === token.name);
-    if (s === undefined) throw new UsageError(unknownFlag(token.rawName, specs));
+    if (s === undefined) throw new FlagError(unknownFlag(token.rawName, specs));
     if (s.kind === "boolean") {
-      if (token.inlineValue) throw new UsageError(`${token.rawName} takes no value`);
+      if (token.inlineValue) throw new FlagError(`${token.rawName} takes no value`);
       values.set(s.name, true);
       continue;
     }
     const value = token.value;
     if (value === undefined || (!token.inlineValue && isFlagLike(value))) {
       const needs = `${token.rawName} needs a value${s.value ? ` (${s.value})` : ""}`;
-      throw new UsageError(
+      throw new FlagError(
         value === undefined
           ? needs
           : `${needs}, not another flag; for a value that starts with "-", write --${s.name}=VALUE`,
@@ -123,13 +128,13 @@ const SHOWABLE = /^--?[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/;
 
 /** "unknown flag --secret-access-key; did you mean --secret-stdin?" */
 export function unknownFlag(rawName: string, specs: readonly FlagSpec[]): string {
-  if (!SHOWABLE.test(rawName)) return "unknown flag (see --help)";
+  if (!SHOWABLE.test(rawName)) return "unknown flag";
   if (!rawName.startsWith("--")) {
     const shorts = specs.filter((s) => s.short).map((s) => `-${s.short}`);
-    return `unknown flag ${rawName}${shorts.length ? ` (short flags here: ${shorts.join(" ")})` : ""}; see --help`;
+    return `unknown flag ${rawName}${shorts.length ? `; short flags here: ${shorts.join(" ")}` : ""}`;
   }
   const best = closestFlag(rawName.slice(2), specs);
-  return `unknown flag ${rawName}${best ? `; did you mean --${best}?` : "; see --help"}`;
+  return `unknown flag ${rawName}${best ? `; did you mean --${best}?` : ""}`;
 }
 
 /**

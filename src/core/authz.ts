@@ -1,7 +1,7 @@
 import { type Caller, CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, ReadAccess } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "./errors.js";
-import { displayName } from "./names.js";
+import { credentialNotFound, displayName } from "./names.js";
 
 /** What a request does, as roles grant it. */
 export type Action = "read" | "write" | "sign" | "admin";
@@ -42,7 +42,7 @@ export function authorizeCredential(caller: Caller, action: Action, c: Credentia
   const own = inNamespace(caller, c.namespace);
   const shared = !own && sharedWith(caller, c);
   if (!own && !shared) {
-    throw new DomainError("not_found", `credential ${displayName(c.namespace, c.name)} not found`);
+    throw new DomainError("not_found", credentialNotFound(c.namespace, c.name));
   }
   const granted = GRANTS[caller.role].includes(action) && (own || action === "sign");
   if (!granted) {
