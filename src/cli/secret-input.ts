@@ -45,7 +45,9 @@ export async function readSecret(
     const file = flags.string(`${prefix}-file`) ?? "";
     value = chomp(
       await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
-        throw new UsageError(`--${prefix}-file: cannot read the file (${err.code ?? "unreadable"})`);
+        throw new UsageError(
+          `--${prefix}-file: cannot read the file (${err.code ?? "unreadable"})`,
+        );
       }),
     );
   } else if (flags.given(`${prefix}-env`)) {

@@ -367,7 +367,10 @@ describe("credbroker CLI against a real daemon", () => {
       "CREDBROKER_TEST_UNSET_VARIABLE",
     ]);
     assert.match(unset.stderr, /--secret-env: no such environment variable/);
-    assert.ok(!unset.stderr.includes("CREDBROKER_TEST_UNSET_VARIABLE"), "the typed name is not repeated");
+    assert.ok(
+      !unset.stderr.includes("CREDBROKER_TEST_UNSET_VARIABLE"),
+      "the typed name is not repeated",
+    );
 
     // No secret source and no terminal: a usage error, nothing created.
     const none = await expectExit(2, ["cred", "create", "env-key-3", "--access-key-id", AKID]);
@@ -923,7 +926,10 @@ describe("credbroker CLI against a real daemon", () => {
     const nothing = await raw(["cred", "list", "--addr", "127.0.0.1:1", "--token-file", tokenFile]);
     assert.equal(nothing.code, 6, describeRun(["cred", "list", "--addr", "127.0.0.1:1"], nothing));
     assert.equal(nothing.stdout, "");
-    assert.match(nothing.stderr, /cannot reach credbroker at the --addr address \(connection refused\)/);
+    assert.match(
+      nothing.stderr,
+      /cannot reach credbroker at the --addr address \(connection refused\)/,
+    );
     assert.match(nothing.stderr, /`credbroker serve`/);
 
     const other = await startDaemon();

@@ -1,5 +1,10 @@
 import { spawn } from "node:child_process";
-import { type ClientCommand, ExitWith, NAMESPACE_FLAG, runClientCommand } from "../client-command.js";
+import {
+  type ClientCommand,
+  ExitWith,
+  NAMESPACE_FLAG,
+  runClientCommand,
+} from "../client-command.js";
 import { UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 

@@ -47,7 +47,8 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
       io.out(helpText(USAGE, ABOUT, FLAGS));
       return EXIT.ok;
     }
-    if (flags.positionals.length > 0) throw new UsageError("unexpected argument (repair takes none)");
+    if (flags.positionals.length > 0)
+      throw new UsageError("unexpected argument (repair takes none)");
     const dataDir = path.resolve(dataDirOf(flags, io.env));
     const location = path.join(dataDir, "db");
     await assertStopped(location, flags.given("data-dir") ? "the --data-dir directory" : dataDir);
