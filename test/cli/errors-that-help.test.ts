@@ -146,8 +146,9 @@ describe("errors that help, over the real daemon", () => {
       "127.0.0.1:0",
       "host:70000",
     ];
-    const runs: { addr: string; args: string[]; extra: Record<string, string>; source: string }[] =
-      malformed.map((addr, i) =>
+    type Run = { addr: string; args: string[]; extra: Record<string, string>; source: string };
+    const runs = malformed.map(
+      (addr, i): Run =>
         i % 2 === 0
           ? { addr, args: ["cred", "list", "--addr", addr], extra: {}, source: "--addr" }
           : {
@@ -156,7 +157,7 @@ describe("errors that help, over the real daemon", () => {
               extra: { CREDBROKER_ADDR: addr },
               source: "CREDBROKER_ADDR",
             },
-      );
+    );
     runs.push({
       addr: "http//host:1",
       args: ["exec", "-c", "task-key", "--", "true"],
