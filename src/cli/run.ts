@@ -23,7 +23,7 @@ Usage:
   credbroker cred import NAME --from SRC   one from env, an AWS profile or a URL
   credbroker cred import --bulk FILE       many: JSON lines, one credential each (- for stdin)
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
-  credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
+  credbroker exec [-n NS] -c NAME -- COMMAND…   run COMMAND with short-lived credentials (container endpoint)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
   credbroker audit tail [-c NS/NAME] [--caller NAME] [-f]   read the audit log
