@@ -11,7 +11,7 @@ export function addressProblem(addr: string): string | undefined {
   }
   if (scheme === null) {
     // host:port, the port required: "localhost" alone would quietly mean port 80.
-    const hostPort = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+):([^:]*)$/i.exec(addr);
+    const hostPort = /^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+):([^:]*)$/i.exec(addr);
     if (hostPort === null) return "not host:port (a host, a colon, a port)";
     const port = hostPort[2] ?? "";
     if (!/^\d+$/.test(port)) return "the port is not a number";
