@@ -9,7 +9,7 @@ import type {
 import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
-import { assertRef, displayName } from "../core/names.js";
+import { assertRef, displayName, namespaceShown } from "../core/names.js";
 import {
   describeTarget,
   planSignature,
@@ -143,7 +143,7 @@ export function signingService({
       if (credential === undefined) {
         throw new DomainError(
           "not_found",
-          `namespace "${valid.namespace}" has no AWS provider default: name a credential`,
+          `AWS provider default of ${namespaceShown(valid.namespace)} not found: name a credential`,
         );
       }
       return sign(valid, caller, credential, true);

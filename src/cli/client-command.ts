@@ -3,11 +3,18 @@ import path from "node:path";
 import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { DEFAULT_ADDR } from "../client/address.js";
+import { addressProblem, DEFAULT_ADDR } from "../client/address.js";
 import { type BrokerClient, createBrokerClient } from "../client/broker-client.js";
 import { defaultDataDir } from "../config/serve-config.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
-import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "./flags.js";
+import {
+  FlagError,
+  type FlagSpec,
+  helpText,
+  type ParsedFlags,
+  parseFlags,
+  UsageError,
+} from "./flags.js";
 import type { Io } from "./io.js";
 
 export const CONNECTION_FLAGS: readonly FlagSpec[] = [
@@ -88,19 +95,35 @@ export async function runClientCommand(
 ): Promise<number> {
   const specs = [...spec.flags, ...CONNECTION_FLAGS];
   const usage = `${spec.command}${spec.args ? ` ${spec.args}` : ""} [flags]`;
-  let addr = DEFAULT_ADDR;
+  let where = DEFAULT_ADDR;
   try {
     const flags = parseFlags(specs, argv, io.env);
     if (flags.bool("help")) {
       io.out(helpText(usage, spec.about, specs));
       return EXIT.ok;
     }
-    addr = flags.string("addr") ?? DEFAULT_ADDR;
+    const source = addressSource(flags);
+    where = source === undefined ? DEFAULT_ADDR : `the ${source} address`;
+    const problem = addressProblem(flags.string("addr") ?? DEFAULT_ADDR);
+    if (problem !== undefined) {
+      throw new UsageError(
+        `${source ?? "--addr"}: malformed address: ${problem}; expected host:port or http(s)://host[:port]`,
+      );
+    }
     await spec.run(await context(flags, spec, io));
     return EXIT.ok;
   } catch (err) {
-    return report(err, io, spec.command, usage, addr);
+    return report(err, io, spec.command, usage, where);
   }
+}
+
+/**
+ * The flag or variable that set the address, undefined for the default.
+ * Messages name it instead of repeating a typed value.
+ */
+function addressSource(flags: ParsedFlags): "--addr" | "CREDBROKER_ADDR" | undefined {
+  if (flags.given("addr")) return "--addr";
+  return flags.string("addr") === DEFAULT_ADDR ? undefined : "CREDBROKER_ADDR";
 }
 
 async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Promise<Context> {
@@ -110,7 +133,10 @@ async function context(flags: ParsedFlags, command: ClientCommand, io: Io): Prom
     throw new UsageError("a command to run is required after --");
   }
   if (flags.positionals.length > max) {
-    throw new UsageError(`unexpected argument "${flags.positionals[max]}"`);
+    // Not quoted: it may be a value typed after a flag that takes none.
+    throw new UsageError(
+      `unexpected argument ${max + 1} (this command takes ${command.args === "" ? "none" : `one: ${command.args}`})`,
+    );
   }
   const arg = flags.positionals[0] ?? "";
   if ((command.args === "NAME" || command.args === "URL" || command.args === "ID") && arg === "") {
@@ -153,20 +179,32 @@ async function resolveToken(flags: ParsedFlags, env: NodeJS.ProcessEnv): Promise
     : path.join(env.CREDBROKER_DATA_DIR || defaultDataDir(env), "admin.token");
   try {
     return (await readFile(file, "utf8")).trim();
-  } catch {
-    throw new NoToken(file);
+  } catch (err) {
+    // A typed path is not repeated (someone may have typed the token itself there).
+    const what = flags.given("token-file")
+      ? "the --token-file file"
+      : explicit
+        ? "the CREDBROKER_TOKEN_FILE file"
+        : file;
+    throw new NoToken(what, (err as NodeJS.ErrnoException).code ?? "unreadable");
   }
 }
 
 class NoToken extends Error {
-  constructor(readonly file: string) {
-    super(`no token: cannot read ${file}; give --token-file FILE or set CREDBROKER_TOKEN`);
+  constructor(what: string, reason: string) {
+    super(
+      `no token: cannot read ${what} (${reason}); give --token-file FILE or set CREDBROKER_TOKEN`,
+    );
   }
 }
 
-function report(err: unknown, io: Io, command: string, usage: string, addr: string): number {
+function report(err: unknown, io: Io, command: string, usage: string, where: string): number {
   if (err instanceof ExitWith) return err.exitCode;
-  if (err instanceof UsageError || err instanceof TypeError) {
+  if (err instanceof FlagError) {
+    io.err(`${command}: ${err.message} (see ${command} --help)\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof UsageError) {
     io.err(`${command}: ${err.message}\nUsage: ${usage} (see --help)\n`);
     return EXIT.usage;
   }
@@ -175,11 +213,17 @@ function report(err: unknown, io: Io, command: string, usage: string, addr: stri
     return EXIT.unauthenticated;
   }
   if (err instanceof ConnectError) {
-    if (err.code === Code.Unavailable && refused(err)) {
+    const failure = err.code === Code.Unavailable ? networkFailure(err) : undefined;
+    if (failure === "ECONNREFUSED") {
       io.err(
-        `${command}: cannot reach credbroker at ${addr} (connection refused).\n` +
+        `${command}: cannot reach credbroker at ${where} (connection refused).\n` +
           "Start the daemon with `credbroker serve` (or `npm start`), or point --addr / CREDBROKER_ADDR at it.\n",
       );
+      return EXIT.unavailable;
+    }
+    if (failure !== undefined) {
+      // The system's text names the host, which was typed; its code says enough.
+      io.err(`${command}: cannot reach credbroker at ${where} (${failure})\n`);
       return EXIT.unavailable;
     }
     io.err(`${command}: ${codeToString(err.code)}: ${err.rawMessage}\n`);
@@ -189,9 +233,11 @@ function report(err: unknown, io: Io, command: string, usage: string, addr: stri
   return EXIT.error;
 }
 
-function refused(err: ConnectError): boolean {
-  const cause = err.cause as { code?: string } | undefined;
-  return cause?.code === "ECONNREFUSED" || /ECONNREFUSED/.test(err.rawMessage);
+/** The system error code (ECONNREFUSED, ENOTFOUND, …) when the connection itself failed. */
+function networkFailure(err: ConnectError): string | undefined {
+  const cause = err.cause as { code?: unknown } | undefined;
+  if (typeof cause?.code === "string" && /^E[A-Z_]+$/.test(cause.code)) return cause.code;
+  return /^(?:getaddrinfo|connect|read|write) (E[A-Z_]+)/.exec(err.rawMessage)?.[1];
 }
 
 /**

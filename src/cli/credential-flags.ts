@@ -341,14 +341,14 @@ function instant(value: string): Date {
 
 function keyValue(entry: string): [string, string] {
   const at = entry.indexOf("=");
-  if (at <= 0) throw new UsageError(`--metadata: KEY=VALUE, got "${entry}"`);
+  if (at <= 0) throw new UsageError("--metadata: KEY=VALUE");
   return [entry.slice(0, at), entry.slice(at + 1)];
 }
 
 /** "bucket=get_object", "bucket/prefix/=get_object,list_bucket". */
 function scope(entry: string): AccessScope {
   const at = entry.lastIndexOf("=");
-  if (at <= 0) throw new UsageError(`--scope: BUCKET[/PREFIX]=ACTION,…, got "${entry}"`);
+  if (at <= 0) throw new UsageError("--scope: BUCKET[/PREFIX]=ACTION,…");
   const target = entry.slice(0, at);
   const slash = target.indexOf("/");
   const bucket = slash < 0 ? target : target.slice(0, slash);

@@ -132,9 +132,7 @@ export async function readSource(source: string, io: Io): Promise<Imported> {
     return fromUrl(source, io.env[variable]);
   }
   if (source === "url-stdin") return fromUrl(source, await readStdin(io));
-  throw new UsageError(
-    `--from: env, aws-profile[:NAME], url-env:VAR or url-stdin (got "${source}")`,
-  );
+  throw new UsageError("--from: env, aws-profile[:NAME], url-env:VAR or url-stdin");
 }
 
 /** The first source that yields a complete credential, and which one; Incomplete naming every miss otherwise. */

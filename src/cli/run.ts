@@ -24,8 +24,8 @@ Usage:
   credbroker cred import NAME --from SRC   one from env, an AWS profile or a URL
   credbroker cred import --bulk FILE       many: JSON lines, one credential each (- for stdin)
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
-  credbroker exec -c NAME -- COMMAND…      run COMMAND with short-lived credentials (container endpoint)
-  credbroker binding list|delete ID        container bindings (admins: all; others: their own)
+  credbroker exec [-n NS] -c NAME -- COMMAND…   run COMMAND with short-lived credentials (container endpoint)
+  credbroker binding list|delete ID             container bindings (admins: all; others: their own)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
   credbroker caller list|get|update|delete|rotate
   credbroker audit tail [-n NS] [-c NAME] read the audit log (also --decision, --caller, -f)
@@ -42,40 +42,37 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated, 4 not found,
 10 partly done (import --bulk: some rows failed).
 `;
 
+/** Every command by its first word; help, tests and dispatch all read this table. */
+export const COMMANDS: Readonly<
+  Record<string, (argv: readonly string[], io: Io) => Promise<number>>
+> = {
+  serve: serveCommand,
+  cred: credCommand,
+  sign: signCommand,
+  exec: execCommand,
+  binding: bindingCommand,
+  caller: callerCommand,
+  audit: auditCommand,
+  key: keyCommand,
+  config: configCommand,
+  repair: repairCommand,
+};
+
 /** Runs the CLI; returns the exit code. */
 export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case undefined:
-      io.err(USAGE);
-      return EXIT.usage;
-    case "help":
-    case "--help":
-    case "-h":
-      io.out(USAGE);
-      return EXIT.ok;
-    case "serve":
-      return serveCommand(rest, io);
-    case "cred":
-      return credCommand(rest, io);
-    case "sign":
-      return signCommand(rest, io);
-    case "exec":
-      return execCommand(rest, io);
-    case "binding":
-      return bindingCommand(rest, io);
-    case "caller":
-      return callerCommand(rest, io);
-    case "audit":
-      return auditCommand(rest, io);
-    case "key":
-      return keyCommand(rest, io);
-    case "config":
-      return configCommand(rest, io);
-    case "repair":
-      return repairCommand(rest, io);
-    default:
-      io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
-      return EXIT.usage;
+  if (command === undefined) {
+    io.err(USAGE);
+    return EXIT.usage;
   }
+  if (command === "help" || command === "--help" || command === "-h") {
+    io.out(USAGE);
+    return EXIT.ok;
+  }
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (run === undefined) {
+    io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  return run(rest, io);
 }

@@ -44,14 +44,17 @@ export async function readSecret(
   } else if (flags.given(`${prefix}-file`)) {
     const file = flags.string(`${prefix}-file`) ?? "";
     value = chomp(
-      await readFile(file, "utf8").catch(() => {
-        throw new UsageError(`--${prefix}-file: cannot read ${file}`);
+      await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+        throw new UsageError(
+          `--${prefix}-file: cannot read the file (${err.code ?? "unreadable"})`,
+        );
       }),
     );
   } else if (flags.given(`${prefix}-env`)) {
     const name = flags.string(`${prefix}-env`) ?? "";
     value = io.env[name];
-    if (value === undefined) throw new UsageError(`--${prefix}-env: ${name} is not set`);
+    // The variable's name is not repeated: it may be the secret itself, typed in the wrong place.
+    if (value === undefined) throw new UsageError(`--${prefix}-env: no such environment variable`);
   } else if (prompt !== undefined && io.stdin.isTTY && io.stdin.setRawMode) {
     value = await promptHidden(prompt, io);
   } else {

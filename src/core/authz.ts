@@ -1,7 +1,7 @@
 import { type Caller, CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, ReadAccess } from "../../gen/credbroker/v1/credential_pb.js";
 import { ConcealedDenial, DomainError } from "./errors.js";
-import { displayName } from "./names.js";
+import { credentialNotFound, displayName } from "./names.js";
 
 /** What a request does, as roles grant it. */
 export type Action = "read" | "write" | "sign" | "admin";
@@ -46,7 +46,7 @@ export function authorizeCredential(caller: Caller, action: Action, c: Credentia
     // Worded as the store's own not_found for an absent credential.
     throw new ConcealedDenial(
       "not_found",
-      `credential ${displayName(c.namespace, c.name)} not found`,
+      credentialNotFound(c.namespace, c.name),
       "namespace_not_allowed",
     );
   }

@@ -37,3 +37,18 @@ export function assertRef(namespace: string, name: string, prefix = ""): void {
 export function displayName(namespace: string, name: string): string {
   return namespace === "" ? name : `${namespace}/${name}`;
 }
+
+/** A namespace for messages: "namespace team-a", or the workspace, which is otherwise invisible. */
+export function namespaceShown(namespace: string): string {
+  return namespace === "" ? 'the workspace (namespace "")' : `namespace ${namespace}`;
+}
+
+/**
+ * The not_found message of a credential that is absent, or hidden from the
+ * caller: one text for both, so that a refusal is no existence oracle.
+ */
+export function credentialNotFound(namespace: string, name: string): string {
+  return namespace === ""
+    ? `credential ${name} not found in ${namespaceShown(namespace)}`
+    : `credential ${namespace}/${name} not found`;
+}

@@ -1,6 +1,6 @@
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
-import { displayName } from "../core/names.js";
+import { credentialNotFound, displayName } from "../core/names.js";
 import type { CreateManyResult } from "./credential-store.js";
 import { indexEntries, KEYCHECK_KEY } from "./keys.js";
 import { Sealer } from "./sealing.js";
@@ -53,7 +53,7 @@ export function assertEtag(current: Credential, expected: string): void {
 }
 
 export function notFound(namespace: string, name: string): DomainError {
-  return new DomainError("not_found", `credential ${displayName(namespace, name)} not found`);
+  return new DomainError("not_found", credentialNotFound(namespace, name));
 }
 
 /**

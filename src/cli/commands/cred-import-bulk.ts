@@ -78,7 +78,7 @@ async function openFile(file: string): Promise<NodeJS.ReadableStream> {
   try {
     await once(stream, "open");
   } catch (err) {
-    throw new UsageError(`--bulk: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+    throw new UsageError(`--bulk: cannot read the file (${(err as NodeJS.ErrnoException).code})`);
   }
   return stream;
 }

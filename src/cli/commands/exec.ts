@@ -1,5 +1,10 @@
 import { spawn } from "node:child_process";
-import { type ClientCommand, ExitWith, runClientCommand } from "../client-command.js";
+import {
+  type ClientCommand,
+  ExitWith,
+  NAMESPACE_FLAG,
+  runClientCommand,
+} from "../client-command.js";
 import { UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
@@ -26,15 +31,16 @@ AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN and
 nothing else secret; AWS SDKs and the AWS CLI v2 pick them up unmodified.
 The binding ends when COMMAND exits (or at --ttl, if exec is killed).
 
-  credbroker exec --credential team-a/deployer -- aws s3 ls`,
+  credbroker exec -n team-a -c deployer -- aws s3 ls`,
   flags: [
+    NAMESPACE_FLAG,
     {
       name: "credential",
       short: "c",
       kind: "string",
-      value: "[NAMESPACE/]NAME",
+      value: "NAME",
       env: "CREDBROKER_CREDENTIAL",
-      help: "the credential to lend (bare NAME = the workspace)",
+      help: "the credential to lend, in --namespace (NS/NAME also works, without -n)",
     },
     {
       name: "ttl",
@@ -48,8 +54,11 @@ The binding ends when COMMAND exits (or at --ttl, if exec is killed).
     const ref = ctx.flags.string("credential") ?? "";
     if (ref === "") throw new UsageError("--credential is required");
     const slash = ref.indexOf("/");
+    if (slash >= 0 && ctx.flags.given("namespace")) {
+      throw new UsageError("give the namespace once: -n NS -c NAME, or -c NS/NAME");
+    }
     const [namespace, credential] =
-      slash < 0 ? ["", ref] : [ref.slice(0, slash), ref.slice(slash + 1)];
+      slash < 0 ? [ctx.namespace, ref] : [ref.slice(0, slash), ref.slice(slash + 1)];
     const ttl = Number(ctx.flags.string("ttl"));
     if (!Number.isInteger(ttl)) throw new UsageError("--ttl: seconds");
     const signing = ctx.client().signing;

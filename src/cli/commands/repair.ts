@@ -47,10 +47,11 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
       io.out(helpText(USAGE, ABOUT, FLAGS));
       return EXIT.ok;
     }
-    if (flags.positionals.length > 0) throw new UsageError(`unexpected ${flags.positionals[0]}`);
+    if (flags.positionals.length > 0)
+      throw new UsageError("unexpected argument (repair takes none)");
     const dataDir = path.resolve(dataDirOf(flags, io.env));
     const location = path.join(dataDir, "db");
-    await assertStopped(location);
+    await assertStopped(location, flags.given("data-dir") ? "the --data-dir directory" : dataDir);
     // Before anything changes: without the keys nothing could be verified.
     // Keys as serve finds them, previous ones included (a rotation in progress).
     const file = path.join(dataDir, "master.key");
@@ -104,9 +105,9 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
  * LevelDB's repair takes no lock, so take the database's own first: a
  * running daemon holds it. Any other failure to open is what repair is for.
  */
-async function assertStopped(location: string): Promise<void> {
+async function assertStopped(location: string, shown: string): Promise<void> {
   if ((await filesIn(location)).length === 0) {
-    throw new UsageError(`no database at ${location}`);
+    throw new UsageError(`no database (db/) in ${shown}`);
   }
   const db: Db = new Level<string, Buffer>(location, { valueEncoding: "buffer" });
   try {

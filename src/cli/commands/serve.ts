@@ -335,7 +335,9 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
       return EXIT.ok;
     }
     if (flags.positionals.length > 0) {
-      throw new UsageError(`unexpected argument "${flags.positionals[0]}"`);
+      throw new UsageError(
+        "unexpected argument (serve takes none; is it the value of a flag that takes none?)",
+      );
     }
     config = await resolveServeConfig(flags, io.env);
   } catch (err) {

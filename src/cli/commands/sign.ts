@@ -76,7 +76,7 @@ one "name: value" per line, or with --presign the presigned URL. For curl:
       throw new UsageError("--presign: seconds, 1-604800");
     const headers = f.list("header").map((h) => {
       const colon = h.indexOf(":");
-      if (colon <= 0) throw new UsageError(`--header: NAME:VALUE, got "${h}"`);
+      if (colon <= 0) throw new UsageError("--header: NAME:VALUE");
       return { name: h.slice(0, colon).trim(), value: h.slice(colon + 1).trim() };
     });
     let payload:
@@ -87,8 +87,8 @@ one "name: value" per line, or with --presign the presigned URL. For curl:
     };
     if (f.given("body-file")) {
       const file = f.string("body-file") ?? "";
-      const body = await readFile(file).catch(() => {
-        throw new UsageError(`--body-file: cannot read ${file}`);
+      const body = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+        throw new UsageError(`--body-file: cannot read the file (${err.code ?? "unreadable"})`);
       });
       // The body's hash, not the body, goes to the daemon.
       payload = { case: "payloadSha256", value: createHash("sha256").update(body).digest("hex") };
