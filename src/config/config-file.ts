@@ -7,6 +7,8 @@ export type FileSettings = ReadonlyMap<string, string | boolean>;
 
 /** What a config file holds: settings, and the declared [[credentials]] and [[callers]] (raw, with their lines). */
 export interface ConfigFile {
+  /** The file's name, as given (what messages show). */
+  name: string;
   settings: FileSettings;
   /** The line where a key (or [[table]]) is, for error messages. */
   lineOf(key: string): number;
@@ -126,7 +128,7 @@ export async function loadConfigFile(
       problem("expected a string or a number");
     }
   }
-  return { settings, ...declared, problems, lineOf: (key) => lineOf(lines, key) };
+  return { name: file, settings, ...declared, problems, lineOf: (key) => lineOf(lines, key) };
 }
 
 /** A key as a literal in a regular expression (a file's keys may hold any character). */
