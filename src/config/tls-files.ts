@@ -107,7 +107,7 @@ function parseCertificate(
   fail: (what: string) => undefined,
 ): X509Certificate | undefined {
   const label = PEM_LABEL.exec(pem.toString("latin1"))?.[1];
-  if (label?.endsWith("PRIVATE KEY")) return fail("holds a private key, not a PEM certificate");
+  if (label?.endsWith("PRIVATE KEY")) return fail("not a PEM certificate (it holds a private key)");
   try {
     return new X509Certificate(pem);
   } catch {
@@ -118,9 +118,9 @@ function parseCertificate(
 function parseKey(pem: Buffer, fail: (what: string) => undefined): KeyObject | undefined {
   const text = pem.toString("latin1");
   const label = PEM_LABEL.exec(text)?.[1];
-  if (label === "CERTIFICATE") return fail("holds a certificate, not a PEM private key");
+  if (label === "CERTIFICATE") return fail("not a PEM private key (it holds a certificate)");
   if (label === "ENCRYPTED PRIVATE KEY" || /Proc-Type:\s*4,ENCRYPTED/.test(text)) {
-    return fail("an encrypted private key; serve needs it unencrypted");
+    return fail("an encrypted PEM private key; serve needs it unencrypted");
   }
   try {
     return createPrivateKey({ key: pem, format: "pem" });
