@@ -178,9 +178,7 @@ describe("config check is serve's own validation", () => {
       "a TLS key of another certificate",
       () => `tls_cert = "${file("server.crt")}"\ntls_key = "${file("other.key")}"\n`,
       {},
-      [
-        /:2: tls_key: \S*other\.key is not the private key of the certificate in --tls-cert/,
-      ],
+      [/:2: tls_key: \S*other\.key is not the private key of the certificate in --tls-cert/],
     ],
     [
       "a bad environment override",
