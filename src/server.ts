@@ -23,6 +23,7 @@ import { FailureThrottle, RateLimiter } from "./auth/rate-limit.js";
 import { loadConfigFile } from "./config/config-file.js";
 import { declaredCredentials } from "./config/declared.js";
 import { declaredCallers, reconcileCallers } from "./config/declared-callers.js";
+import { ConfigInvalid } from "./config/problems.js";
 import { type ReconcileResult, reconcile } from "./config/reconcile.js";
 import type { ServeConfig } from "./config/serve-config.js";
 import { assertStartup } from "./config/startup-check.js";
@@ -308,6 +309,8 @@ async function serve(
       const file = config.configFile;
       if (file === undefined) return undefined;
       const parsed = await loadConfigFile(file, undefined);
+      // `credentials = 5`: refused, not read as "no credentials" (which would disable them all).
+      if (parsed.problems.length > 0) throw new ConfigInvalid(parsed.problems);
       const result = await reconcile({
         store,
         file,
