@@ -128,7 +128,7 @@ async function appendable(file: string): Promise<DomainError | undefined> {
     );
     return denied ? problem(`its directory ${dir} is not writable by this user`) : undefined;
   }
-  if (!st.isFile()) return problem("not a regular file");
+  if (st.isDirectory()) return problem("is a directory, not a file");
   const denied = await access(file, constants.W_OK).then(
     () => false,
     () => true,
