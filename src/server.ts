@@ -23,9 +23,11 @@ import { FailureThrottle, RateLimiter } from "./auth/rate-limit.js";
 import { loadConfigFile } from "./config/config-file.js";
 import { declaredCredentials } from "./config/declared.js";
 import { declaredCallers, reconcileCallers } from "./config/declared-callers.js";
+import { ConfigInvalid } from "./config/problems.js";
 import { type ReconcileResult, reconcile } from "./config/reconcile.js";
 import type { ServeConfig } from "./config/serve-config.js";
-import { readTlsFiles, type TlsMaterial } from "./config/tls-files.js";
+import { assertStartup } from "./config/startup-check.js";
+import type { TlsMaterial } from "./config/tls-files.js";
 import { DomainError } from "./core/errors.js";
 import type { Ambient } from "./core/lifecycle.js";
 import { displayName } from "./core/names.js";
@@ -69,8 +71,8 @@ export async function startDaemon(
   log: Logger,
   ambient: Ambient = { now: () => new Date(), newId: randomUUID },
 ): Promise<Daemon> {
-  // Read before anything is created: a wrong TLS file fails fast, touching nothing.
-  const tls = config.tls === undefined ? undefined : await readTlsFiles(config.tls);
+  // The whole config is checked before anything is created: a refused one touches nothing.
+  const tls = await assertStartup(config, process.env);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   const store = await openStore(config, log, ambient);
@@ -313,6 +315,8 @@ async function serve(
       const file = config.configFile;
       if (file === undefined) return undefined;
       const parsed = await loadConfigFile(file, undefined);
+      // `credentials = 5`: refused, not read as "no credentials" (which would disable them all).
+      if (parsed.problems.length > 0) throw new ConfigInvalid(parsed.problems);
       const result = await reconcile({
         store,
         file,

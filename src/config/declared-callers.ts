@@ -6,6 +6,7 @@ import { DomainError, isDomainError } from "../core/errors.js";
 import { isValidName, isValidNamespace } from "../core/names.js";
 import type { CallerStore } from "../store/caller-store.js";
 import type { Declared } from "./config-file.js";
+import { ConfigInvalid, type ConfigProblem } from "./problems.js";
 import { previous } from "./reconcile.js";
 
 const FIELDS = new Set([
@@ -24,36 +25,57 @@ const ROLES: Record<string, CallerRole> = {
   signer: CallerRole.SIGNER,
 };
 
+export interface DeclaredCaller {
+  caller: Caller;
+  tokenHash: string;
+}
+
 /** The [[callers]] a config file declares: a token only as its SHA-256 (hex), never the token. */
-export function declaredCallers(
+export function declaredCallers(file: string, entries: readonly Declared[]): DeclaredCaller[] {
+  const { declared, problems } = checkDeclaredCallers(file, entries);
+  if (problems.length > 0) throw new ConfigInvalid(problems);
+  return declared;
+}
+
+/** Checks every [[callers]] table; each problem names the file, the line and the field. */
+export function checkDeclaredCallers(
   file: string,
   entries: readonly Declared[],
-): { caller: Caller; tokenHash: string }[] {
-  return entries.map(({ line, fields }) => {
-    const fail = (message: string): never => {
-      throw new DomainError("invalid_argument", `${file}:${line}: [[callers]]: ${message}`);
+): { declared: DeclaredCaller[]; problems: ConfigProblem[] } {
+  const declared: DeclaredCaller[] = [];
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const [index, { fields, fieldLine }] of entries.entries()) {
+    const before = problems.length;
+    const fail = (field: string, message: string) => {
+      problems.push({ file, line: fieldLine(field), path: `callers[${index}].${field}`, message });
     };
-    for (const key of Object.keys(fields)) if (!FIELDS.has(key)) fail(`unknown field ${key}`);
+    for (const key of Object.keys(fields)) if (!FIELDS.has(key)) fail(key, "unknown field");
     const name = fields.name;
-    if (typeof name !== "string" || !isValidName(name) || name === "admin")
-      fail("name: 1-64 of letters, digits, '.', '_', '-' (not admin)");
+    if (typeof name !== "string" || !isValidName(name) || name === "admin") {
+      fail("name", "1-64 of letters, digits, '.', '_', '-' (not admin)");
+    } else if (seen.has(name)) {
+      fail("name", `caller ${name} is declared twice`);
+    }
+    if (typeof name === "string") seen.add(name);
     const role = typeof fields.role === "string" ? ROLES[fields.role] : undefined;
-    if (role === undefined) fail("role: admin, writer, reader or signer");
+    if (role === undefined) fail("role", "admin, writer, reader or signer");
     const namespaces = fields.namespaces ?? [];
     if (
       !Array.isArray(namespaces) ||
       !namespaces.every((n) => typeof n === "string" && isValidNamespace(n))
     ) {
-      fail("namespaces: a list of namespaces");
+      fail("namespaces", "a list of namespaces");
     }
     const hash = fields.token_sha256;
     if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) {
       fail(
-        "token_sha256: the hex SHA-256 of the caller's token (e.g. printf %s TOKEN | sha256sum)",
+        "token_sha256",
+        "the hex SHA-256 of the caller's token (e.g. printf %s TOKEN | sha256sum)",
       );
     }
     const enabled = fields.enabled ?? true;
-    if (typeof enabled !== "boolean") fail("enabled: true or false");
+    if (typeof enabled !== "boolean") fail("enabled", "true or false");
     const expires = fields.expires_at;
     const expiresAt =
       expires instanceof Date
@@ -62,11 +84,12 @@ export function declaredCallers(
           ? new Date(expires)
           : undefined;
     if (expires !== undefined && (expiresAt === undefined || Number.isNaN(expiresAt.getTime()))) {
-      fail("expires_at: a TOML datetime or an RFC 3339 string");
+      fail("expires_at", "a TOML datetime or an RFC 3339 string");
     }
     const subject = fields.certificate_subject ?? "";
-    if (typeof subject !== "string") fail("certificate_subject: a string");
-    return {
+    if (typeof subject !== "string") fail("certificate_subject", "a string");
+    if (problems.length > before) continue;
+    declared.push({
       caller: create(CallerSchema, {
         name: name as string,
         role,
@@ -77,8 +100,9 @@ export function declaredCallers(
         managedBy: file,
       }),
       tokenHash: hash as string,
-    };
-  });
+    });
+  }
+  return { declared, problems };
 }
 
 /**
@@ -88,7 +112,7 @@ export function declaredCallers(
 export async function reconcileCallers(opts: {
   store: CallerStore;
   file: string;
-  declared: readonly { caller: Caller; tokenHash: string }[];
+  declared: readonly DeclaredCaller[];
   state: string;
   now(): Date;
   changed(): void;

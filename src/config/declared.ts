@@ -10,7 +10,11 @@ import {
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
+import { type Ambient, prepareNew } from "../core/lifecycle.js";
+import { displayName } from "../core/names.js";
+import { validateCredential } from "../core/validate.js";
 import type { Declared } from "./config-file.js";
+import { ConfigInvalid, type ConfigProblem } from "./problems.js";
 
 const FIELDS = new Set([
   "name",
@@ -39,133 +43,193 @@ const FIELDS = new Set([
   "description",
 ]);
 
+export interface DeclaredCredential {
+  credential: Credential;
+  createdAt?: Date | undefined;
+}
+
 /**
  * The credentials a config file declares, secrets resolved (inline, or
- * `…_file` / `…_env`, which the docs recommend). Errors name the file, the
- * table's line and the field, never a secret value.
+ * `…_file` / `…_env`, which the docs recommend). Throws ConfigInvalid with
+ * every problem of every table.
  */
 export async function declaredCredentials(
   file: string,
   entries: readonly Declared[],
   env: NodeJS.ProcessEnv,
-): Promise<{ credential: Credential; createdAt?: Date | undefined }[]> {
-  const out: { credential: Credential; createdAt?: Date | undefined }[] = [];
-  for (const { line, fields } of entries) {
-    const at = `${file}:${line}: [[credentials]]`;
-    const fail = (message: string): never => {
-      throw new DomainError("invalid_argument", `${at}: ${message}`);
-    };
-    for (const key of Object.keys(fields)) if (!FIELDS.has(key)) fail(`unknown field ${key}`);
-    const str = (key: string): string | undefined => {
-      const v = fields[key];
-      if (v === undefined) return undefined;
-      if (typeof v !== "string") fail(`${key}: expected a string`);
-      return v as string;
-    };
-    const strings = (key: string): string[] => {
-      const v = fields[key] ?? [];
-      if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
-        fail(`${key}: expected a list of strings`);
-      return v as string[];
-    };
-    const time = (key: string): Date | undefined => {
-      const v = fields[key];
-      if (v === undefined) return undefined;
-      const d = v instanceof Date ? v : typeof v === "string" ? new Date(v) : undefined;
-      if (d === undefined || Number.isNaN(d.getTime()))
-        fail(`${key}: a TOML datetime or an RFC 3339 string`);
-      return d;
-    };
-    const secret = async (key: string): Promise<string | undefined> => {
-      const inline = str(key);
-      const path = str(`${key}_file`);
-      const variable = str(`${key}_env`);
-      if ([inline, path, variable].filter((x) => x !== undefined).length > 1) {
-        fail(`give one of ${key}, ${key}_file, ${key}_env`);
-      }
-      if (path !== undefined) {
-        return (
-          await readFile(path, "utf8").catch(() => fail(`${key}_file: cannot read ${path}`))
-        ).replace(/\r?\n$/, "");
-      }
-      if (variable !== undefined) {
-        const v = env[variable];
-        if (v === undefined || v === "") fail(`${key}_env: ${variable} is not set`);
-        return v;
-      }
-      return inline;
-    };
+): Promise<DeclaredCredential[]> {
+  const { declared, problems } = await checkDeclaredCredentials(file, entries, env);
+  if (problems.length > 0) throw new ConfigInvalid(problems);
+  return declared;
+}
 
-    const accessKeyId = str("access_key_id");
-    const roleArn = str("role_arn");
-    const token = await secret("token");
-    const kinds = [accessKeyId, roleArn, token].filter((x) => x !== undefined).length;
-    if (kinds !== 1)
-      fail("exactly one of access_key_id, role_arn, token (or token_file / token_env)");
-    let kind: Credential["kind"];
-    if (accessKeyId !== undefined) {
-      const secretAccessKey = await secret("secret_access_key");
-      if (secretAccessKey === undefined) fail("secret_access_key (or _file / _env) is required");
-      kind = {
-        case: "accessKey",
-        value: create(AccessKeySchema, {
-          accessKeyId,
-          secretAccessKey: secretAccessKey ?? "",
-          sessionToken: str("session_token"),
-        }),
-      };
-    } else if (roleArn !== undefined) {
-      const duration = fields.duration_seconds;
-      if (duration !== undefined && typeof duration !== "number")
-        fail("duration_seconds: expected a number");
-      kind = {
-        case: "role",
-        value: create(RoleSchema, {
-          roleArn,
-          externalId: str("external_id") ?? "",
-          sessionName: str("session_name"),
-          durationSeconds: (duration as number | undefined) ?? 0,
-          sourceCredential: str("source_credential") ?? "",
-        }),
-      };
-    } else {
-      kind = { case: "token", value: create(TokenSchema, { token: token ?? "" }) };
+/**
+ * Checks every [[credentials]] table as the daemon will store it (the
+ * credential rules of the API included, and no name declared twice).
+ * Problems name the file, the line and the field, never a secret value.
+ */
+export async function checkDeclaredCredentials(
+  file: string,
+  entries: readonly Declared[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ declared: DeclaredCredential[]; problems: ConfigProblem[] }> {
+  const declared: DeclaredCredential[] = [];
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const [index, entry] of entries.entries()) {
+    const before = problems.length;
+    const fail = (field: string | undefined, message: string): undefined => {
+      problems.push({
+        file,
+        line: field === undefined ? entry.line : entry.fieldLine(field),
+        path: `credentials[${index}]${field === undefined ? "" : `.${field}`}`,
+        message,
+      });
+      return undefined;
+    };
+    const one = await declaredCredential(entry.fields, fail, env);
+    if (one === undefined || problems.length > before) continue;
+    const { credential } = one;
+    const key = `${credential.namespace}/${credential.name}`;
+    if (seen.has(key)) {
+      fail("name", `${displayName(credential.namespace, credential.name)} is declared twice`);
+      continue;
     }
-    const enabled = fields.enabled;
-    if (enabled !== undefined && typeof enabled !== "boolean") fail("enabled: true or false");
-    const tasks = fields.allowed_in_tasks;
-    if (tasks !== undefined && typeof tasks !== "boolean") fail("allowed_in_tasks: true or false");
-    const scopes = fields.allowed_scopes ?? [];
-    if (!Array.isArray(scopes))
-      fail("allowed_scopes: expected [[credentials.allowed_scopes]] tables");
-    const name =
-      str("name") ??
-      (accessKeyId ?? "").replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) ??
-      fail("name is required");
-    if (name === "") fail("name is required (it defaults to the access key id)");
-    const expiresAt = time("expires_at");
-    out.push({
-      credential: create(CredentialSchema, {
-        namespace: str("namespace") ?? "",
-        name,
-        kind,
-        principalName: str("principal_name") ?? "",
-        description: str("description") ?? "",
-        region: str("region") ?? "",
-        enabled: (enabled as boolean | undefined) ?? true,
-        allowedInTasks: (tasks as boolean | undefined) ?? false,
-        allowedHosts: strings("allowed_hosts"),
-        allowedScopes: (scopes as Record<string, unknown>[]).map((sc) =>
-          create(AccessScopeSchema, {
-            bucket: typeof sc.bucket === "string" ? sc.bucket : "",
-            prefixes: Array.isArray(sc.prefixes) ? sc.prefixes.map(String) : [],
-            actions: Array.isArray(sc.actions) ? sc.actions.map(String) : [],
-          }),
-        ),
-        ...(expiresAt ? { expiresAt: timestampFromDate(expiresAt) } : {}),
-      }),
-      createdAt: time("created_at"),
-    });
+    seen.add(key);
+    try {
+      validateCredential(prepareNew(credential, CHECK_AMBIENT));
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      fail(undefined, err.message);
+      continue;
+    }
+    declared.push(one);
   }
-  return out;
+  return { declared, problems };
+}
+
+/** Only for checking a declaration: the stored one gets the daemon's clock and ids. */
+const CHECK_AMBIENT: Ambient = { now: () => new Date(), newId: () => "declared" };
+
+/** One table as a credential; undefined (after `fail`) when it is not one. */
+async function declaredCredential(
+  fields: Record<string, unknown>,
+  fail: (field: string | undefined, message: string) => undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<DeclaredCredential | undefined> {
+  for (const key of Object.keys(fields)) if (!FIELDS.has(key)) fail(key, "unknown field");
+  const str = (key: string): string | undefined => {
+    const v = fields[key];
+    if (v === undefined || typeof v === "string") return v;
+    return fail(key, "expected a string");
+  };
+  const strings = (key: string): string[] => {
+    const v = fields[key] ?? [];
+    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
+    fail(key, "expected a list of strings");
+    return [];
+  };
+  const time = (key: string): Date | undefined => {
+    const v = fields[key];
+    if (v === undefined) return undefined;
+    const d = v instanceof Date ? v : typeof v === "string" ? new Date(v) : undefined;
+    if (d !== undefined && !Number.isNaN(d.getTime())) return d;
+    return fail(key, "a TOML datetime or an RFC 3339 string");
+  };
+  const bool = (key: string): boolean | undefined => {
+    const v = fields[key];
+    if (v === undefined || typeof v === "boolean") return v;
+    return fail(key, "true or false");
+  };
+  const secret = async (key: string): Promise<string | undefined> => {
+    const inline = str(key);
+    const path = str(`${key}_file`);
+    const variable = str(`${key}_env`);
+    if ([inline, path, variable].filter((x) => x !== undefined).length > 1) {
+      return fail(key, `give one of ${key}, ${key}_file, ${key}_env`);
+    }
+    if (path !== undefined) {
+      const text = await readFile(path, "utf8").catch((err: NodeJS.ErrnoException) =>
+        fail(`${key}_file`, `cannot read ${path} (${err.code ?? "error"})`),
+      );
+      return text?.replace(/\r?\n$/, "");
+    }
+    if (variable !== undefined) {
+      const v = env[variable];
+      if (v === undefined || v === "") return fail(`${key}_env`, `${variable} is not set`);
+      return v;
+    }
+    return inline;
+  };
+
+  const accessKeyId = str("access_key_id");
+  const roleArn = str("role_arn");
+  const token = await secret("token");
+  const kinds = [accessKeyId, roleArn, token].filter((x) => x !== undefined).length;
+  let kind: Credential["kind"] | undefined;
+  if (kinds !== 1) {
+    fail(undefined, "exactly one of access_key_id, role_arn, token (or token_file / token_env)");
+  } else if (accessKeyId !== undefined) {
+    const secretAccessKey = await secret("secret_access_key");
+    if (secretAccessKey === undefined) {
+      fail("secret_access_key", "required with access_key_id (or secret_access_key_file / _env)");
+    }
+    kind = {
+      case: "accessKey",
+      value: create(AccessKeySchema, {
+        accessKeyId,
+        secretAccessKey: secretAccessKey ?? "",
+        sessionToken: str("session_token"),
+      }),
+    };
+  } else if (roleArn !== undefined) {
+    const duration = fields.duration_seconds;
+    if (duration !== undefined && typeof duration !== "number") {
+      fail("duration_seconds", "expected a number");
+    }
+    kind = {
+      case: "role",
+      value: create(RoleSchema, {
+        roleArn,
+        externalId: str("external_id") ?? "",
+        sessionName: str("session_name"),
+        durationSeconds: typeof duration === "number" ? duration : 0,
+        sourceCredential: str("source_credential") ?? "",
+      }),
+    };
+  } else {
+    kind = { case: "token", value: create(TokenSchema, { token: token ?? "" }) };
+  }
+  const enabled = bool("enabled");
+  const tasks = bool("allowed_in_tasks");
+  let scopes = fields.allowed_scopes ?? [];
+  if (!Array.isArray(scopes)) {
+    fail("allowed_scopes", "expected [[credentials.allowed_scopes]] tables");
+    scopes = [];
+  }
+  const name = str("name") ?? (accessKeyId ?? "").replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
+  if (name === "") fail("name", "required (it defaults to the access key id)");
+  const expiresAt = time("expires_at");
+  const createdAt = time("created_at");
+  const credential = create(CredentialSchema, {
+    namespace: str("namespace") ?? "",
+    name,
+    principalName: str("principal_name") ?? "",
+    description: str("description") ?? "",
+    region: str("region") ?? "",
+    enabled: enabled ?? true,
+    allowedInTasks: tasks ?? false,
+    allowedHosts: strings("allowed_hosts"),
+    allowedScopes: (scopes as Record<string, unknown>[]).map((sc) =>
+      create(AccessScopeSchema, {
+        bucket: typeof sc.bucket === "string" ? sc.bucket : "",
+        prefixes: Array.isArray(sc.prefixes) ? sc.prefixes.map(String) : [],
+        actions: Array.isArray(sc.actions) ? sc.actions.map(String) : [],
+      }),
+    ),
+    ...(expiresAt ? { expiresAt: timestampFromDate(expiresAt) } : {}),
+  });
+  if (kind === undefined) return undefined;
+  credential.kind = kind;
+  return { credential, createdAt };
 }

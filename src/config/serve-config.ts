@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { DomainError } from "../core/errors.js";
 import { isValidName, isValidNamespace } from "../core/names.js";
+import { attempt } from "./problems.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:50051";
 
@@ -159,72 +160,114 @@ export interface ServeInputs {
  * CREDBROKER_ETCD_PASSWORD only.
  */
 export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): ServeConfig {
-  const listen = flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN;
-  const logLevel = flags.logLevel ?? env.CREDBROKER_LOG_LEVEL ?? "info";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new DomainError("invalid_argument", `--log-level: one of ${LOG_LEVELS.join(", ")}`);
-  }
-  const grace = flags.shutdownGrace ?? env.CREDBROKER_SHUTDOWN_GRACE ?? "10";
-  const graceSeconds = Number(grace);
-  if (!Number.isFinite(graceSeconds) || graceSeconds < 0 || graceSeconds > 3600) {
-    throw new DomainError("invalid_argument", "--shutdown-grace: seconds, 0-3600");
-  }
-  const stsEndpoint = flags.stsEndpoint ?? env.CREDBROKER_STS_ENDPOINT ?? undefined;
-  if (
-    stsEndpoint !== undefined &&
-    stsEndpoint !== "" &&
-    !/^https?:\/\/[^/\s]+\/?$/.test(stsEndpoint)
-  ) {
-    throw new DomainError("invalid_argument", "--sts-endpoint: an http(s)://host[:port] URL");
-  }
-  const stsRegion = flags.stsRegion ?? env.CREDBROKER_STS_REGION ?? "us-east-1";
-  if (!/^[a-z0-9-]{1,64}$/.test(stsRegion)) {
-    throw new DomainError("invalid_argument", "--sts-region: a region such as us-east-1");
-  }
-  const stsTimeout = flags.stsTimeout ?? env.CREDBROKER_STS_TIMEOUT ?? "5";
-  if (
-    !/^\d{1,2}(\.\d{1,3})?$/.test(stsTimeout) ||
-    !(Number(stsTimeout) > 0) ||
-    Number(stsTimeout) > 60
-  ) {
-    throw new DomainError(
-      "invalid_argument",
-      `--sts-timeout: seconds, above 0 and at most 60, got "${stsTimeout}"`,
-    );
-  }
-  const allowAmbient = flags.allowAmbient || envBool(env, "CREDBROKER_ALLOW_AMBIENT");
+  const { config, problems } = collectServeConfig(flags, env);
+  if (problems[0] !== undefined) throw problems[0];
+  return config;
+}
+
+/**
+ * buildServeConfig, but every setting is checked: a bad one is a problem
+ * (a DomainError naming its flag) and gets its default, so all are reported at once.
+ */
+export function collectServeConfig(
+  flags: ServeInputs,
+  env: NodeJS.ProcessEnv,
+): { config: ServeConfig; problems: DomainError[] } {
+  const problems: DomainError[] = [];
+  const check = <T>(fallback: T, f: () => T): T => attempt(problems, fallback, f);
+  const listen = check(parseHostPort(DEFAULT_LISTEN, "--listen"), () =>
+    parseHostPort(flags.listen ?? env.CREDBROKER_LISTEN ?? DEFAULT_LISTEN, "--listen"),
+  );
+  const logLevel = check("info", () => {
+    const level = flags.logLevel ?? env.CREDBROKER_LOG_LEVEL ?? "info";
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+      throw new DomainError("invalid_argument", `--log-level: one of ${LOG_LEVELS.join(", ")}`);
+    }
+    return level;
+  });
+  const graceSeconds = check(10, () => {
+    const grace = Number(flags.shutdownGrace ?? env.CREDBROKER_SHUTDOWN_GRACE ?? "10");
+    if (!Number.isFinite(grace) || grace < 0 || grace > 3600) {
+      throw new DomainError("invalid_argument", "--shutdown-grace: seconds, 0-3600");
+    }
+    return grace;
+  });
+  const stsEndpoint = check(undefined, () => {
+    const endpoint = flags.stsEndpoint ?? env.CREDBROKER_STS_ENDPOINT ?? undefined;
+    if (endpoint !== undefined && endpoint !== "" && !/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
+      throw new DomainError("invalid_argument", "--sts-endpoint: an http(s)://host[:port] URL");
+    }
+    return endpoint;
+  });
+  const stsRegion = check("us-east-1", () => {
+    const region = flags.stsRegion ?? env.CREDBROKER_STS_REGION ?? "us-east-1";
+    if (!/^[a-z0-9-]{1,64}$/.test(region)) {
+      throw new DomainError("invalid_argument", "--sts-region: a region such as us-east-1");
+    }
+    return region;
+  });
+  const stsTimeout = check("5", () => {
+    const timeout = flags.stsTimeout ?? env.CREDBROKER_STS_TIMEOUT ?? "5";
+    if (!/^\d{1,2}(\.\d{1,3})?$/.test(timeout) || !(Number(timeout) > 0) || Number(timeout) > 60) {
+      throw new DomainError(
+        "invalid_argument",
+        `--sts-timeout: seconds, above 0 and at most 60, got "${timeout}"`,
+      );
+    }
+    return timeout;
+  });
+  const bool = (flag: boolean | undefined, name: string) =>
+    check(false, () => envBool(env, name)) || flag === true;
+  const allowAmbient = bool(flags.allowAmbient, "CREDBROKER_ALLOW_AMBIENT");
   const imdsListen = flags.imdsListen ?? env.CREDBROKER_IMDS_LISTEN;
   const imdsCredential = flags.imdsCredential ?? env.CREDBROKER_IMDS_CREDENTIAL;
-  if ((imdsListen || undefined) !== undefined && !imdsCredential) {
-    throw new DomainError(
-      "invalid_argument",
-      "--imds-credential [NAMESPACE/]NAME is required with --imds-listen",
-    );
-  }
+  const imds = check(undefined, (): ServeConfig["imds"] => {
+    if (!imdsListen) return undefined;
+    if (!imdsCredential) {
+      throw new DomainError(
+        "invalid_argument",
+        "--imds-credential [NAMESPACE/]NAME is required with --imds-listen",
+      );
+    }
+    const allowV1 = bool(flags.imdsAllowV1, "CREDBROKER_IMDS_ALLOW_V1");
+    const at = check(undefined, () => parseHostPort(imdsListen, "--imds-listen"));
+    const credential = credentialRef(imdsCredential, "--imds-credential");
+    return at === undefined ? undefined : { listen: at, credential, allowV1 };
+  });
   const containerListen = flags.containerListen ?? env.CREDBROKER_CONTAINER_LISTEN;
-  const tls = tlsFiles(
-    (flags.tlsCert ?? env.CREDBROKER_TLS_CERT) || undefined,
-    (flags.tlsKey ?? env.CREDBROKER_TLS_KEY) || undefined,
-    (flags.clientCa ?? env.CREDBROKER_CLIENT_CA) || undefined,
+  const tls = check(undefined, () =>
+    tlsFiles(
+      (flags.tlsCert ?? env.CREDBROKER_TLS_CERT) || undefined,
+      (flags.tlsKey ?? env.CREDBROKER_TLS_KEY) || undefined,
+      (flags.clientCa ?? env.CREDBROKER_CLIENT_CA) || undefined,
+    ),
   );
   const dataDir = path.resolve(flags.dataDir ?? env.CREDBROKER_DATA_DIR ?? defaultDataDir(env));
   const auditLog = flags.auditLog ?? env.CREDBROKER_AUDIT_LOG ?? path.join(dataDir, "audit.log");
-  const perSecond = count(flags.rateLimit ?? env.CREDBROKER_RATE_LIMIT ?? "5000", "--rate-limit");
-  const burst = count(
+  const number = (value: string, flag: string, fallback: number) =>
+    check(fallback, () => count(value, flag));
+  const perSecond = number(
+    flags.rateLimit ?? env.CREDBROKER_RATE_LIMIT ?? "5000",
+    "--rate-limit",
+    5000,
+  );
+  const burst = number(
     flags.rateBurst ?? env.CREDBROKER_RATE_BURST ?? String(Math.max(1, perSecond * 2)),
     "--rate-burst",
+    Math.max(1, perSecond * 2),
   );
-  return {
+  const config: ServeConfig = {
     rateLimit: { perSecond, burst },
-    authFailureDelayMs: count(
+    authFailureDelayMs: number(
       flags.authFailureDelay ?? env.CREDBROKER_AUTH_FAILURE_DELAY ?? "100",
       "--auth-failure-delay",
+      100,
     ),
     auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
-    fastUnary: !(flags.disableFastUnary || envBool(env, "CREDBROKER_DISABLE_FAST_UNARY")),
-    listen: parseHostPort(listen, "--listen"),
+    fastUnary: !bool(flags.disableFastUnary, "CREDBROKER_DISABLE_FAST_UNARY"),
+    listen,
     dataDir,
-    store: storeConfig(flags, env),
+    store: check({ kind: "leveldb" }, () => storeConfig(flags, env)),
     masterKey: env.CREDBROKER_MASTER_KEY,
     previousMasterKeys: env.CREDBROKER_PREVIOUS_MASTER_KEYS,
     logLevel: logLevel as ServeConfig["logLevel"],
@@ -235,18 +278,13 @@ export function buildServeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): Se
       allowAmbient,
       timeoutMs: Math.round(Number(stsTimeout) * 1000),
     },
-    imds: imdsListen
-      ? {
-          listen: parseHostPort(imdsListen, "--imds-listen"),
-          credential: credentialRef(imdsCredential ?? "", "--imds-credential"),
-          allowV1: flags.imdsAllowV1 || envBool(env, "CREDBROKER_IMDS_ALLOW_V1"),
-        }
-      : undefined,
+    imds,
     containerListen: containerListen
-      ? parseHostPort(containerListen, "--container-listen")
+      ? check(undefined, () => parseHostPort(containerListen, "--container-listen"))
       : undefined,
     tls,
   };
+  return { config, problems };
 }
 
 /**

@@ -1,6 +1,8 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { createSecureContext } from "node:tls";
 import { DomainError } from "../core/errors.js";
+import { ConfigInvalid } from "./problems.js";
 import type { TlsFiles } from "./serve-config.js";
 
 /** The PEM contents of the TLS files, checked: what the TLS listener is built from. */
@@ -12,60 +14,125 @@ export interface TlsMaterial {
   clientCa: Buffer | undefined;
 }
 
-/**
- * Reads the files `serve --tls-cert/--tls-key/--client-ca` name, at startup,
- * and checks each is what it claims (a PEM certificate, an unencrypted PEM
- * private key that belongs to the certificate) so a mistake is one clear
- * error naming the flag and the file. No message ever quotes a file's
- * contents: the key file holds the server's private key.
- */
-export async function readTlsFiles(files: TlsFiles): Promise<TlsMaterial> {
+/** readTlsFiles, every problem at once: a DomainError each, naming the flag and the file. */
+export async function checkTlsFiles(
+  files: TlsFiles,
+): Promise<{ material: TlsMaterial | undefined; problems: DomainError[] }> {
+  const problems: DomainError[] = [];
+  const fail = (flag: string, file: string, what: string) => {
+    problems.push(new DomainError("invalid_argument", `${flag} ${file}: ${what}`));
+    return undefined;
+  };
+  const read = (flag: string, file: string) =>
+    readFile(file).catch((err: NodeJS.ErrnoException) => fail(flag, file, unreadable(err)));
   const cert = await read("--tls-cert", files.cert);
   const key = await read("--tls-key", files.key);
   const clientCa =
     files.clientCa === undefined ? undefined : await read("--client-ca", files.clientCa);
 
-  const certificate = parseCertificate("--tls-cert", files.cert, cert);
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (err) {
-    throw new DomainError(
-      "invalid_argument",
-      `--tls-key ${files.key}: not an unencrypted PEM private key`,
-      { cause: err },
-    );
-  }
-  if (!certificate.checkPrivateKey(privateKey)) {
-    throw new DomainError(
-      "invalid_argument",
-      `--tls-key ${files.key} is not the private key of the certificate in --tls-cert ${files.cert}`,
-    );
+  const certificate =
+    cert === undefined
+      ? undefined
+      : parseCertificate(cert, (w) => fail("--tls-cert", files.cert, w));
+  const privateKey =
+    key === undefined ? undefined : parseKey(key, (w) => fail("--tls-key", files.key, w));
+  if (certificate !== undefined && privateKey !== undefined) {
+    if (!certificate.checkPrivateKey(privateKey)) {
+      problems.push(
+        new DomainError(
+          "invalid_argument",
+          `--tls-key ${files.key} is not the private key of the certificate in --tls-cert ${files.cert}`,
+        ),
+      );
+    } else {
+      // What the listener will do with them; OpenSSL's own words are not shown.
+      try {
+        createSecureContext({ cert, key });
+      } catch (err) {
+        fail("--tls-cert", files.cert, `refused by TLS: ${tlsReason(err)}`);
+      }
+    }
   }
   if (clientCa !== undefined && files.clientCa !== undefined) {
-    parseCertificate("--client-ca", files.clientCa, clientCa);
+    const file = files.clientCa;
+    if (parseCertificate(clientCa, (w) => fail("--client-ca", file, w)) !== undefined) {
+      try {
+        createSecureContext({ ca: clientCa });
+      } catch {
+        fail("--client-ca", file, "not a PEM bundle of CA certificates");
+      }
+    }
   }
-  return { cert, key, clientCa };
+  const material =
+    problems.length === 0 && cert !== undefined && key !== undefined
+      ? { cert, key, clientCa }
+      : undefined;
+  return { material, problems };
 }
 
-async function read(flag: string, file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new DomainError("invalid_argument", `${flag} ${file}: cannot read the file (${code})`, {
-      cause: err,
-    });
+/**
+ * Reads the files `serve --tls-cert/--tls-key/--client-ca` name, at startup,
+ * and checks each is what it claims (a PEM certificate, an unencrypted PEM
+ * private key that belongs to the certificate) so a mistake is one clear
+ * error naming the flag and the file. No message ever quotes a file's
+ * contents (the key file holds the server's private key), nor OpenSSL's text.
+ */
+export async function readTlsFiles(files: TlsFiles): Promise<TlsMaterial> {
+  const { material, problems } = await checkTlsFiles(files);
+  if (material === undefined)
+    throw new ConfigInvalid(problems.map((p) => ({ message: p.message })));
+  return material;
+}
+
+/** Why a file cannot be read, in words. */
+export function unreadable(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case "ENOENT":
+      return "no such file (ENOENT)";
+    case "EACCES":
+    case "EPERM":
+      return `cannot read the file: permission denied (${err.code})`;
+    case "EISDIR":
+      return "is a directory, not a file";
+    default:
+      return `cannot read the file (${err.code ?? "error"})`;
   }
 }
+
+const PEM_LABEL = /-----BEGIN ([A-Z0-9 ]+)-----/;
 
 /** The first certificate of a PEM file (a chain's leaf; a bundle's first CA). */
-function parseCertificate(flag: string, file: string, pem: Buffer): X509Certificate {
+function parseCertificate(
+  pem: Buffer,
+  fail: (what: string) => undefined,
+): X509Certificate | undefined {
+  const label = PEM_LABEL.exec(pem.toString("latin1"))?.[1];
+  if (label?.endsWith("PRIVATE KEY")) return fail("not a PEM certificate (it holds a private key)");
   try {
     return new X509Certificate(pem);
-  } catch (err) {
-    throw new DomainError("invalid_argument", `${flag} ${file}: not a PEM certificate`, {
-      cause: err,
-    });
+  } catch {
+    return fail("not a PEM certificate");
   }
+}
+
+function parseKey(pem: Buffer, fail: (what: string) => undefined): KeyObject | undefined {
+  const text = pem.toString("latin1");
+  const label = PEM_LABEL.exec(text)?.[1];
+  if (label === "CERTIFICATE") return fail("not a PEM private key (it holds a certificate)");
+  if (label === "ENCRYPTED PRIVATE KEY" || /Proc-Type:\s*4,ENCRYPTED/.test(text)) {
+    return fail("an encrypted PEM private key; serve needs it unencrypted");
+  }
+  try {
+    return createPrivateKey({ key: pem, format: "pem" });
+  } catch {
+    return fail("not a PEM private key");
+  }
+}
+
+/** OpenSSL's refusal, in a few words of ours. */
+function tlsReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : "";
+  if (/key too small/i.test(text)) return "the key is too small (use RSA 2048 or larger, or EC)";
+  if (/md too weak/i.test(text)) return "signed with a digest too weak for TLS";
+  return "the certificate and key cannot be used for TLS";
 }

@@ -104,7 +104,7 @@ describe("daemon lifecycle", () => {
     const malformed = await runCli(["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
       CREDBROKER_MASTER_KEY: "not-a-key",
     });
-    assert.equal(malformed.code, 1);
+    assert.equal(malformed.code, 2, "an invalid config, refused before anything starts");
     assert.match(malformed.stderr, /base64 of exactly 32 bytes/);
     assert.deepEqual(await snapshot(dataDir), before);
     assert.ok(!(await readdir(dataDir)).includes("master.key"), "no key file is created");

@@ -215,8 +215,8 @@ describe("declared credentials: refusals at start", () => {
         "--config",
         bad,
       ]);
-      assert.equal(badRes.code, 1);
-      assert.match(badRes.stderr, /bad\.toml:2: \[\[credentials\]\]: unknown field secret_sauce/);
+      assert.equal(badRes.code, 2);
+      assert.match(badRes.stderr, /bad\.toml:5: credentials\[0\]\.secret_sauce: unknown field/);
     } finally {
       await removeDir(dataDir);
       await rm(dir, { recursive: true, force: true });

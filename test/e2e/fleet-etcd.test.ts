@@ -330,7 +330,7 @@ token_sha256 = "${createHash("sha256").update(SIGNER_TOKEN).digest("hex")}"
           CREDBROKER_MASTER_KEY: "",
         },
       );
-      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.code, 2, run.stderr);
       assert.match(
         run.stderr,
         /--store etcd: no master key; every daemon of a fleet needs the same one/,

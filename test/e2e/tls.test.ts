@@ -633,8 +633,8 @@ describe("TLS and mutual TLS on the API port", () => {
       const combined = await serve(["--tls-key", path.join(pki.dir, "missing.key")], {
         CREDBROKER_TLS_CERT: pki.serverCert,
       });
-      assert.equal(combined.code, 1, combined.stderr);
-      assert.match(combined.stderr, /--tls-key .*missing\.key: cannot read the file \(ENOENT\)/);
+      assert.equal(combined.code, 2, combined.stderr);
+      assert.match(combined.stderr, /--tls-key .*missing\.key: no such file \(ENOENT\)/);
     });
 
     test("unreadable or wrong files: a startup error naming the file, never its contents; nothing created", async () => {
@@ -647,11 +647,11 @@ describe("TLS and mutual TLS on the API port", () => {
       const cases: [string[], RegExp][] = [
         [
           ["--tls-cert", path.join(pki.dir, "nope.crt"), "--tls-key", pki.serverKey],
-          /--tls-cert \S*nope\.crt: cannot read the file \(ENOENT\)/,
+          /--tls-cert \S*nope\.crt: no such file \(ENOENT\)/,
         ],
         [
           ["--tls-cert", pki.serverCert, "--tls-key", garbageKey],
-          /--tls-key \S*garbage\.key: not an unencrypted PEM private key/,
+          /--tls-key \S*garbage\.key: not a PEM private key/,
         ],
         [
           ["--tls-cert", pki.serverKey, "--tls-key", pki.serverKey],
@@ -670,13 +670,13 @@ describe("TLS and mutual TLS on the API port", () => {
             "--client-ca",
             path.join(pki.dir, "nope-ca.crt"),
           ],
-          /--client-ca \S*nope-ca\.crt: cannot read the file \(ENOENT\)/,
+          /--client-ca \S*nope-ca\.crt: no such file \(ENOENT\)/,
         ],
       ];
       const keyPem = (await readFile(pki.serverKey, "utf8")).split("\n")[1] ?? "";
       for (const [args, message] of cases) {
         const r = await serve(args);
-        assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
         assert.match(r.stderr, message);
         for (const out of [r.stdout, r.stderr]) {
           assert.ok(!out.includes(secretish), "the key file's bytes leaked");

@@ -1,14 +1,16 @@
 import path from "node:path";
 import { pino } from "pino";
-import { envOf, keyOf, loadConfigFile } from "../../config/config-file.js";
+import { type ConfigFile, envOf, keyOf, loadConfigFile } from "../../config/config-file.js";
+import { ConfigInvalid, type ConfigProblem, renderProblem } from "../../config/problems.js";
 import {
-  buildServeConfig,
+  collectServeConfig,
   DEFAULT_LISTEN,
   DEFAULT_STALE_LIMIT_SECONDS,
   type ServeConfig,
   type ServeInputs,
 } from "../../config/serve-config.js";
-import { DomainError } from "../../core/errors.js";
+import { checkStartup } from "../../config/startup-check.js";
+import { type DomainError, isDomainError } from "../../core/errors.js";
 import { type Daemon, startDaemon } from "../../server.js";
 import { dataDirFlag } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
@@ -272,14 +274,25 @@ export const FILE_KEYS: ReadonlyMap<string, "string" | "boolean"> = new Map(
   ]),
 );
 
+/** A valid config, and where each setting's value came from (for `config check --print`). */
+export interface ResolvedConfig {
+  config: ServeConfig;
+  file: ConfigFile | undefined;
+  /** `--flag`, the environment variable, `FILE:LINE`, or "default". */
+  sourceOf(flag: string): string;
+}
+
 /**
- * The daemon's config: flag > environment > config file > default, one rule
- * for every setting (--imds-listen, CREDBROKER_IMDS_LISTEN, imds_listen).
+ * The one validation `serve` and `config check` run. The daemon's config:
+ * flag > environment > config file > default, one rule for every setting
+ * (--imds-listen, CREDBROKER_IMDS_LISTEN, imds_listen); then what startup
+ * needs (TLS files, data dir, master keys, declarations). Reads only; throws
+ * ConfigInvalid with every problem, a file's at their lines.
  */
-export async function resolveServeConfig(
+export async function validateServeConfig(
   flags: ParsedFlags,
   env: NodeJS.ProcessEnv,
-): Promise<ServeConfig> {
+): Promise<ResolvedConfig> {
   const configFile = flags.given("config") ? flags.string("config") : env.CREDBROKER_CONFIG;
   const loaded = configFile ? await loadConfigFile(configFile, FILE_KEYS) : undefined;
   const file = loaded?.settings ?? new Map<string, string | boolean>();
@@ -292,27 +305,45 @@ export async function resolveServeConfig(
   for (const [field, flag] of Object.entries(BOOLEAN_INPUTS)) {
     inputs[field as keyof typeof BOOLEAN_INPUTS] = flags.bool(flag) || fromFile(flag) === true;
   }
-  let built: ServeConfig;
-  try {
-    built = buildServeConfig(inputs, env);
-  } catch (err) {
-    // A bad value that came from the file is reported at its line.
-    const flag = /^--([a-z0-9-]+):/.exec((err as Error).message)?.[1];
-    if (
-      configFile &&
-      loaded &&
-      flag !== undefined &&
-      !flags.given(flag) &&
-      fromFile(flag) !== undefined
-    ) {
-      throw new DomainError(
-        "invalid_argument",
-        `${configFile}:${loaded.lineOf(keyOf(flag))}: ${keyOf(flag)}: ${(err as Error).message.slice(flag.length + 4)}`,
-      );
+  const built = collectServeConfig(inputs, env);
+  const config = { ...built.config, configFile: configFile ? path.resolve(configFile) : undefined };
+  const checked = await checkStartup(config, env, loaded);
+
+  /** A setting's problem is reported at its line when the file gave the value (the first flag it names that the file set). */
+  const locate = (err: DomainError): ConfigProblem => {
+    const named = [...err.message.matchAll(/--([a-z0-9-]+)/g)].map((m) => m[1] ?? "");
+    const flag = named.find(
+      (f) => FILE_KEYS.has(f) && !flags.given(f) && fromFile(f) !== undefined,
+    );
+    if (configFile === undefined || loaded === undefined || flag === undefined) {
+      return { message: err.message };
     }
-    throw err;
-  }
-  return { ...built, configFile: configFile ? path.resolve(configFile) : undefined };
+    return {
+      file: configFile,
+      line: loaded.lineOf(keyOf(flag)),
+      path: keyOf(flag),
+      message: err.message.replace(new RegExp(`^--${flag}(: | )`), ""),
+    };
+  };
+  const problems: ConfigProblem[] = [
+    ...(loaded?.problems ?? []).filter((p) => p.path !== "credentials" && p.path !== "callers"),
+    ...built.problems.map(locate),
+    ...checked.settings.map(locate),
+    ...checked.declarations,
+  ];
+  if (problems.length > 0) throw new ConfigInvalid(problems);
+  return {
+    config,
+    file: loaded,
+    sourceOf(flag) {
+      if (flags.given(flag)) return `--${flag}`;
+      if (env[envOf(flag)] !== undefined) return envOf(flag);
+      if (configFile !== undefined && loaded?.settings.has(flag)) {
+        return `${configFile}:${loaded.lineOf(keyOf(flag))}`;
+      }
+      return "default";
+    },
+  };
 }
 
 const ABOUT = `Runs the daemon: CredentialService, grpc.health.v1 and gRPC reflection on one
@@ -339,8 +370,12 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
         "unexpected argument (serve takes none; is it the value of a flag that takes none?)",
       );
     }
-    config = await resolveServeConfig(flags, io.env);
+    config = (await validateServeConfig(flags, io.env)).config;
   } catch (err) {
+    if (err instanceof ConfigInvalid) {
+      io.err(refusal(err, "credbroker serve", "nothing was created or changed"));
+      return EXIT.usage;
+    }
     io.err(
       `credbroker serve: ${(err as Error).message}\nUsage: credbroker serve [flags] (see --help)\n`,
     );
@@ -368,8 +403,15 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
   try {
     daemon = await startDaemon(config, log);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    log.fatal({ err }, message);
+    // One line for a person; the log line has the stack only when asked for.
+    const message = (err instanceof Error ? err.message : String(err)).replaceAll("\n", "; ");
+    const verbose = config.logLevel === "debug" || config.logLevel === "trace";
+    log.fatal(
+      verbose
+        ? { err }
+        : { code: isDomainError(err) ? err.code : (err as NodeJS.ErrnoException).code },
+      message,
+    );
     io.err(`credbroker serve: ${message}\n`);
     return EXIT.error;
   }
@@ -392,4 +434,10 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     log.error({ err }, "shutdown failed");
     return EXIT.error;
   }
+}
+
+/** Every problem on its own line (`FILE:LINE: path: message`, in line order), then what was refused. */
+export function refusal(err: ConfigInvalid, command: string, consequence: string): string {
+  const n = err.problems.length;
+  return `${err.problems.map(renderProblem).join("\n")}\n${command}: the config is invalid (${n} problem${n === 1 ? "" : "s"}); ${consequence}\n`;
 }
