@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { percentDecode, queryParams } from "../../src/core/raw-url.js";
+import { RequestHeaders } from "../../src/core/request-headers.js";
 import type { S3Action } from "../../src/core/s3-actions.js";
 import { mapS3Request, type S3Operation, type S3RequestParts } from "../../src/core/s3-request.js";
 
@@ -23,7 +24,7 @@ function parts(method: string, target: string, options: Options = {}): S3Request
     hostBucket: options.hostBucket,
     path: percentDecode(path),
     query: queryParams(query),
-    headers: new Map(Object.entries(options.headers ?? {}).map(([n, v]) => [n.toLowerCase(), v])),
+    headers: new RequestHeaders(Object.entries(options.headers ?? {})),
   };
 }
 

@@ -54,7 +54,7 @@ const accepted: Accepted[] = [
       assert.equal(v.method, "GET");
       assert.equal(v.url.host, "s3.amazonaws.com");
       assert.equal(v.url.path, "/artifacts/builds/x");
-      assert.deepEqual(v.headers, []);
+      assert.deepEqual(v.headers.list, []);
       assert.deepEqual(v.payload, { kind: "none" });
       assert.equal(v.region, "");
       assert.equal(v.service, "");
@@ -71,31 +71,34 @@ const accepted: Accepted[] = [
     {
       headers: [
         header("Content-Type", "text/plain"),
-        header("x-amz-meta-a", "1"),
-        header("X-Amz-Meta-A", "2"),
+        header("x-custom", "1"),
+        header("X-Custom", "2"),
       ],
     },
-    (v) =>
-      assert.deepEqual(v.headers, [
+    (v) => {
+      assert.deepEqual(v.headers.list, [
         ["Content-Type", "text/plain"],
-        ["x-amz-meta-a", "1"],
-        ["X-Amz-Meta-A", "2"],
-      ]),
+        ["x-custom", "1"],
+        ["X-Custom", "2"],
+      ]);
+      // A repeated header that changes nothing S3 does is one header, as SigV4 signs it.
+      assert.equal(v.headers.get("x-custom"), "1,2");
+    },
   ],
   [
     "a tab and UTF-8 in a header value",
     { headers: [header("x-amz-meta-note", "a\tb é")] },
-    (v) => assert.deepEqual(v.headers, [["x-amz-meta-note", "a\tb é"]]),
+    (v) => assert.deepEqual(v.headers.list, [["x-amz-meta-note", "a\tb é"]]),
   ],
   [
     "a host header equal to the URL's authority",
     { headers: [header("Host", "s3.amazonaws.com")] },
-    (v) => assert.deepEqual(v.headers, [["Host", "s3.amazonaws.com"]]),
+    (v) => assert.deepEqual(v.headers.list, [["Host", "s3.amazonaws.com"]]),
   ],
   [
     "a host header differing only in case",
     { headers: [header("host", "S3.AmazonAWS.com")] },
-    (v) => assert.equal(v.headers.length, 1),
+    (v) => assert.equal(v.headers.list.length, 1),
   ],
   [
     "a host header with the URL's port",
@@ -194,7 +197,7 @@ const accepted: Accepted[] = [
   [
     "200 headers",
     { headers: Array.from({ length: 200 }, (_, i) => header(`x-amz-meta-h${i}`, "v")) },
-    (v) => assert.equal(v.headers.length, 200),
+    (v) => assert.equal(v.headers.list.length, 200),
   ],
 ];
 
