@@ -70,6 +70,11 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
       `${op.action} on ${op.bucket}/${target} is outside ${who}'s allowed_scopes`,
     );
   }
+  for (const also of op.alsoNeeds ?? []) {
+    if (!inScope(c.allowedScopes, also, op.bucket, target)) {
+      deny("ActionNotInScope", `its headers need ${also} too, outside ${who}'s allowed_scopes`);
+    }
+  }
   if (
     op.copySource &&
     !inScope(c.allowedScopes, "get_object", op.copySource.bucket, op.copySource.key)

@@ -9,6 +9,11 @@ export const S3_ACTIONS = [
   "upload_part",
   "complete_multipart_upload",
   "abort_multipart_upload",
+  // Headers of put_object and create_multipart_upload that IAM gives their own permission:
+  // x-amz-acl and x-amz-grant-*, x-amz-object-lock-*, x-amz-tagging. (PUT ?acl etc. stay unmapped.)
+  "put_object_acl",
+  "put_object_retention",
+  "put_object_tagging",
 ] as const;
 
 export type S3Action = (typeof S3_ACTIONS)[number];

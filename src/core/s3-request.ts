@@ -1,4 +1,5 @@
 import { percentDecode } from "./raw-url.js";
+import type { RequestHeaders } from "./request-headers.js";
 import type { S3Action } from "./s3-actions.js";
 
 /** An S3 request reduced to what policy decides on. */
@@ -11,6 +12,8 @@ export interface S3Operation {
   listPrefix?: string;
   /** A copy's source (x-amz-copy-source): needs get_object there too. */
   copySource?: { bucket: string; key: string };
+  /** Actions the request's headers need on the same key as well (x-amz-acl: put_object_acl, …). */
+  alsoNeeds?: S3Action[];
 }
 
 export type S3Mapping = { ok: true; operation: S3Operation } | { ok: false; reason: string };
@@ -45,9 +48,24 @@ export interface S3RequestParts {
   /** The path, percent-decoded. */
   path: string;
   query: readonly [string, string][];
-  /** Lower-case header names. */
-  headers: ReadonlyMap<string, string>;
+  /** The headers as signed: the same view the signer reads. */
+  headers: RequestHeaders;
 }
+
+/**
+ * Headers that do more than write an object: IAM wants its own permission
+ * for each, so a scope must name the matching action too.
+ */
+const EXTRA_PERMISSION: readonly [pattern: RegExp, action: S3Action][] = [
+  [/^x-amz-(acl|grant-.*)$/, "put_object_acl"],
+  [/^x-amz-object-lock-.*$/, "put_object_retention"],
+  [/^x-amz-tagging$/, "put_object_tagging"],
+];
+/**
+ * Needs s3:BypassGovernanceRetention, which no scope action grants: deleting
+ * or overwriting an object under a governance lock is never signed for a scope.
+ */
+const BYPASS_GOVERNANCE = "x-amz-bypass-governance-retention";
 
 /**
  * Maps an S3 request to the one action a scope can grant, or says why it
@@ -94,6 +112,9 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
       : unmapped();
   }
   const has = (k: string) => params.has(k);
+  if (r.headers.has(BYPASS_GOVERNANCE)) {
+    return { ok: false, reason: `${BYPASS_GOVERNANCE} is not a scoped action` };
+  }
   switch (method) {
     case "GET":
       return only(OBJECT_READ_PARAMS) ? op("get_object") : unmapped();
@@ -106,7 +127,8 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
       return params.size === 0 ? copyAware("put_object") : unmapped();
     }
     case "POST":
-      if (has("uploads") && params.size === 1) return op("create_multipart_upload");
+      if (has("uploads") && params.size === 1)
+        return op("create_multipart_upload", extraPermissions());
       if (has("uploadId") && params.size === 1) return op("complete_multipart_upload");
       return unmapped();
     case "DELETE":
@@ -117,12 +139,22 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
   }
 
   function copyAware(action: S3Action): S3Mapping {
+    // Parts take no ACL, lock or tags; a PUT of a whole object (or a copy) does.
+    const extra = action === "put_object" ? extraPermissions() : {};
     const source = r.headers.get("x-amz-copy-source");
-    if (source === undefined) return op(action);
+    if (source === undefined) return op(action, extra);
+    // SigV4 signs runs of whitespace as one space: the value sent could differ from the one checked.
+    if (/[ \t]/.test(source))
+      return { ok: false, reason: "x-amz-copy-source has whitespace: URL-encode it" };
     const parsed = parseCopySource(source);
-    if (parsed === undefined)
-      return { ok: false, reason: `x-amz-copy-source "${source}" is not /bucket/key` };
-    return op(action, { copySource: parsed });
+    if (parsed === undefined) return { ok: false, reason: "x-amz-copy-source is not /bucket/key" };
+    return op(action, { copySource: parsed, ...extra });
+  }
+
+  function extraPermissions(): Partial<S3Operation> {
+    const names = r.headers.names().filter((n) => r.headers.has(n));
+    const needs = EXTRA_PERMISSION.filter(([p]) => names.some((n) => p.test(n))).map(([, a]) => a);
+    return needs.length === 0 ? {} : { alsoNeeds: needs };
   }
 }
 

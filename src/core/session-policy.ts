@@ -2,17 +2,28 @@ import type { AccessScope } from "../../gen/credbroker/v1/credential_pb.js";
 import type { S3Action } from "./s3-actions.js";
 
 /** The IAM actions each scope action needs (multipart parts are PutObject, HEAD is GetObject). */
-const IAM_ACTIONS: Record<S3Action, string> = {
-  get_object: "s3:GetObject",
-  head_object: "s3:GetObject",
-  put_object: "s3:PutObject",
-  delete_object: "s3:DeleteObject",
-  list_bucket: "s3:ListBucket",
-  create_multipart_upload: "s3:PutObject",
-  upload_part: "s3:PutObject",
-  complete_multipart_upload: "s3:PutObject",
-  abort_multipart_upload: "s3:AbortMultipartUpload",
+const IAM_ACTIONS: Record<S3Action, string[]> = {
+  get_object: ["s3:GetObject"],
+  head_object: ["s3:GetObject"],
+  put_object: ["s3:PutObject"],
+  delete_object: ["s3:DeleteObject"],
+  list_bucket: ["s3:ListBucket"],
+  create_multipart_upload: ["s3:PutObject"],
+  upload_part: ["s3:PutObject"],
+  complete_multipart_upload: ["s3:PutObject"],
+  abort_multipart_upload: ["s3:AbortMultipartUpload"],
+  put_object_acl: ["s3:PutObjectAcl"],
+  put_object_retention: ["s3:PutObjectRetention", "s3:PutObjectLegalHold"],
+  put_object_tagging: ["s3:PutObjectTagging"],
 };
+
+/**
+ * A key prefix as literal IAM pattern text: `*`, `?` and `$` are IAM's
+ * wildcards and variable marker, while credbroker's prefixes are plain text.
+ */
+export function iamLiteral(text: string): string {
+  return text.replace(/[*?$]/g, (c) => `\${${c}}`);
+}
 
 /**
  * Object-ARN patterns for a scope prefix, following credbroker's prefix rule:
@@ -20,7 +31,8 @@ const IAM_ACTIONS: Record<S3Action, string> = {
  * everything under "data/" (never "data-private/…").
  */
 function objectPatterns(prefix: string): string[] {
-  return prefix === "" || prefix.endsWith("/") ? [`${prefix}*`] : [prefix, `${prefix}/*`];
+  const p = iamLiteral(prefix);
+  return prefix === "" || prefix.endsWith("/") ? [`${p}*`] : [p, `${p}/*`];
 }
 
 /**
@@ -34,7 +46,7 @@ export function sessionPolicy(scopes: readonly AccessScope[]): string | undefine
     const prefixes = scope.prefixes.length === 0 ? [""] : scope.prefixes;
     const objectActions = [
       ...new Set(
-        scope.actions.filter((a) => a !== "list_bucket").map((a) => IAM_ACTIONS[a as S3Action]),
+        scope.actions.filter((a) => a !== "list_bucket").flatMap((a) => IAM_ACTIONS[a as S3Action]),
       ),
     ].sort();
     const out: object[] = [];

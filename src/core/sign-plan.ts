@@ -7,6 +7,7 @@ import { DomainError } from "./errors.js";
 import { assertNamespace, isValidName } from "./names.js";
 import { authorize } from "./policy.js";
 import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
+import { RequestHeaders } from "./request-headers.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
 export const MAX_PRESIGN_SECONDS = 604800;
@@ -25,7 +26,8 @@ export interface ValidSignRequest {
   credential: string;
   method: string;
   url: RawUrl;
-  headers: [string, string][];
+  /** The one header view policy and the signer share. */
+  headers: RequestHeaders;
   payload: Payload;
   region: string;
   service: string;
@@ -41,7 +43,7 @@ export interface ValidSignRequest {
 export interface SignPlan {
   method: string;
   url: RawUrl;
-  headers: readonly (readonly [string, string])[];
+  headers: RequestHeaders;
   payload: Payload;
   region: string;
   service: string;
@@ -61,8 +63,28 @@ const PAYLOAD_HASH = /^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-[A-Z0-9-]{1,64})
 const BAD_HEADER_VALUE = /[\u0000\r\n]|\p{Cs}/u;
 /** Region and service name the credential scope: plain words, no separators of the scope's own. */
 const SCOPE_PART = /^[A-Za-z0-9._-]{1,64}$/;
-/** Set by the signer from its own clock and credential: a caller-chosen date would mint future signatures. */
-const SIGNER_HEADERS = new Set(["x-amz-date", "x-amz-security-token"]);
+/**
+ * Set by the signer from its own clock and credential: a caller-chosen date
+ * would mint future signatures. As headers, and (any letter case) as query
+ * parameters, where a second X-Amz-Expires or X-Amz-Date beside the signer's
+ * is read by servers that take the first value.
+ */
+const SIGNER_NAMES = new Set([
+  "x-amz-date",
+  "x-amz-security-token",
+  "x-amz-expires",
+  "x-amz-credential",
+  "x-amz-signature",
+  "x-amz-signedheaders",
+  "x-amz-algorithm",
+  "x-amz-region-set",
+]);
+/**
+ * Headers that change what a request does: SigV4 signs a repeated one as one
+ * value joined with ",", which servers then read as they like (the first, the
+ * last, or the joined string), so each is given once.
+ */
+const SINGLE_HEADER = /^(x-amz-|content-|if-)|^(range|expires)$/;
 
 /** Checks a SignRequest's form; throws invalid_argument naming the field. */
 export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
@@ -74,25 +96,49 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
   }
   if (!TOKEN.test(req.method)) invalid("method: an HTTP method such as GET or PUT");
   const url = parseRawUrl(req.url);
+  const presign = req.presignExpiresSeconds;
   if (req.headers.length > MAX_SIGN_HEADERS) invalid(`headers: at most ${MAX_SIGN_HEADERS}`);
-  const headers: [string, string][] = [];
+  const list: [string, string][] = [];
+  const firstAt = new Map<string, number>();
   req.headers.forEach((h, i) => {
     const name = h.name.toLowerCase();
     if (!TOKEN.test(h.name)) invalid(`headers[${i}].name: not a valid header name`);
     if (BAD_HEADER_VALUE.test(h.value))
       invalid(`headers[${i}].value (${name}): no CR, LF, NUL or lone surrogate`);
-    if (SIGNER_HEADERS.has(name))
+    if (SIGNER_NAMES.has(name))
       invalid(`headers[${i}]: ${name} is set by the signer, not the caller`);
     if (name === "host" && h.value.toLowerCase() !== url.authority.toLowerCase()) {
       invalid(`headers[${i}]: host "${h.value}" differs from the URL's "${url.authority}"`);
     }
-    headers.push([h.name, h.value]);
+    const first = firstAt.get(name);
+    if (first !== undefined && SINGLE_HEADER.test(name)) {
+      invalid(
+        `headers[${i}]: repeats headers[${first}] (any letter case); x-amz-*, content-*, if-*, range and expires are given once`,
+      );
+    }
+    if (first === undefined) firstAt.set(name, i);
+    list.push([h.name, h.value]);
   });
+  const headers = new RequestHeaders(list);
+  const query = queryParams(url.query);
+  query.forEach(([k], i) => {
+    if (SIGNER_NAMES.has(k.toLowerCase()))
+      invalid(`url: query parameter ${i + 1} is an X-Amz-* name the signer sets`);
+  });
+  if (presign !== 0) {
+    // A presigned URL carries x-amz-* headers as parameters: one of the caller's would repeat it.
+    const names = new Set(query.map(([k]) => k.toLowerCase()));
+    const clash = headers.names().find((n) => n.startsWith("x-amz-") && names.has(n));
+    if (clash !== undefined) {
+      invalid(
+        `headers[${firstAt.get(clash)}]: a presigned URL carries it as a query parameter, which the URL already has`,
+      );
+    }
+  }
   if (req.region !== "" && !SCOPE_PART.test(req.region))
     invalid("region: letters, digits, '.', '_', '-' (1-64), such as us-east-1");
   if (req.service !== "" && !SCOPE_PART.test(req.service))
     invalid("service: letters, digits, '.', '_', '-' (1-64), such as s3 or sts");
-  const presign = req.presignExpiresSeconds;
   if (presign !== 0 && (presign < 1 || presign > MAX_PRESIGN_SECONDS)) {
     invalid(`presign_expires_seconds: 1-${MAX_PRESIGN_SECONDS} (0 signs headers)`);
   }
@@ -103,8 +149,8 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
       method: req.method,
       hostBucket: endpoint?.service === "s3" ? endpoint.bucket : undefined,
       path: percentDecode(url.path),
-      query: queryParams(url.query),
-      headers: new Map(headers.map(([n, v]) => [n.toLowerCase(), v])),
+      query,
+      headers,
     };
     s3 = { parts, mapping: mapS3Request(parts) };
   }
@@ -124,8 +170,8 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
   };
 }
 
-function payloadOf(req: SignRequestRequest, headers: [string, string][]): Payload {
-  const fromHeader = headers.find(([n]) => n.toLowerCase() === "x-amz-content-sha256")?.[1];
+function payloadOf(req: SignRequestRequest, headers: RequestHeaders): Payload {
+  const fromHeader = headers.get("x-amz-content-sha256");
   let payload: Payload;
   switch (req.payload.case) {
     case "body":

@@ -1,6 +1,7 @@
 import { createHmac, hash } from "node:crypto";
 import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
 import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
+import { UNSIGNABLE } from "../core/request-headers.js";
 import { payloadHash, type SignPlan } from "../core/sign-plan.js";
 import type { KeyOwner, SigningKey, SigningKeyCache } from "./signing-keys.js";
 
@@ -8,24 +9,6 @@ const ALGORITHM = "AWS4-HMAC-SHA256";
 const CONTENT_SHA256 = "x-amz-content-sha256";
 /** How long AWS accepts a header-signed request after its x-amz-date (clock skew window). */
 export const HEADER_SIGNATURE_LIFETIME_SECONDS = 15 * 60;
-
-/**
- * Never signed: hop-by-hop headers and headers proxies and clients rewrite
- * (smithy's getCanonicalHeaders also skips its own list: authorization,
- * cache-control, user-agent, proxy-*, sec-*, …).
- */
-const UNSIGNABLE = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "user-agent",
-  "expect",
-]);
 
 /**
  * The credential being signed with: what names its cached keys, its access key
@@ -87,37 +70,40 @@ export function needsSecret(plan: SignPlan, owner: KeyOwner, keys: SigningKeyCac
   return keys.find(owner, amzDate(plan.now).short, plan.region, plan.service) === undefined;
 }
 
+/** A request's canonical form, and what signing it adds to the URL or the headers. */
+export interface CanonicalForm {
+  canonicalRequest: string;
+  signedHeaders: string;
+  /** The caller's headers as given (no authorization), minus those hoisted into the query. */
+  callerHeaders: [string, string][];
+  /** Presigned: the query parameters added (hoisted x-amz-* headers, then the signer's own). */
+  added: [string, string][];
+  /** Header mode: the header values the signer set (x-amz-date, …), by lower-case name. */
+  headers: Record<string, string>;
+  payloadHash: string;
+}
+
 /**
- * SigV4, header or presigned. The canonical request's parts come from
- * @smithy/signature-v4's own functions (headers, query); the path is signed
- * as it will be sent (S3 rules or generic); the key (and a session token)
- * from the daemon's cache, derived from `credential`'s secret on a miss.
+ * The canonical request of `plan` for `accessKeyId` and `scope`. Its headers
+ * and query come from @smithy/signature-v4's own functions; the caller's
+ * headers from the plan's RequestHeaders, the same view policy decided on.
  */
-export function sigv4(
+export function canonicalForm(
   plan: SignPlan,
-  credential: SigningCredential,
-  keys: SigningKeyCache,
-): Signed {
+  accessKeyId: string,
+  scope: string,
+  sessionToken: string | undefined,
+): CanonicalForm {
   const presign = plan.presignExpiresSeconds !== undefined;
   const date = amzDate(plan.now);
-  const signingKey =
-    keys.find(credential, date.short, plan.region, plan.service) ??
-    derive(credential, keys, date.short, plan);
-  const sessionToken = signingKey.sessionToken;
-  const scope = `${date.short}/${plan.region}/${plan.service}/aws4_request`;
   const hash = payloadHash(plan.payload, plan.service === "s3");
 
   // Maps without a prototype: a header or parameter may be named "constructor" or "__proto__".
-  const headers: Record<string, string> = Object.create(null);
+  const headers = plan.headers.toRecord();
   headers.host = plan.url.authority;
   const callerHeaders: [string, string][] = [];
-  for (const [name, value] of plan.headers) {
-    const lower = name.toLowerCase();
-    if (lower === "authorization") continue;
-    callerHeaders.push([name, value]);
-    if (lower === "host") continue;
-    // Repeated headers are one header whose values are joined in order.
-    headers[lower] = lower in headers ? `${headers[lower]},${value.trim()}` : value.trim();
+  for (const [name, value] of plan.headers.list) {
+    if (name.toLowerCase() !== "authorization") callerHeaders.push([name, value]);
   }
   const query: Record<string, string | string[]> = Object.create(null);
   const add = (k: string, v: string) => {
@@ -138,7 +124,7 @@ export function sigv4(
     if (sessionToken) added.push(["X-Amz-Security-Token", sessionToken]);
     added.push(
       ["X-Amz-Algorithm", ALGORITHM],
-      ["X-Amz-Credential", `${credential.accessKeyId}/${scope}`],
+      ["X-Amz-Credential", `${accessKeyId}/${scope}`],
       ["X-Amz-Date", date.long],
       ["X-Amz-Expires", String(plan.presignExpiresSeconds)],
     );
@@ -159,7 +145,28 @@ export function sigv4(
   let canonicalRequest = `${plan.method}\n${canonicalPath(plan.url.path, plan.s3PathRules)}\n${getCanonicalQuery({ query } as never)}\n`;
   for (const n of names) canonicalRequest += `${n}:${canonical[n]}\n`;
   canonicalRequest += `\n${signedHeaders}\n${hash}`;
-  const stringToSign = `${ALGORITHM}\n${date.long}\n${scope}\n${sha256Hex(canonicalRequest)}`;
+  return { canonicalRequest, signedHeaders, callerHeaders, added, headers, payloadHash: hash };
+}
+
+/**
+ * SigV4, header or presigned: the canonical form above, signed with the key
+ * (and a session token) from the daemon's cache, derived from `credential`'s
+ * secret on a miss.
+ */
+export function sigv4(
+  plan: SignPlan,
+  credential: SigningCredential,
+  keys: SigningKeyCache,
+): Signed {
+  const presign = plan.presignExpiresSeconds !== undefined;
+  const date = amzDate(plan.now);
+  const signingKey =
+    keys.find(credential, date.short, plan.region, plan.service) ??
+    derive(credential, keys, date.short, plan);
+  const scope = `${date.short}/${plan.region}/${plan.service}/aws4_request`;
+  const form = canonicalForm(plan, credential.accessKeyId, scope, signingKey.sessionToken);
+  const { signedHeaders, callerHeaders, added, headers } = form;
+  const stringToSign = `${ALGORITHM}\n${date.long}\n${scope}\n${sha256Hex(form.canonicalRequest)}`;
   const signature = createHmac("sha256", signingKey.key).update(stringToSign).digest("hex");
 
   const base = `${plan.url.scheme}://${plan.url.authority}${plan.url.path}`;

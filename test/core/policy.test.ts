@@ -10,6 +10,7 @@ import {
 import type { ErrorCode } from "../../src/core/errors.js";
 import { authorize, hostAllowed, prefixMatches, type SignIntent } from "../../src/core/policy.js";
 import { percentDecode, queryParams } from "../../src/core/raw-url.js";
+import { RequestHeaders } from "../../src/core/request-headers.js";
 import { S3_ACTIONS, type S3Action } from "../../src/core/s3-actions.js";
 import {
   accessKeyInput,
@@ -149,7 +150,7 @@ function s3(method: string, target: string, options: IntentOptions = {}): SignIn
       hostBucket: options.hostBucket,
       path: percentDecode(q < 0 ? target : target.slice(0, q)),
       query: queryParams(q < 0 ? "" : target.slice(q + 1)),
-      headers: new Map(Object.entries(options.headers ?? {})),
+      headers: new RequestHeaders(Object.entries(options.headers ?? {})),
     },
   };
 }

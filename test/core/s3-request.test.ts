@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { percentDecode, queryParams } from "../../src/core/raw-url.js";
+import { RequestHeaders } from "../../src/core/request-headers.js";
 import type { S3Action } from "../../src/core/s3-actions.js";
 import { mapS3Request, type S3Operation, type S3RequestParts } from "../../src/core/s3-request.js";
 
@@ -23,7 +24,7 @@ function parts(method: string, target: string, options: Options = {}): S3Request
     hostBucket: options.hostBucket,
     path: percentDecode(path),
     query: queryParams(query),
-    headers: new Map(Object.entries(options.headers ?? {}).map(([n, v]) => [n.toLowerCase(), v])),
+    headers: new RequestHeaders(Object.entries(options.headers ?? {})),
   };
 }
 
@@ -290,6 +291,57 @@ const rows: Row[] = [
     unmapped("x-amz-copy-source"),
   ],
   ["copy source with ./", parts("PUT", "/dst/k", copy("src/./k")), unmapped("x-amz-copy-source")],
+  // Issue 20 #9: headers that need their own IAM permission.
+  [
+    "PutObject with x-amz-acl needs put_object_acl too",
+    parts("PUT", "/b/k", { headers: { "X-Amz-Acl": "public-read" } }),
+    op("put_object", "b", "k", { alsoNeeds: ["put_object_acl"] }),
+  ],
+  [
+    "PutObject with grants, a lock and tags needs all three",
+    parts("PUT", "/b/k", {
+      headers: {
+        "x-amz-grant-read": "id=1",
+        "x-amz-object-lock-mode": "COMPLIANCE",
+        "x-amz-tagging": "a=b",
+      },
+    }),
+    op("put_object", "b", "k", {
+      alsoNeeds: ["put_object_acl", "put_object_retention", "put_object_tagging"],
+    }),
+  ],
+  [
+    "CopyObject with x-amz-object-lock-legal-hold",
+    parts("PUT", "/b/k", {
+      headers: { "x-amz-copy-source": "/src/k", "x-amz-object-lock-legal-hold": "ON" },
+    }),
+    op("put_object", "b", "k", {
+      copySource: { bucket: "src", key: "k" },
+      alsoNeeds: ["put_object_retention"],
+    }),
+  ],
+  [
+    "CreateMultipartUpload with x-amz-tagging",
+    parts("POST", "/b/k?uploads", { headers: { "x-amz-tagging": "a=b" } }),
+    op("create_multipart_upload", "b", "k", { alsoNeeds: ["put_object_tagging"] }),
+  ],
+  [
+    "other x-amz-* headers need nothing more",
+    parts("PUT", "/b/k", {
+      headers: { "x-amz-meta-acl": "x", "x-amz-storage-class": "STANDARD", "x-amz-tagging-x": "" },
+    }),
+    op("put_object", "b", "k"),
+  ],
+  [
+    "x-amz-bypass-governance-retention is never scoped",
+    parts("DELETE", "/b/k", { headers: { "x-amz-bypass-governance-retention": "true" } }),
+    unmapped("x-amz-bypass-governance-retention"),
+  ],
+  [
+    "a copy source with whitespace is refused (SigV4 signs runs of it as one space)",
+    parts("PUT", "/dst/k", copy("/src/a  b")),
+    unmapped("whitespace"),
+  ],
   [
     "a copy header on a GET is not a copy",
     parts("GET", "/b/k", copy("/src/k")),
@@ -316,4 +368,39 @@ describe("mapS3Request", () => {
       }
     });
   }
+});
+
+// Issue 20 #1: the mapping reads the headers as SigV4 signs them, never one of several values.
+describe("mapS3Request reads the signed view of the headers", () => {
+  const put = (headers: [string, string][]) =>
+    mapS3Request({
+      method: "PUT",
+      hostBucket: undefined,
+      path: "/reports/2026/dst",
+      query: [],
+      headers: new RequestHeaders(headers),
+    });
+
+  test("two copy sources are one joined value, as signed: the first one's bucket", () => {
+    const m = put([
+      ["X-Amz-Copy-Source", "secretbucket/payroll.csv?x="],
+      ["x-amz-copy-source", "reports/2026/ok"],
+    ]);
+    assert.equal(m.ok, true);
+    // A server that cuts the signed value at "?" copies secretbucket/payroll.csv: so does policy.
+    assert.deepEqual(m.ok && m.operation.copySource, {
+      bucket: "secretbucket",
+      key: "payroll.csv",
+    });
+  });
+
+  test("a header SigV4 never signs is not read", () => {
+    const headers = new RequestHeaders([
+      ["user-agent", "x"],
+      ["X-Amz-Copy-Source", "  /src/k  "],
+    ]);
+    assert.equal(headers.get("user-agent"), undefined);
+    assert.equal(headers.get("x-amz-copy-source"), "/src/k");
+    assert.equal(headers.count("X-AMZ-COPY-SOURCE"), 1);
+  });
 });

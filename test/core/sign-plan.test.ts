@@ -54,7 +54,7 @@ const accepted: Accepted[] = [
       assert.equal(v.method, "GET");
       assert.equal(v.url.host, "s3.amazonaws.com");
       assert.equal(v.url.path, "/artifacts/builds/x");
-      assert.deepEqual(v.headers, []);
+      assert.deepEqual(v.headers.list, []);
       assert.deepEqual(v.payload, { kind: "none" });
       assert.equal(v.region, "");
       assert.equal(v.service, "");
@@ -71,31 +71,34 @@ const accepted: Accepted[] = [
     {
       headers: [
         header("Content-Type", "text/plain"),
-        header("x-amz-meta-a", "1"),
-        header("X-Amz-Meta-A", "2"),
+        header("x-custom", "1"),
+        header("X-Custom", "2"),
       ],
     },
-    (v) =>
-      assert.deepEqual(v.headers, [
+    (v) => {
+      assert.deepEqual(v.headers.list, [
         ["Content-Type", "text/plain"],
-        ["x-amz-meta-a", "1"],
-        ["X-Amz-Meta-A", "2"],
-      ]),
+        ["x-custom", "1"],
+        ["X-Custom", "2"],
+      ]);
+      // A repeated header that changes nothing S3 does is one header, as SigV4 signs it.
+      assert.equal(v.headers.get("x-custom"), "1,2");
+    },
   ],
   [
     "a tab and UTF-8 in a header value",
     { headers: [header("x-amz-meta-note", "a\tb é")] },
-    (v) => assert.deepEqual(v.headers, [["x-amz-meta-note", "a\tb é"]]),
+    (v) => assert.deepEqual(v.headers.list, [["x-amz-meta-note", "a\tb é"]]),
   ],
   [
     "a host header equal to the URL's authority",
     { headers: [header("Host", "s3.amazonaws.com")] },
-    (v) => assert.deepEqual(v.headers, [["Host", "s3.amazonaws.com"]]),
+    (v) => assert.deepEqual(v.headers.list, [["Host", "s3.amazonaws.com"]]),
   ],
   [
     "a host header differing only in case",
     { headers: [header("host", "S3.AmazonAWS.com")] },
-    (v) => assert.equal(v.headers.length, 1),
+    (v) => assert.equal(v.headers.list.length, 1),
   ],
   [
     "a host header with the URL's port",
@@ -194,7 +197,7 @@ const accepted: Accepted[] = [
   [
     "200 headers",
     { headers: Array.from({ length: 200 }, (_, i) => header(`x-amz-meta-h${i}`, "v")) },
-    (v) => assert.equal(v.headers.length, 200),
+    (v) => assert.equal(v.headers.list.length, 200),
   ],
 ];
 
@@ -333,6 +336,77 @@ const rejected: Rejected[] = [
     { headers: Array.from({ length: 201 }, (_, i) => header(`x-amz-meta-h${i}`, "v")) },
     ["headers: at most 200"],
   ],
+  // Issue 20 #1: SigV4 signs a repeated header as one joined value; servers read one of them.
+  [
+    "x-amz-copy-source twice, in two letter cases",
+    {
+      method: "PUT",
+      headers: [
+        header("X-Amz-Copy-Source", "secretbucket/payroll.csv?x="),
+        header("x-amz-copy-source", "artifacts/builds/ok"),
+      ],
+    },
+    ["headers[1]", "repeats headers[0]"],
+  ],
+  [
+    "range twice",
+    { headers: [header("Range", "bytes=0-1"), header("range", "bytes=5-9")] },
+    ["headers[1]", "repeats headers[0]"],
+  ],
+  [
+    "an x-amz-meta header twice",
+    { headers: [header("x-ok", "v"), header("x-amz-meta-a", "1"), header("X-AMZ-META-A", "2")] },
+    ["headers[2]", "repeats headers[1]"],
+  ],
+  [
+    "content-type twice",
+    { headers: [header("content-type", "a/b"), header("Content-Type", "c/d")] },
+    ["headers[1]"],
+  ],
+  // Issue 20 #6: a second X-Amz-Expires (or Date, Credential, …) beside the signer's.
+  ...(
+    [
+      "X-Amz-Expires=604800",
+      "x-amz-expires=604800",
+      "X-AMZ-DATE=20300101T000000Z",
+      "X-Amz-Security-Token=t",
+      "X-Amz-Credential=AKIA%2F20260101%2Fus-east-1%2Fs3%2Faws4_request",
+      "X-Amz-Signature=00",
+      "X-Amz-SignedHeaders=host",
+      "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+      "X-Amz-%45xpires=604800",
+    ] as const
+  ).flatMap((param): Rejected[] => [
+    [
+      `${param} in the query, header mode`,
+      { url: `https://s3.amazonaws.com/artifacts/builds/x?a=1&${param}` },
+      ["url: query parameter 2", "X-Amz-*"],
+    ],
+    [
+      `${param} in the query, presigned`,
+      { url: `https://s3.amazonaws.com/artifacts/builds/x?${param}`, presignExpiresSeconds: 60 },
+      ["url: query parameter 1", "X-Amz-*"],
+    ],
+  ]),
+  [
+    "an x-amz-expires header (presigned, it would become a second X-Amz-Expires)",
+    { headers: [header("X-Amz-Expires", "604800")], presignExpiresSeconds: 60 },
+    ["headers[0]", "x-amz-expires", "set by the signer"],
+  ],
+  [
+    "an x-amz-signedheaders header",
+    { headers: [header("x-amz-signedheaders", "host")] },
+    ["headers[0]", "set by the signer"],
+  ],
+  [
+    "presigned: an x-amz-* header also in the URL's query",
+    {
+      url: "https://s3.amazonaws.com/artifacts/builds/x?X-Amz-Meta-A=1",
+      headers: [header("x-amz-meta-a", "2")],
+      presignExpiresSeconds: 60,
+    },
+    ["headers[0]", "query parameter"],
+  ],
 ];
 
 describe("validateSignRequest rejects", () => {
@@ -382,6 +456,22 @@ const SCOPED = cred((c) => {
 const COMPAT_SCOPED = cred((c) => {
   c.allowedHosts = ["127.0.0.1", "[::1]"];
   c.allowedScopes = [scope("artifacts", ["builds/"], ["get_object", "put_object"])];
+});
+/** artifacts/builds/: put_object and create_multipart_upload only. */
+const PUT_ONLY = cred((c) => {
+  c.allowedScopes = [scope("artifacts", ["builds/"], ["put_object", "create_multipart_upload"])];
+});
+/** artifacts/builds/: put_object with ACLs, object locks and tags. */
+const PUT_WITH_EXTRAS = cred((c) => {
+  c.allowedScopes = [
+    scope("artifacts", ["builds/"], ["put_object", "create_multipart_upload"]),
+    scope(
+      "artifacts",
+      ["builds/"],
+      ["put_object_acl", "put_object_retention", "put_object_tagging"],
+    ),
+    scope("artifacts", ["builds/"], ["delete_object", "put_object_retention"]),
+  ];
 });
 const inAnHour = (c: Credential) => {
   c.expiresAt = timestampFromDate(new Date(FIXED_NOW.getTime() + 3600_000));
@@ -804,6 +894,125 @@ const planRows: PlanRow[] = [
     { method: "PUT", headers: [header("x-amz-copy-source", "/artifacts/secret")] },
     SCOPED,
     deny("ActionNotInScope", "copy source"),
+  ],
+  // Issue 20 #9: headers that need their own IAM permission need their own scope action.
+  ...(
+    [
+      ["x-amz-acl", "public-read", "put_object_acl"],
+      [
+        "X-Amz-Grant-Read",
+        'uri="http://acs.amazonaws.com/groups/global/AllUsers"',
+        "put_object_acl",
+      ],
+      ["x-amz-grant-full-control", "id=123", "put_object_acl"],
+      ["x-amz-object-lock-mode", "COMPLIANCE", "put_object_retention"],
+      ["x-amz-object-lock-retain-until-date", "2099-01-01T00:00:00Z", "put_object_retention"],
+      ["x-amz-object-lock-legal-hold", "ON", "put_object_retention"],
+      ["x-amz-tagging", "a=b", "put_object_tagging"],
+    ] as const
+  ).flatMap(([name, value, action]): PlanRow[] => [
+    [
+      `put_object only: ${name} refused`,
+      { method: "PUT", headers: [header(name, value)] },
+      PUT_ONLY,
+      deny("ActionNotInScope", action),
+    ],
+    [
+      `put_object only: ${name} on a multipart upload refused`,
+      {
+        method: "POST",
+        url: `https://s3.amazonaws.com${S3_OBJECT}?uploads`,
+        headers: [header(name, value)],
+      },
+      PUT_ONLY,
+      deny("ActionNotInScope", action),
+    ],
+    [
+      `with ${action}: ${name} signed`,
+      { method: "PUT", headers: [header(name, value)] },
+      PUT_WITH_EXTRAS,
+      { service: "s3" },
+    ],
+    [
+      `with ${action}: ${name} on a copy signed`,
+      {
+        method: "PUT",
+        headers: [header(name, value), header("x-amz-copy-source", "/artifacts/builds/old")],
+      },
+      cred((c) => {
+        c.allowedScopes = [
+          ...PUT_WITH_EXTRAS.allowedScopes,
+          scope("artifacts", ["builds/"], ["get_object"]),
+        ];
+      }),
+      { service: "s3" },
+    ],
+  ]),
+  [
+    "an ACL header outside the prefix of the scope that names put_object_acl",
+    {
+      method: "PUT",
+      url: "https://s3.amazonaws.com/artifacts/other/x",
+      headers: [header("x-amz-acl", "public-read")],
+    },
+    cred((c) => {
+      c.allowedScopes = [
+        scope("artifacts", [], ["put_object"]),
+        scope("artifacts", ["builds/"], ["put_object_acl"]),
+      ];
+    }),
+    deny("ActionNotInScope", "put_object_acl"),
+  ],
+  [
+    "put_object only: a plain PUT with other x-amz-* headers signed",
+    {
+      method: "PUT",
+      headers: [header("x-amz-meta-a", "1"), header("x-amz-storage-class", "STANDARD")],
+    },
+    PUT_ONLY,
+    { service: "s3" },
+  ],
+  [
+    "an upload part ignores ACL headers (S3 does too)",
+    {
+      method: "PUT",
+      url: `https://s3.amazonaws.com${S3_OBJECT}?partNumber=1&uploadId=u`,
+      headers: [header("x-amz-acl", "public-read")],
+    },
+    cred((c) => {
+      c.allowedScopes = [scope("artifacts", ["builds/"], ["upload_part"])];
+    }),
+    { service: "s3" },
+  ],
+  [
+    "x-amz-bypass-governance-retention on a DELETE: no scope action grants it",
+    {
+      method: "DELETE",
+      headers: [header("x-amz-bypass-governance-retention", "true")],
+    },
+    PUT_WITH_EXTRAS,
+    deny("OperationNotScoped", "x-amz-bypass-governance-retention"),
+  ],
+  ["a DELETE without it is signed", { method: "DELETE" }, PUT_WITH_EXTRAS, { service: "s3" }],
+  // Issue 20 #1: SigV4 signs whitespace runs as one space, so a copy source with
+  // whitespace could be sent other than checked ("data/a  b" signed as "data/a b").
+  [
+    "scoped: a copy source with raw whitespace",
+    { method: "PUT", headers: [header("x-amz-copy-source", "/artifacts/builds/a  b")] },
+    SCOPED,
+    deny("OperationNotScoped", "x-amz-copy-source", "whitespace"),
+  ],
+  [
+    "scoped: a copy source with a tab",
+    { method: "PUT", headers: [header("x-amz-copy-source", "/artifacts/builds/a\tb")] },
+    SCOPED,
+    deny("OperationNotScoped", "whitespace"),
+  ],
+  [
+    "scoped: a copy source trimmed as signed",
+    { method: "PUT", headers: [header("x-amz-copy-source", "  /artifacts/builds/old ")] },
+    SCOPED,
+    { service: "s3" },
   ],
   [
     "scoped: S3-compatible path-style in scope",

@@ -11,6 +11,7 @@ import { Hash } from "@smithy/hash-node";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { encodeOnce, parseRawUrl, queryParams } from "../../src/core/raw-url.js";
+import { RequestHeaders } from "../../src/core/request-headers.js";
 import { type Payload, payloadHash, type SignPlan } from "../../src/core/sign-plan.js";
 import { deriveSigningKey, SigningKeyCache } from "../../src/sign/signing-keys.js";
 import { needsSecret, sigv4 } from "../../src/sign/sigv4.js";
@@ -90,7 +91,7 @@ function generate(r: () => number, i: number): Generated {
     plan: {
       method: pick(["GET", "PUT", "POST", "DELETE", "HEAD"]),
       url,
-      headers,
+      headers: new RequestHeaders(headers),
       payload,
       region: "eu-west-1",
       service: s3 ? "s3" : "svc",
@@ -117,7 +118,7 @@ async function smithySignature({ plan, sessionToken }: Generated, secret: string
     applyChecksum: false,
   });
   const headers: Record<string, string> = { host: plan.url.authority };
-  for (const [n, v] of plan.headers) {
+  for (const [n, v] of plan.headers.list) {
     const l = n.toLowerCase();
     headers[l] = l in headers ? `${headers[l]},${v.trim()}` : v.trim();
   }

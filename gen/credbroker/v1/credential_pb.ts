@@ -306,7 +306,9 @@ export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
  * An S3 scope: a bucket, key prefixes within it ([] = the whole bucket) and
  * the actions allowed there (get_object, head_object, put_object,
  * delete_object, list_bucket, create_multipart_upload, upload_part,
- * complete_multipart_upload, abort_multipart_upload).
+ * complete_multipart_upload, abort_multipart_upload; put_object_acl,
+ * put_object_retention, put_object_tagging allow put_object's x-amz-acl and
+ * x-amz-grant-*, x-amz-object-lock-*, x-amz-tagging headers).
  *
  * @generated from message credbroker.v1.AccessScope
  */
