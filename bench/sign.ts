@@ -9,9 +9,9 @@ import { create } from "@bufbuild/protobuf";
 import { CredentialSchema } from "../gen/credbroker/v1/credential_pb.js";
 import { SignRequestRequestSchema } from "../gen/credbroker/v1/signing_service_pb.js";
 import { prepareNew } from "../src/core/lifecycle.js";
-import { planSignature, validateSignRequest } from "../src/core/sign-plan.js";
-import { SigningKeyCache } from "../src/sign/signing-keys.js";
-import { sigv4 } from "../src/sign/sigv4.js";
+import { planSignature, validateSignRequest } from "../src/providers/aws/sign-plan.js";
+import { SigningKeyCache } from "../src/providers/aws/signing-keys.js";
+import { sigv4 } from "../src/providers/aws/sigv4.js";
 import type { Bench, Row } from "./table.js";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

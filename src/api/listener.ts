@@ -1,8 +1,8 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "../http/limits.js";
 import { ConnectionDrain } from "./connection-drain.js";
-import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "./limits.js";
 
 /** The first bytes of every HTTP/2 connection (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");

@@ -6,17 +6,7 @@ import type {
   SigningService,
   SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
-import { DomainError } from "../core/errors.js";
-import type { Ambient } from "../core/lifecycle.js";
-import { assertRef, displayName, namespaceShown } from "../core/names.js";
-import {
-  describeTarget,
-  planSignature,
-  type ValidSignRequest,
-  validateSignRequest,
-} from "../core/sign-plan.js";
-import { creatorOf } from "../imds/binding-use.js";
+import { creatorOf } from "../bindings/binding-use.js";
 import {
   BINDING_ID,
   type BindingTable,
@@ -24,13 +14,23 @@ import {
   DEFAULT_BINDING_SECONDS,
   MAX_BINDING_SECONDS,
   MIN_BINDING_SECONDS,
-} from "../imds/bindings.js";
-import type { SigningKeyCache } from "../sign/signing-keys.js";
-import { needsSecret, type SigningCredential, sigv4 } from "../sign/sigv4.js";
+} from "../bindings/bindings.js";
+import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
+import { DomainError } from "../core/errors.js";
+import type { Ambient } from "../core/lifecycle.js";
+import { assertRef, displayName, namespaceShown } from "../core/names.js";
+import type { RoleSessions } from "../providers/aws/role-sessions.js";
+import {
+  describeTarget,
+  planSignature,
+  type ValidSignRequest,
+  validateSignRequest,
+} from "../providers/aws/sign-plan.js";
+import type { SigningKeyCache } from "../providers/aws/signing-keys.js";
+import { needsSecret, type SigningCredential, sigv4 } from "../providers/aws/sigv4.js";
+import { keyMaterial } from "../providers/aws/sts-gateway.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { CredentialReads } from "../store/read-cache.js";
-import type { RoleSessions } from "../sts/role-sessions.js";
-import { keyMaterial } from "../sts/sts-gateway.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
 

@@ -1,7 +1,7 @@
 import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
+import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "../http/limits.js";
 import { ConnectionDrain } from "./connection-drain.js";
-import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "./limits.js";
 import { type Listener, type ListenOptions, listenOn, routeStreams } from "./listener.js";
 
 export interface TlsListenOptions extends ListenOptions {

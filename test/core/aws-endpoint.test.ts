@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type EndpointInfo, inferEndpoint, isAwsHost } from "../../src/core/aws-endpoint.js";
+import { type EndpointInfo, inferEndpoint, isAwsHost } from "../../src/providers/aws/endpoint.js";
 
 type InferRow = [label: string, host: string, expected: EndpointInfo | undefined];
 

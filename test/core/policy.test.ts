@@ -8,10 +8,15 @@ import {
   type Credential,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import type { ErrorCode } from "../../src/core/errors.js";
-import { authorize, hostAllowed, prefixMatches, type SignIntent } from "../../src/core/policy.js";
 import { percentDecode, queryParams } from "../../src/core/raw-url.js";
 import { RequestHeaders } from "../../src/core/request-headers.js";
 import { S3_ACTIONS, type S3Action } from "../../src/core/s3-actions.js";
+import {
+  authorize,
+  hostAllowed,
+  prefixMatches,
+  type SignIntent,
+} from "../../src/providers/aws/policy.js";
 import {
   accessKeyInput,
   domainError,

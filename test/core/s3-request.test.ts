@@ -3,7 +3,11 @@ import { describe, test } from "node:test";
 import { percentDecode, queryParams } from "../../src/core/raw-url.js";
 import { RequestHeaders } from "../../src/core/request-headers.js";
 import type { S3Action } from "../../src/core/s3-actions.js";
-import { mapS3Request, type S3Operation, type S3RequestParts } from "../../src/core/s3-request.js";
+import {
+  mapS3Request,
+  type S3Operation,
+  type S3RequestParts,
+} from "../../src/providers/aws/s3-request.js";
 
 interface Options {
   /** The bucket of a virtual-hosted URL. */

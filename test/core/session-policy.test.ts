@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { AccessScopeSchema } from "../../gen/credbroker/v1/credential_pb.js";
 import type { S3Action } from "../../src/core/s3-actions.js";
-import { iamLiteral, sessionPolicy } from "../../src/core/session-policy.js";
+import { iamLiteral, sessionPolicy } from "../../src/providers/aws/session-policy.js";
 
 const scope = (bucket: string, prefixes: string[], actions: S3Action[]) =>
   create(AccessScopeSchema, { bucket, prefixes, actions });

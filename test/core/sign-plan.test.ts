@@ -19,7 +19,7 @@ import {
   type SignPlan,
   type ValidSignRequest,
   validateSignRequest,
-} from "../../src/core/sign-plan.js";
+} from "../../src/providers/aws/sign-plan.js";
 import { accessKeyInput, domainError, edited, FIXED_NOW, tokenInput } from "./fixtures.js";
 
 type RequestInit = MessageInitShape<typeof SignRequestRequestSchema>;

@@ -15,7 +15,7 @@ import { pino } from "pino";
 import { RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { startDaemon as composeDaemon, type Daemon } from "../../src/server.js";
+import { startDaemon as composeDaemon, type Daemon } from "../../src/daemon/serve.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { testConfig } from "../support/compose.js";
 import { removeDir, startDaemon, tempDir } from "../support/daemon.js";

@@ -18,7 +18,7 @@ import {
   SigningService,
   type SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { startDaemon as composeDaemon, type Daemon } from "../../src/server.js";
+import { startDaemon as composeDaemon, type Daemon } from "../../src/daemon/serve.js";
 import { transport } from "../support/clients.js";
 import { testConfig } from "../support/compose.js";
 import { removeDir, tempDir } from "../support/daemon.js";

@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/credential-providers";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { sessionPolicy } from "../../src/core/session-policy.js";
+import { sessionPolicy } from "../../src/providers/aws/session-policy.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { CLI, listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { withEnv } from "../support/env.js";

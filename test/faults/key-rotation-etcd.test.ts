@@ -23,7 +23,7 @@ import { after, describe, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Etcd3 } from "etcd3";
 import { KeyService } from "../../gen/credbroker/v1/key_service_pb.js";
-import { MEMBER_PREFIX } from "../../src/store/etcd-members.js";
+import { MEMBER_PREFIX } from "../../src/store/etcd/etcd-members.js";
 import { KEYCHECK_KEY } from "../../src/store/keys.js";
 import { ROTATION_KEY, SEALED_PREFIXES } from "../../src/store/rotation.js";
 import { deriveDataKey, Sealer } from "../../src/store/sealing.js";

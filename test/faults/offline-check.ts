@@ -9,7 +9,7 @@ import {
   type RotateMasterKeyResponse,
 } from "../../gen/credbroker/v1/key_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { checkStore, type StoreCheck } from "../../src/store/consistency.js";
+import { checkStore, type StoreCheck } from "../../src/store/level/consistency.js";
 import { deriveDataKey, Sealer } from "../../src/store/sealing.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { type RunningDaemon, startDaemon } from "../support/daemon.js";

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { type Session, SessionCache } from "../../src/sts/session-cache.js";
+import { type Session, SessionCache } from "../../src/providers/aws/session-cache.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { listenerUrl, type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";

@@ -10,18 +10,18 @@ import { after, afterEach, before, describe, test } from "node:test";
 import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { DomainError } from "../../src/core/errors.js";
 import {
+  type ImdsServer,
+  startImdsServer,
+  type TaskCredentials,
+} from "../../src/metadata/ec2/imds-server.js";
+import {
   browserGuard,
   forwardedGuard,
   hostGuard,
   isLoopbackAddress,
   loopbackPeerGuard,
   requestGuards,
-} from "../../src/imds/guards.js";
-import {
-  type ImdsServer,
-  startImdsServer,
-  type TaskCredentials,
-} from "../../src/imds/imds-server.js";
+} from "../../src/metadata/guards.js";
 
 const ROLE = "s3-reader";
 const CREDS_PATH = `/latest/meta-data/iam/security-credentials/${ROLE}`;

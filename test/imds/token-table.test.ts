@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { inspect } from "node:util";
 import { isDomainError } from "../../src/core/errors.js";
-import { TokenTable } from "../../src/imds/token-table.js";
+import { TokenTable } from "../../src/metadata/ec2/token-table.js";
 
 const T0 = new Date("2026-11-24T10:00:00.000Z");
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);

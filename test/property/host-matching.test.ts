@@ -1,5 +1,5 @@
 /**
- * allowed_hosts matching (src/core/policy.ts `hostAllowed`), as documented
+ * allowed_hosts matching (src/providers/aws/policy.ts `hostAllowed`), as documented
  * there and in docs/API.md: an entry is an exact host or `*.suffix`;
  * `*.example.com` matches deeper subdomains only (never example.com itself,
  * never evilexample.com); matching is case-insensitive; with no entries only
@@ -12,11 +12,11 @@ import { describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { SignRequestRequestSchema } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { isAwsHost } from "../../src/core/aws-endpoint.js";
 import { DomainError } from "../../src/core/errors.js";
-import { hostAllowed } from "../../src/core/policy.js";
 import { parseRawUrl } from "../../src/core/raw-url.js";
-import { planSignature, validateSignRequest } from "../../src/core/sign-plan.js";
+import { isAwsHost } from "../../src/providers/aws/endpoint.js";
+import { hostAllowed } from "../../src/providers/aws/policy.js";
+import { planSignature, validateSignRequest } from "../../src/providers/aws/sign-plan.js";
 import { accessKeyInput, edited, FIXED_NOW } from "../core/fixtures.js";
 
 const RUNS = { numRuns: 400 };

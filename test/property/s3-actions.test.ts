@@ -1,5 +1,5 @@
 /**
- * S3 action mapping (src/core/s3-request.ts `mapS3Request`, the actions of
+ * S3 action mapping (src/providers/aws/s3-request.ts `mapS3Request`, the actions of
  * src/core/s3-actions.ts): every request maps to one known action or to a
  * refusal with a reason, and never throws; what is not understood is
  * refused (an unknown parameter, method or copy source); the mapping does not
@@ -11,7 +11,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { RequestHeaders } from "../../src/core/request-headers.js";
 import { isS3Action, S3_ACTIONS } from "../../src/core/s3-actions.js";
-import { mapS3Request, type S3RequestParts } from "../../src/core/s3-request.js";
+import { mapS3Request, type S3RequestParts } from "../../src/providers/aws/s3-request.js";
 
 const RUNS = { numRuns: 500 };
 

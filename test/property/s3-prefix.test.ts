@@ -1,5 +1,5 @@
 /**
- * The S3 prefix rule of allowed_scopes (src/core/policy.ts `prefixMatches`,
+ * The S3 prefix rule of allowed_scopes (src/providers/aws/policy.ts `prefixMatches`,
  * `listPrefixMatches`): an empty prefix, or one ending in "/", is a plain
  * starts-with; otherwise the key equals the prefix or continues it after a
  * "/" (scope "data" never reaches "data-private/x"); a listing is allowed only
@@ -15,10 +15,10 @@ import fc from "fast-check";
 import { AccessScopeSchema } from "../../gen/credbroker/v1/credential_pb.js";
 import { SignRequestRequestSchema } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { DomainError } from "../../src/core/errors.js";
-import { listPrefixMatches, prefixMatches } from "../../src/core/policy.js";
 import { percentDecode, uriEncode } from "../../src/core/raw-url.js";
 import { S3_ACTIONS } from "../../src/core/s3-actions.js";
-import { planSignature, validateSignRequest } from "../../src/core/sign-plan.js";
+import { listPrefixMatches, prefixMatches } from "../../src/providers/aws/policy.js";
+import { planSignature, validateSignRequest } from "../../src/providers/aws/sign-plan.js";
 import { accessKeyInput, edited, FIXED_NOW } from "../core/fixtures.js";
 
 const RUNS = { numRuns: 500 };

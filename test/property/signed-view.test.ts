@@ -1,8 +1,8 @@
 /**
  * Policy decides on exactly what is signed (issue 20 #1, #6): for any
  * multiset of headers and query parameters, what the S3 mapping reads
- * (src/core/sign-plan.ts `validateSignRequest` → `RequestHeaders`,
- * `mapS3Request`) is what the canonical request of src/sign/sigv4.ts signs,
+ * (src/providers/aws/sign-plan.ts `validateSignRequest` → `RequestHeaders`,
+ * `mapS3Request`) is what the canonical request of src/providers/aws/sigv4.ts signs,
  * in header and presigned mode: mapping the signed request again gives the
  * same operation. Repeated meaningful headers and caller X-Amz-* signer
  * parameters are refused in any letter case; the URL parser and the query
@@ -17,9 +17,9 @@ import { SignRequestRequestSchema } from "../../gen/credbroker/v1/signing_servic
 import { DomainError } from "../../src/core/errors.js";
 import { parseRawUrl, percentDecode, queryParams, uriEncode } from "../../src/core/raw-url.js";
 import { RequestHeaders } from "../../src/core/request-headers.js";
-import { mapS3Request } from "../../src/core/s3-request.js";
-import { planSignature, validateSignRequest } from "../../src/core/sign-plan.js";
-import { canonicalForm } from "../../src/sign/sigv4.js";
+import { mapS3Request } from "../../src/providers/aws/s3-request.js";
+import { planSignature, validateSignRequest } from "../../src/providers/aws/sign-plan.js";
+import { canonicalForm } from "../../src/providers/aws/sigv4.js";
 import { accessKeyInput, edited, FIXED_NOW } from "../core/fixtures.js";
 
 const SEED = 20;

@@ -1,6 +1,6 @@
 /**
- * credbroker's SigV4 (src/sign/sigv4.ts, with the derived-key cache of
- * src/sign/signing-keys.ts) against a fresh @smithy/signature-v4 SignatureV4
+ * credbroker's SigV4 (src/providers/aws/sigv4.ts, with the derived-key cache of
+ * src/providers/aws/signing-keys.ts) against a fresh @smithy/signature-v4 SignatureV4
  * with the same credentials, date, region and service, on generated
  * requests: methods, raw paths (S3 and generic path rules), queries,
  * headers, payloads, session tokens, header and presigned modes. The
@@ -22,9 +22,13 @@ import fc from "fast-check";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { SignRequestRequestSchema } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { DomainError } from "../../src/core/errors.js";
-import { payloadHash, planSignature, validateSignRequest } from "../../src/core/sign-plan.js";
-import { SigningKeyCache } from "../../src/sign/signing-keys.js";
-import { amzDate, needsSecret, sigv4 } from "../../src/sign/sigv4.js";
+import {
+  payloadHash,
+  planSignature,
+  validateSignRequest,
+} from "../../src/providers/aws/sign-plan.js";
+import { SigningKeyCache } from "../../src/providers/aws/signing-keys.js";
+import { amzDate, needsSecret, sigv4 } from "../../src/providers/aws/sigv4.js";
 import { accessKeyInput, edited } from "../core/fixtures.js";
 
 /** smithy's escapeUri, written out: RFC 3986 unreserved stay, everything else %XX (upper case). */

@@ -19,7 +19,7 @@ import {
   SigningService,
   type SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { type Daemon, startDaemon } from "../../src/server.js";
+import { type Daemon, startDaemon } from "../../src/daemon/serve.js";
 import { grpcJsClient, transport } from "../support/clients.js";
 import { testConfig } from "../support/compose.js";
 import { removeDir, tempDir } from "../support/daemon.js";

@@ -1,5 +1,5 @@
 /**
- * credbroker's SigV4 (src/sign/sigv4.ts) against @smithy/signature-v4's own
+ * credbroker's SigV4 (src/providers/aws/sigv4.ts) against @smithy/signature-v4's own
  * SignatureV4 on the same requests: several hundred generated requests (a
  * fixed seed, so failures reproduce) with awkward paths, queries and headers,
  * S3 and generic path rules, session tokens, header and presigned modes. The
@@ -12,9 +12,9 @@ import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { encodeOnce, parseRawUrl, queryParams } from "../../src/core/raw-url.js";
 import { RequestHeaders } from "../../src/core/request-headers.js";
-import { type Payload, payloadHash, type SignPlan } from "../../src/core/sign-plan.js";
-import { deriveSigningKey, SigningKeyCache } from "../../src/sign/signing-keys.js";
-import { needsSecret, sigv4 } from "../../src/sign/sigv4.js";
+import { type Payload, payloadHash, type SignPlan } from "../../src/providers/aws/sign-plan.js";
+import { deriveSigningKey, SigningKeyCache } from "../../src/providers/aws/signing-keys.js";
+import { needsSecret, sigv4 } from "../../src/providers/aws/sigv4.js";
 
 /** mulberry32: a small seeded generator, so every run signs the same requests. */
 function rng(seed: number): () => number {

@@ -5,7 +5,7 @@ import { Etcd3 } from "etcd3";
 import { CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
 import { type Credential, CredentialSchema } from "../../gen/credbroker/v1/credential_pb.js";
 import { applyUpdate, prepareNew } from "../../src/core/lifecycle.js";
-import { EtcdCredentialStore } from "../../src/store/etcd-store.js";
+import { EtcdCredentialStore } from "../../src/store/etcd/etcd-store.js";
 import { deriveDataKey, Sealer } from "../../src/store/sealing.js";
 import {
   accessKeyInput,

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Level } from "level";
-import { LevelCredentialStore } from "../../src/store/level-store.js";
+import { LevelCredentialStore } from "../../src/store/level/level-store.js";
 import { deriveDataKey, MASTER_KEY_BYTES, Sealer } from "../../src/store/sealing.js";
 import { FIXED_NOW } from "../core/fixtures.js";
 import type { OpenedStore } from "./contract.js";

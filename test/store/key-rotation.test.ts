@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import type { RotationProgress } from "../../src/store/key-rotation.js";
-import { LevelCredentialStore } from "../../src/store/level-store.js";
+import { LevelCredentialStore } from "../../src/store/level/level-store.js";
 import { SEALED_PREFIXES } from "../../src/store/rotation.js";
 import { deriveDataKey, MASTER_KEY_BYTES, Sealer } from "../../src/store/sealing.js";
 import { accessKeyInput, domainError, FIXED_NOW, SECRET_ACCESS_KEY } from "../core/fixtures.js";

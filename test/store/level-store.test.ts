@@ -9,7 +9,7 @@ import {
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { applyUpdate, prepareNew } from "../../src/core/lifecycle.js";
 import { nameKey, recordKey } from "../../src/store/keys.js";
-import { LevelCredentialStore } from "../../src/store/level-store.js";
+import { LevelCredentialStore } from "../../src/store/level/level-store.js";
 import { deriveDataKey, Sealer } from "../../src/store/sealing.js";
 import {
   accessKeyInput,

@@ -2,10 +2,15 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { Level } from "level";
 import { DomainError } from "../../core/errors.js";
-import { checkStore, droppable, type Problem, type StoreCheck } from "../../store/consistency.js";
 import { KEYCHECK_KEY } from "../../store/keys.js";
-import { levelCode, levelReason } from "../../store/level-errors.js";
-import type { Db } from "../../store/level-handle.js";
+import {
+  checkStore,
+  droppable,
+  type Problem,
+  type StoreCheck,
+} from "../../store/level/consistency.js";
+import { levelCode, levelReason } from "../../store/level/level-errors.js";
+import type { Db } from "../../store/level/level-handle.js";
 import { loadMasterKey, loadPreviousMasterKeys } from "../../store/master-key.js";
 import { deriveDataKey, Sealer } from "../../store/sealing.js";
 import { assertKeyOpens } from "../../store/store-rules.js";

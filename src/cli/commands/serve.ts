@@ -11,7 +11,7 @@ import {
 } from "../../config/serve-config.js";
 import { checkStartup } from "../../config/startup-check.js";
 import { type DomainError, isDomainError } from "../../core/errors.js";
-import { type Daemon, startDaemon } from "../../server.js";
+import { type Daemon, startDaemon } from "../../daemon/serve.js";
 import { dataDirFlag } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";

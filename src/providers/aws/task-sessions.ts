@@ -1,11 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
-import { displayName } from "../core/names.js";
-import { sessionPolicy } from "../core/session-policy.js";
-import type { CredentialReads } from "../store/read-cache.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
+import type { CredentialReads } from "../../store/read-cache.js";
 import type { RoleSessions } from "./role-sessions.js";
 import type { Session, SessionCache } from "./session-cache.js";
+import { sessionPolicy } from "./session-policy.js";
 import { keyMaterial, type StsGateway } from "./sts-gateway.js";
 
 /** Sessions handed to tasks last this long (GetSessionToken's and GetFederationToken's minimum is 900). */

@@ -1,5 +1,5 @@
-import type { AccessScope } from "../../gen/credbroker/v1/credential_pb.js";
-import type { S3Action } from "./s3-actions.js";
+import type { AccessScope } from "../../../gen/credbroker/v1/credential_pb.js";
+import type { S3Action } from "../../core/s3-actions.js";
 
 /** The IAM actions each scope action needs (multipart parts are PutObject, HEAD is GetObject). */
 const IAM_ACTIONS: Record<S3Action, string[]> = {

@@ -1,7 +1,7 @@
 import type { IKeyValue } from "etcd3";
-import { DomainError } from "../core/errors.js";
-import { type FleetKeys, fleetKeys } from "./rotation.js";
-import type { Sealer } from "./sealing.js";
+import { DomainError } from "../../core/errors.js";
+import { type FleetKeys, fleetKeys } from "../rotation.js";
+import type { Sealer } from "../sealing.js";
 
 /** What FleetKey tells when the fleet's key moved under this daemon. */
 export type KeyMoved = (change: { from: string; to: string; draining: string[] }) => void;

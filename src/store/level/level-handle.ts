@@ -1,7 +1,7 @@
 import { readdir, rm, stat, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Level } from "level";
-import { DomainError } from "../core/errors.js";
+import { DomainError } from "../../core/errors.js";
 import { levelReason } from "./level-errors.js";
 
 export type Db = Level<string, Buffer>;

@@ -1,9 +1,9 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { AccessScope, Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import { isAwsHost } from "./aws-endpoint.js";
-import { DomainError } from "./errors.js";
-import { displayName } from "./names.js";
-import type { S3Action } from "./s3-actions.js";
+import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
+import type { S3Action } from "../../core/s3-actions.js";
+import { isAwsHost } from "./endpoint.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
 /** What a signature is asked for, reduced to what policy decides on. */

@@ -1,4 +1,4 @@
-import { DomainError, type ErrorCode } from "../core/errors.js";
+import { DomainError, type ErrorCode } from "../../core/errors.js";
 
 /** STS error codes that mean "not now" although STS sends them as 4xx. */
 const TRANSIENT = new Set([

@@ -1,8 +1,8 @@
 import { createHmac, hash } from "node:crypto";
 import { getCanonicalHeaders, getCanonicalQuery } from "@smithy/signature-v4";
-import { encodeOnce, queryParams, uriEncode } from "../core/raw-url.js";
-import { UNSIGNABLE } from "../core/request-headers.js";
-import { payloadHash, type SignPlan } from "../core/sign-plan.js";
+import { encodeOnce, queryParams, uriEncode } from "../../core/raw-url.js";
+import { UNSIGNABLE } from "../../core/request-headers.js";
+import { payloadHash, type SignPlan } from "./sign-plan.js";
 import type { KeyOwner, SigningKey, SigningKeyCache } from "./signing-keys.js";
 
 const ALGORITHM = "AWS4-HMAC-SHA256";

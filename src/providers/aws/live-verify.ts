@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
-import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
-import { type Credential, RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
+import type { Caller } from "../../../gen/credbroker/v1/caller_pb.js";
+import { type Credential, RoleSource } from "../../../gen/credbroker/v1/credential_pb.js";
 import {
   type Check,
   CheckSchema,
   Severity,
-} from "../../gen/credbroker/v1/credential_service_pb.js";
-import { authorizeCredential, authorizeNamespace } from "../core/authz.js";
+} from "../../../gen/credbroker/v1/credential_service_pb.js";
+import { authorizeCredential, authorizeNamespace } from "../../core/authz.js";
 import type { RoleSessions } from "./role-sessions.js";
 import { keyMaterial, type StsGateway } from "./sts-gateway.js";
 

@@ -3,10 +3,10 @@ import {
   type AccessKey,
   type Credential,
   RoleSource,
-} from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
-import { displayName } from "../core/names.js";
-import type { CredentialReads } from "../store/read-cache.js";
+} from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
+import type { CredentialReads } from "../../store/read-cache.js";
 import type { Session, SessionCache } from "./session-cache.js";
 import { keyMaterial, type StsCaller, type StsGateway } from "./sts-gateway.js";
 

@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import type { SignRequestRequest } from "../../gen/credbroker/v1/signing_service_pb.js";
-import { type EndpointInfo, inferEndpoint } from "./aws-endpoint.js";
-import { DomainError } from "./errors.js";
-import { assertNamespace, isValidName } from "./names.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import type { SignRequestRequest } from "../../../gen/credbroker/v1/signing_service_pb.js";
+import { DomainError } from "../../core/errors.js";
+import { assertNamespace, isValidName } from "../../core/names.js";
+import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "../../core/raw-url.js";
+import { RequestHeaders } from "../../core/request-headers.js";
+import { type EndpointInfo, inferEndpoint } from "./endpoint.js";
 import { authorize } from "./policy.js";
-import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
-import { RequestHeaders } from "./request-headers.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
 export const MAX_PRESIGN_SECONDS = 604800;

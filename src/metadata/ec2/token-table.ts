@@ -1,5 +1,5 @@
 import { hash, randomFillSync } from "node:crypto";
-import { DomainError } from "../core/errors.js";
+import { DomainError } from "../../core/errors.js";
 
 /** IMDSv2 session tokens live 1 s to 6 h, as on EC2. */
 export const MIN_TOKEN_TTL_SECONDS = 1;

@@ -6,12 +6,12 @@ import {
   type IRequestOp,
   type KVClient,
 } from "etcd3";
-import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
-import { prefixEnd, recordKey } from "./keys.js";
-import type { Sealer } from "./sealing.js";
-import type { WriteOp } from "./store-rules.js";
-import { openRecord, type StoreReader } from "./write-plan.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
+import { prefixEnd, recordKey } from "../keys.js";
+import type { Sealer } from "../sealing.js";
+import type { WriteOp } from "../store-rules.js";
+import { openRecord, type StoreReader } from "../write-plan.js";
 
 /** How many reads one etcd transaction carries (etcd's default --max-txn-ops is 128). */
 const READS_PER_TXN = 100;

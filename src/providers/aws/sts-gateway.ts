@@ -6,8 +6,8 @@ import {
   STSClient,
 } from "@aws-sdk/client-sts";
 import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
-import type { AccessKey } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
+import type { AccessKey } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
 import type { Session } from "./session-cache.js";
 import { stsError, stsTimeout } from "./sts-errors.js";
 

@@ -1,12 +1,12 @@
-import type { Db, LevelHandle } from "./level-handle.js";
 import {
   collectSealed,
   type OpenedKeys,
   openKeys,
   ROTATION_KEY,
   type SealedEntry,
-} from "./rotation.js";
-import type { Sealer } from "./sealing.js";
+} from "../rotation.js";
+import type { Sealer } from "../sealing.js";
+import type { Db, LevelHandle } from "./level-handle.js";
 
 /**
  * Master key rotation on LevelDB: the reads and the open-time write of the

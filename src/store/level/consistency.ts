@@ -1,7 +1,7 @@
-import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import { isDomainError } from "../core/errors.js";
-import { displayName } from "../core/names.js";
-import { openCaller } from "./caller-plan.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import { isDomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
+import { openCaller } from "../caller-plan.js";
 import {
   CALLER_PREFIX,
   callerHashKey,
@@ -11,11 +11,11 @@ import {
   KEYCHECK_KEY,
   prefixEnd,
   recordKey,
-} from "./keys.js";
+} from "../keys.js";
+import type { Sealer } from "../sealing.js";
+import { openRecord } from "../write-plan.js";
 import { levelReason } from "./level-errors.js";
 import type { Db } from "./level-handle.js";
-import type { Sealer } from "./sealing.js";
-import { openRecord } from "./write-plan.js";
 
 /** What is wrong with one key of the store. */
 export type ProblemKind =

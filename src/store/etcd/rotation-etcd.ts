@@ -1,18 +1,18 @@
-import { DomainError } from "../core/errors.js";
-import type { FleetKey } from "./etcd-keys.js";
-import { MEMBER_PREFIX, MEMBER_TTL_SECONDS, parseMember } from "./etcd-members.js";
-import type { EtcdSnapshot } from "./etcd-snapshot.js";
-import type { ResealableStore } from "./key-rotation.js";
-import { prefixEnd } from "./keys.js";
+import { DomainError } from "../../core/errors.js";
+import type { ResealableStore } from "../key-rotation.js";
+import { prefixEnd } from "../keys.js";
 import {
   collectSealed,
   planFleetMove,
   planReseal,
   ROTATION_KEY,
   type SealedEntry,
-} from "./rotation.js";
-import type { Sealer } from "./sealing.js";
-import type { WriteOp } from "./store-rules.js";
+} from "../rotation.js";
+import type { Sealer } from "../sealing.js";
+import type { WriteOp } from "../store-rules.js";
+import type { FleetKey } from "./etcd-keys.js";
+import { MEMBER_PREFIX, MEMBER_TTL_SECONDS, parseMember } from "./etcd-members.js";
+import type { EtcdSnapshot } from "./etcd-snapshot.js";
 
 /**
  * Re-sealed records per transaction: each is a put and a comparison of its

@@ -8,8 +8,8 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { DomainError, isDomainError } from "../core/errors.js";
-import { forwardedGuard, hostForm, requestGuards } from "./guards.js";
+import { DomainError, isDomainError } from "../../core/errors.js";
+import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
 import { MAX_TOKEN_TTL_SECONDS, TokenTable } from "./token-table.js";
 
 export interface TaskCredentials {

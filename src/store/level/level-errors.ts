@@ -1,5 +1,5 @@
-import { DomainError } from "../core/errors.js";
-import { displayName } from "../core/names.js";
+import { DomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
 
 /**
  * The LevelDB error code of `err`: its cause's when it has one, since

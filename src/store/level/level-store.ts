@@ -1,6 +1,6 @@
-import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
-import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
+import type { Caller } from "../../../gen/credbroker/v1/caller_pb.js";
+import type { Credential, Provider } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
 import {
   callerByTokenHash,
   openCaller,
@@ -9,32 +9,37 @@ import {
   planRotateCallerToken,
   planUpdateCaller,
   readCaller,
-} from "./caller-plan.js";
-import type { CallerStore } from "./caller-store.js";
-import type { CreateManyResult, CredentialStore, ListPage, ListQuery } from "./credential-store.js";
-import { KeyRotation } from "./key-rotation.js";
-import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "./keys.js";
-import { namedDamage, readError } from "./level-errors.js";
-import { type Db, LevelHandle } from "./level-handle.js";
-import { Mutex } from "./mutex.js";
-import { RandomPool } from "./random-pool.js";
-import { planReseal, ROTATION_KEY } from "./rotation.js";
-import { openLevelKeys, sealedBatch } from "./rotation-level.js";
-import type { Sealer } from "./sealing.js";
+} from "../caller-plan.js";
+import type { CallerStore } from "../caller-store.js";
+import type {
+  CreateManyResult,
+  CredentialStore,
+  ListPage,
+  ListQuery,
+} from "../credential-store.js";
+import { KeyRotation } from "../key-rotation.js";
+import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "../keys.js";
+import { Mutex } from "../mutex.js";
+import { RandomPool } from "../random-pool.js";
+import { planReseal, ROTATION_KEY } from "../rotation.js";
+import type { Sealer } from "../sealing.js";
 import {
   KEYCHECK_PLAINTEXT,
   matching,
   notFound,
   onlyCreated,
   type WriteOp,
-} from "./store-rules.js";
+} from "../store-rules.js";
 import {
   findCredential,
   findDefault,
   openRecord,
   type StoreReader,
   WritePlanner,
-} from "./write-plan.js";
+} from "../write-plan.js";
+import { namedDamage, readError } from "./level-errors.js";
+import { type Db, LevelHandle } from "./level-handle.js";
+import { openLevelKeys, sealedBatch } from "./rotation-level.js";
 
 export interface LevelStoreOptions {
   /** The LevelDB directory. */

@@ -1,6 +1,6 @@
-import { percentDecode } from "./raw-url.js";
-import type { RequestHeaders } from "./request-headers.js";
-import type { S3Action } from "./s3-actions.js";
+import { percentDecode } from "../../core/raw-url.js";
+import type { RequestHeaders } from "../../core/request-headers.js";
+import type { S3Action } from "../../core/s3-actions.js";
 
 /** An S3 request reduced to what policy decides on. */
 export interface S3Operation {

@@ -15,9 +15,9 @@ import {
   type IKeyValue,
   isRecoverableError,
 } from "etcd3";
-import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
-import type { Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
-import { DomainError } from "../core/errors.js";
+import type { Caller } from "../../../gen/credbroker/v1/caller_pb.js";
+import type { Credential, Provider } from "../../../gen/credbroker/v1/credential_pb.js";
+import { DomainError } from "../../core/errors.js";
 import {
   callerByTokenHash,
   openCaller,
@@ -26,27 +26,32 @@ import {
   planRotateCallerToken,
   planUpdateCaller,
   readCaller,
-} from "./caller-plan.js";
-import type { CallerStore } from "./caller-store.js";
-import type { CreateManyResult, CredentialStore, ListPage, ListQuery } from "./credential-store.js";
-import { FleetKey, type KeyMoved } from "./etcd-keys.js";
-import { FleetMember } from "./etcd-members.js";
-import { EtcdSnapshot, etcdCall, SnapshotExpired } from "./etcd-snapshot.js";
-import { type StoreChangeListener, type StoreWatch, watchPrefix } from "./etcd-watch.js";
-import { KeyRotation } from "./key-rotation.js";
-import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "./keys.js";
-import { Mutex } from "./mutex.js";
-import { ROTATION_KEY } from "./rotation.js";
-import { etcdResealable } from "./rotation-etcd.js";
-import { KeyNotLoaded, type Sealer } from "./sealing.js";
+} from "../caller-plan.js";
+import type { CallerStore } from "../caller-store.js";
+import type {
+  CreateManyResult,
+  CredentialStore,
+  ListPage,
+  ListQuery,
+} from "../credential-store.js";
+import { KeyRotation } from "../key-rotation.js";
+import { CALLER_PREFIX, KEYCHECK_KEY, namePrefix, prefixEnd, recordKey } from "../keys.js";
+import { Mutex } from "../mutex.js";
+import { ROTATION_KEY } from "../rotation.js";
+import { KeyNotLoaded, type Sealer } from "../sealing.js";
 import {
   KEYCHECK_PLAINTEXT,
   matching,
   notFound,
   onlyCreated,
   type WriteOp,
-} from "./store-rules.js";
-import { findCredential, findDefault, WritePlanner } from "./write-plan.js";
+} from "../store-rules.js";
+import { findCredential, findDefault, WritePlanner } from "../write-plan.js";
+import { FleetKey, type KeyMoved } from "./etcd-keys.js";
+import { FleetMember } from "./etcd-members.js";
+import { EtcdSnapshot, etcdCall, SnapshotExpired } from "./etcd-snapshot.js";
+import { type StoreChangeListener, type StoreWatch, watchPrefix } from "./etcd-watch.js";
+import { etcdResealable } from "./rotation-etcd.js";
 
 export const DEFAULT_ETCD_PREFIX = "/credbroker/";
 

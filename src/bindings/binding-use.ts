@@ -3,8 +3,8 @@ import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { authorizeCredential } from "../core/authz.js";
 import { DomainError, isDomainError } from "../core/errors.js";
+import type { ContainerSession } from "../metadata/ecs/container-server.js";
 import type { Binding, Creator } from "./bindings.js";
-import type { ContainerSession } from "./container-server.js";
 
 export interface BindingUseDeps {
   /** The caller named `name` when it exists, is enabled and has not expired (the bootstrap admin included). */

@@ -1,5 +1,5 @@
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
-import { CALLER_PREFIX, KEYCHECK_KEY, recordKey } from "./keys.js";
+import { CALLER_PREFIX, KEYCHECK_KEY, recordKey } from "../keys.js";
 
 /**
  * What a daemon does when the shared store changes under it (another daemon
