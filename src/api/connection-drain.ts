@@ -1,6 +1,6 @@
 import type http2 from "node:http2";
 import type net from "node:net";
-import type { RequestHandler } from "./listener.js";
+import type { RequestHandler } from "../http/request-handler.js";
 
 /**
  * The bookkeeping behind a listener's graceful close, shared by the cleartext

@@ -2,15 +2,13 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "../http/limits.js";
+import type { RequestHandler } from "../http/request-handler.js";
 import { ConnectionDrain } from "./connection-drain.js";
 
 /** The first bytes of every HTTP/2 connection (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-export type RequestHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type { RequestHandler } from "../http/request-handler.js";
 
 /** Serves an HTTP/2 stream itself and returns true, or returns false to leave it to `handler`. */
 export type StreamHandler = (

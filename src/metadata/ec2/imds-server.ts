@@ -10,6 +10,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { DomainError, isDomainError } from "../../core/errors.js";
 import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
+import { StampCache, stamp } from "../stamp.js";
 import { MAX_TOKEN_TTL_SECONDS, TokenTable } from "./token-table.js";
 
 export interface TaskCredentials {
@@ -285,26 +286,6 @@ function failureStatus(err: unknown): 404 | 503 | 500 {
       return 503;
     default:
       return 500;
-  }
-}
-
-/** 2026-11-24T10:00:00Z: second precision, as IMDS writes timestamps (truncated, never later). */
-export function stamp(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
-}
-
-/** `stamp(date)`, remembered for the last second asked (a time, never a secret). */
-class StampCache {
-  private second = Number.NaN;
-  private text = "";
-
-  of(date: Date): string {
-    const second = Math.floor(date.getTime() / 1000);
-    if (second !== this.second) {
-      this.second = second;
-      this.text = stamp(date);
-    }
-    return this.text;
   }
 }
 

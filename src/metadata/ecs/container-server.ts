@@ -5,8 +5,8 @@ import type { AuditEvent, AuditSink } from "../../audit/audit-log.js";
 import { type Binding, type BindingTable, CONTAINER_PATH } from "../../bindings/bindings.js";
 import { isDomainError } from "../../core/errors.js";
 import { applyServerLimits, HTTP1_OPTIONS } from "../../http/limits.js";
-import { stamp } from "../ec2/imds-server.js";
 import { requestGuards } from "../guards.js";
+import { stamp } from "../stamp.js";
 
 /** What a binding hands out: a short-lived session, never a stored secret. */
 export interface ContainerSession {
