@@ -9,7 +9,8 @@ import { redact } from "../core/redact.js";
 import { referencedName } from "../core/references.js";
 import { assertNotPast, validateCredential } from "../core/validate.js";
 import { verdict, verifyStructure } from "../core/verify.js";
-import { authorizeLive, type LiveVerifier, liveChecks } from "../providers/aws/live-verify.js";
+import type { ProviderRegistry } from "../providers/index.js";
+import type { LiveVerification } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import { AUDIT_DETAILS, AUDIT_LINE } from "./audit-interceptor.js";
 import { callerOf } from "./caller-context.js";
@@ -25,8 +26,8 @@ export interface CredentialServiceDeps {
   ambient: Ambient;
   /** Told the id of every credential updated, deleted or imported, so caches drop it at once. */
   changed?: (credentialId: string) => void;
-  /** Live verification through STS; without it, live = true is unimplemented. */
-  live?: LiveVerifier;
+  /** The clouds, for live verification; without them (or a provider's), live = true is unimplemented. */
+  providers?: ProviderRegistry;
   /** Redacted records kept in memory (GetCredential reads through it); without it, the store. */
   reads?: Pick<CredentialStore, "get">;
 }
@@ -36,7 +37,7 @@ export function credentialService({
   store,
   ambient,
   changed = () => {},
-  live,
+  providers,
   reads,
 }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   return {
@@ -136,7 +137,7 @@ export function credentialService({
 
     async verifyCredential(req, ctx) {
       const caller = callerOf(ctx);
-      if (req.live && live === undefined) {
+      if (req.live && providers === undefined) {
         throw new DomainError(
           "unimplemented",
           "live verification is not configured on this daemon",
@@ -157,13 +158,23 @@ export function credentialService({
           throw new DomainError("invalid_argument", "target: set stored or candidate");
       }
       const source = await findSource(store, credential);
+      const live = req.live ? liveOf(providers, credential) : undefined;
       // Before any check runs: a refused live verify says nothing about the credential.
-      if (req.live) authorizeLive(caller, credential, req.target.case, source);
+      live?.authorize(caller, credential, req.target.case, source);
       const structural = verifyStructure(credential, { now: ambient.now(), source });
-      if (!req.live || live === undefined) return structural;
-      return verdict([...structural.checks, ...(await liveChecks(credential, live))]);
+      if (live === undefined) return structural;
+      return verdict([...structural.checks, ...(await live.checks(credential))]);
     },
   };
+}
+
+/** The live verification of `c`'s provider; unimplemented where there is none. */
+function liveOf(providers: ProviderRegistry | undefined, c: Credential): LiveVerification {
+  const live = providers?.get(c.provider).live;
+  if (live === undefined) {
+    throw new DomainError("unimplemented", "live verification is not configured on this daemon");
+  }
+  return live;
 }
 
 /** A credential declared in a config file changes only with the file. */

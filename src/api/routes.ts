@@ -48,6 +48,7 @@ export const SERVED_SERVICES = [
 ];
 
 export interface RouteDeps extends Omit<CredentialServiceDeps, "reads">, SigningServiceDeps {
+  providers: SigningServiceDeps["providers"];
   health: HealthState;
   callerAdmin: CallerServiceDeps;
   keys: KeyServiceDeps;

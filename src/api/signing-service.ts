@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
-import { type Credential, Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import type {
   SigningService,
   SignRequestResponse,
@@ -17,18 +17,9 @@ import {
 } from "../bindings/bindings.js";
 import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
-import type { Ambient } from "../core/lifecycle.js";
 import { assertRef, displayName, namespaceShown } from "../core/names.js";
-import type { RoleSessions } from "../providers/aws/role-sessions.js";
-import {
-  describeTarget,
-  planSignature,
-  type ValidSignRequest,
-  validateSignRequest,
-} from "../providers/aws/sign-plan.js";
-import type { SigningKeyCache } from "../providers/aws/signing-keys.js";
-import { needsSecret, type SigningCredential, sigv4 } from "../providers/aws/sigv4.js";
-import { keyMaterial } from "../providers/aws/sts-gateway.js";
+import type { ProviderRegistry } from "../providers/index.js";
+import type { PreparedSign, SignedRequest } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { CredentialReads } from "../store/read-cache.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
@@ -48,105 +39,56 @@ export interface SigningServiceDeps {
   /** Credential reads: public fields cached (a store read opens a sealed record), secrets on demand. */
   reads: CredentialReads;
   containers?: ContainerBindings | undefined;
-  /** STS sessions for role credentials. */
-  roleSessions: RoleSessions;
+  /** The clouds: each request is prepared and signed by its provider. */
+  providers: ProviderRegistry;
   /** Provider defaults, read uncached (a created default demotes another without a `changed`). */
   store: CredentialStore;
-  /** Derived signing keys, one cache per daemon. */
-  signingKeys: SigningKeyCache;
-  /** The signing clock: injected where the server is composed, never a request field. */
-  ambient: Ambient;
 }
 
-/** SigningService: form check, credential lookup, policy, then SigV4. */
+/** SigningService: form check, credential lookup, then the provider's policy and signature. */
 export function signingService({
   store,
-  signingKeys,
-  roleSessions,
-  ambient,
+  providers,
   containers,
   reads,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   /**
-   * Policy, then SigV4. An access key signs with a cached derived key, so a
-   * hit needs no secret; on a miss its secret is read from the store for the
-   * one derivation and dropped. `withSecrets`: `c` came straight from the
-   * store, secrets included. A role signs with its STS session.
+   * The caller's authorization, then the provider's policy and signature.
+   * `withSecrets`: `c` came straight from the store, secrets included; else
+   * they are read only if the provider needs them.
    */
-  async function sign(
-    valid: ValidSignRequest,
+  function signWith(
+    prepared: PreparedSign,
     caller: Caller,
     c: Credential,
     withSecrets: boolean,
-  ): Promise<SignRequestResponse> {
+  ): Promise<SignedRequest> {
     authorizeCredential(caller, "sign", c);
-    const plan = planSignature(valid, c, ambient.now());
-    let signer: SigningCredential;
-    if (c.kind.case === "accessKey") {
-      signer = { id: c.id, etag: c.etag, accessKeyId: c.kind.value.accessKeyId };
-      if (needsSecret(plan, signer, signingKeys)) {
-        const full = withSecrets ? c : await reads.getWithSecrets(c.namespace, c.name);
-        // Written since it was cached: decide again on the version whose secret signs.
-        if (full.etag !== c.etag || full.kind.case !== "accessKey") {
-          return sign(valid, caller, full, true);
-        }
-        signer = { ...signer, ...keyMaterial(full.kind.value) };
-      }
-    } else if (c.kind.case === "role") {
-      // The session's key id names its cached keys, so a new session derives new ones.
-      const session = await roleSessions.session(c);
-      signer = { id: c.id, etag: session.accessKeyId, ...session };
-      // No signature outlives the session it was made with (plan.notAfter: nor the credential).
-      if (plan.notAfter === undefined || session.expiration < plan.notAfter) {
-        plan.notAfter = session.expiration;
-      }
-    } else {
-      // policy already refused token credentials; nothing else can sign.
-      throw new DomainError(
-        "failed_precondition",
-        `${displayName(c.namespace, c.name)} cannot sign`,
-      );
-    }
-    const signed = sigv4(plan, signer, signingKeys);
-    // The messages themselves (protobuf-es messages are plain objects), not
-    // init shapes: SignRequest is the hot RPC, and create() (here and where
-    // the result is normalized) and timestampFromDate cost ~5% of its time.
-    const expiresMs = signed.expiresAt.getTime();
-    const seconds = Math.floor(expiresMs / 1000);
-    return {
-      $typeName: "credbroker.v1.SignRequestResponse",
-      url: signed.url,
-      headers: signed.headers.map(([name, value]) => ({
-        $typeName: "credbroker.v1.HttpHeader",
-        name,
-        value,
-      })),
-      accessKeyId: signer.accessKeyId,
-      expiresAt: {
-        $typeName: "google.protobuf.Timestamp",
-        seconds: BigInt(seconds),
-        nanos: (expiresMs - seconds * 1000) * 1_000_000,
-      },
-    };
+    return prepared.sign(c, {
+      withSecrets: async () => (withSecrets ? c : reads.getWithSecrets(c.namespace, c.name)),
+      again: (full) => signWith(prepared, caller, full, true),
+    });
   }
 
   return {
     async signRequest(req, ctx) {
-      const valid = validateSignRequest(req);
-      ctx.values.set(AUDIT_DETAILS, describeTarget(valid));
+      const { id, provider } = providers.forSignRequest(req);
+      const prepared = provider.prepareSign(req);
+      ctx.values.set(AUDIT_DETAILS, prepared.target);
       const caller = callerOf(ctx);
-      if (valid.credential !== "") {
-        return sign(valid, caller, await reads.get(valid.namespace, valid.credential), false);
+      if (prepared.credential !== "") {
+        const named = await reads.get(prepared.namespace, prepared.credential);
+        return response(await signWith(prepared, caller, named, false));
       }
-      authorizeNamespace(caller, "sign", valid.namespace);
-      const credential = await store.getDefault(valid.namespace, Provider.AWS);
+      authorizeNamespace(caller, "sign", prepared.namespace);
+      const credential = await store.getDefault(prepared.namespace, id);
       if (credential === undefined) {
         throw new DomainError(
           "not_found",
-          `AWS provider default of ${namespaceShown(valid.namespace)} not found: name a credential`,
+          `${provider.label} provider default of ${namespaceShown(prepared.namespace)} not found: name a credential`,
         );
       }
-      return sign(valid, caller, credential, true);
+      return response(await signWith(prepared, caller, credential, true));
     },
 
     async createContainerBinding(req, ctx) {
@@ -227,6 +169,31 @@ export function signingService({
         })),
         nextPageToken: page.more ? (page.bindings.at(-1)?.id ?? "") : "",
       };
+    },
+  };
+}
+
+/**
+ * The messages themselves (protobuf-es messages are plain objects), not init
+ * shapes: SignRequest is the hot RPC, and create() (here and where the result
+ * is normalized) and timestampFromDate cost ~5% of its time.
+ */
+function response(signed: SignedRequest): SignRequestResponse {
+  const expiresMs = signed.expiresAt.getTime();
+  const seconds = Math.floor(expiresMs / 1000);
+  return {
+    $typeName: "credbroker.v1.SignRequestResponse",
+    url: signed.url,
+    headers: signed.headers.map(([name, value]) => ({
+      $typeName: "credbroker.v1.HttpHeader",
+      name,
+      value,
+    })),
+    accessKeyId: signed.keyId,
+    expiresAt: {
+      $typeName: "google.protobuf.Timestamp",
+      seconds: BigInt(seconds),
+      nanos: (expiresMs - seconds * 1000) * 1_000_000,
     },
   };
 }

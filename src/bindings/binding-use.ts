@@ -3,7 +3,7 @@ import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
 import { authorizeCredential } from "../core/authz.js";
 import { DomainError, isDomainError } from "../core/errors.js";
-import type { ContainerSession } from "../metadata/ecs/container-server.js";
+import type { MintedSession as ContainerSession } from "../providers/provider.js";
 import type { Binding, Creator } from "./bindings.js";
 
 export interface BindingUseDeps {

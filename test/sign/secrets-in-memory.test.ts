@@ -21,6 +21,7 @@ import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { pino } from "pino";
 import { CallerRole, CallerSchema } from "../../gen/credbroker/v1/caller_pb.js";
+import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import {
   SigningService,
@@ -30,12 +31,14 @@ import { CALLER } from "../../src/api/caller-context.js";
 import { credentialService } from "../../src/api/credential-service.js";
 import { errorInterceptor } from "../../src/api/error-mapping.js";
 import { signingService } from "../../src/api/signing-service.js";
+import { awsProvider } from "../../src/providers/aws/index.js";
 import { RoleSessions } from "../../src/providers/aws/role-sessions.js";
 import { SessionCache } from "../../src/providers/aws/session-cache.js";
 import { SigningKeyCache } from "../../src/providers/aws/signing-keys.js";
 import { amzDate } from "../../src/providers/aws/sigv4.js";
 import { StsGateway } from "../../src/providers/aws/sts-gateway.js";
 import { TaskSessions } from "../../src/providers/aws/task-sessions.js";
+import { providerRegistry } from "../../src/providers/index.js";
 import type { CredentialStore } from "../../src/store/credential-store.js";
 import { ReadCache } from "../../src/store/read-cache.js";
 import { SECRET_ACCESS_KEY, SESSION_TOKEN, TestAmbient } from "../core/fixtures.js";
@@ -87,13 +90,15 @@ function compose(store: CredentialStore, ambient: TestAmbient, sts: FakeSts, max
     keys.drop(id);
     sessions.drop(id);
   };
+  const aws = awsProvider({ signingKeys: keys, roleSessions, ambient, tasks });
+  const providers = providerRegistry({
+    providers: { [Provider.AWS]: aws },
+    signRequests: Provider.AWS,
+  });
   const transport = createRouterTransport(
     (router) => {
       router.service(CredentialService, credentialService({ store, ambient, changed }));
-      router.service(
-        SigningService,
-        signingService({ store: counted, reads, signingKeys: keys, roleSessions, ambient }),
-      );
+      router.service(SigningService, signingService({ store: counted, reads, providers }));
     },
     { router: { interceptors: [errorInterceptor(pino({ level: "silent" })), asAdmin] } },
   );

@@ -9,16 +9,13 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { DomainError, isDomainError } from "../../core/errors.js";
+import type { MintedSession } from "../../providers/provider.js";
 import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
 import { StampCache, stamp } from "../stamp.js";
 import { MAX_TOKEN_TTL_SECONDS, TokenTable } from "./token-table.js";
 
-export interface TaskCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  expiration: Date;
-}
+/** A session an instance is handed (the provider mints it). */
+export type TaskCredentials = MintedSession;
 
 export interface ImdsServerOptions {
   /** Listen address; port 0 picks a free port. */

@@ -5,16 +5,13 @@ import type { AuditEvent, AuditSink } from "../../audit/audit-log.js";
 import { type Binding, type BindingTable, CONTAINER_PATH } from "../../bindings/bindings.js";
 import { isDomainError } from "../../core/errors.js";
 import { applyServerLimits, HTTP1_OPTIONS } from "../../http/limits.js";
+import type { MintedSession } from "../../providers/provider.js";
 import { requestGuards } from "../guards.js";
 import { stamp } from "../stamp.js";
 
 /** What a binding hands out: a short-lived session, never a stored secret. */
-export interface ContainerSession {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  expiration: Date;
-}
+/** A session a container is handed (the provider mints it). */
+export type ContainerSession = MintedSession;
 
 export interface ContainerServerOptions {
   host: string;

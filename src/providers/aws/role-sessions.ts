@@ -6,7 +6,7 @@ import {
 } from "../../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
-import type { CredentialReads } from "../../store/read-cache.js";
+import type { CredentialReads } from "../provider.js";
 import type { Session, SessionCache } from "./session-cache.js";
 import { keyMaterial, type StsCaller, type StsGateway } from "./sts-gateway.js";
 

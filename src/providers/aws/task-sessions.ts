@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
-import type { CredentialReads } from "../../store/read-cache.js";
+import type { CredentialReads } from "../provider.js";
 import type { RoleSessions } from "./role-sessions.js";
 import type { Session, SessionCache } from "./session-cache.js";
 import { sessionPolicy } from "./session-policy.js";

@@ -1,0 +1,78 @@
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { accessLogInterceptor } from "../api/access-log.js";
+import { auditInterceptor } from "../api/audit-interceptor.js";
+import { authInterceptor } from "../api/auth.js";
+import { errorInterceptor } from "../api/error-mapping.js";
+import { specCompliantGrpcMessage } from "../api/grpc-message.js";
+import { type Listener, listen } from "../api/listener.js";
+import { peerContext, socketOf } from "../api/peer-certificate.js";
+import { routesOf, type ServedService } from "../api/routes.js";
+import { listenTls } from "../api/tls-listener.js";
+import { fastUnary } from "../api/unary/fast-unary.js";
+import type { AuditSink } from "../audit/audit-log.js";
+import type { CallerDirectory } from "../auth/caller-directory.js";
+import { FailureThrottle, RateLimiter } from "../auth/rate-limit.js";
+import type { ServeConfig } from "../config/serve-config.js";
+import type { TlsMaterial } from "../config/tls-files.js";
+import { LIMITS } from "../http/limits.js";
+
+export interface ApiListenerDeps {
+  config: ServeConfig;
+  services: ServedService[];
+  callers: CallerDirectory;
+  audit: AuditSink;
+  log: Logger;
+  tls: TlsMaterial | undefined;
+}
+
+/** The API port: interceptors, connect-node and the fast unary path, on cleartext or TLS. */
+export async function startApiListener({
+  config,
+  services,
+  callers,
+  audit,
+  log,
+  tls,
+}: ApiListenerDeps): Promise<Listener> {
+  const interceptors = [
+    accessLogInterceptor(log),
+    errorInterceptor(log),
+    auditInterceptor(audit),
+    authInterceptor(callers, {
+      rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
+      failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
+    }),
+  ];
+  // The peer's address and, with mutual TLS, its verified certificate's subject.
+  const peer = peerContext(tls?.clientCa !== undefined);
+  const handler = connectNodeAdapter({
+    routes: routesOf(services),
+    interceptors,
+    readMaxBytes: LIMITS.maxMessageBytes,
+    maxTimeoutMs: LIMITS.maxTimeoutMs,
+    contextValues: (req) => peer(socketOf(req)),
+  });
+  // Unary calls over HTTP/2 in binary: the same services and interceptors, less framework.
+  const streams = config.fastUnary
+    ? fastUnary({
+        services,
+        interceptors,
+        contextValues: peer,
+        readMaxBytes: LIMITS.maxMessageBytes,
+        maxTimeoutMs: LIMITS.maxTimeoutMs,
+      })
+    : undefined;
+  const listenOptions = { ...config.listen, handler: specCompliantGrpcMessage(handler), streams };
+  const listener =
+    tls === undefined ? await listen(listenOptions) : await listenTls({ ...listenOptions, ...tls });
+  log.info(
+    {
+      url: listener.url,
+      dataDir: config.dataDir,
+      ...(tls === undefined ? {} : { mutualTls: tls.clientCa !== undefined }),
+    },
+    "listening",
+  );
+  return listener;
+}

@@ -1,0 +1,80 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AuditSink } from "../audit/audit-log.js";
+import type { CallerDirectory } from "../auth/caller-directory.js";
+import { bindingSessions } from "../bindings/binding-use.js";
+import { BindingTable } from "../bindings/bindings.js";
+import type { ServeConfig } from "../config/serve-config.js";
+import type { Ambient } from "../core/lifecycle.js";
+import { displayName } from "../core/names.js";
+import { startImdsServer } from "../metadata/ec2/imds-server.js";
+import { startContainerServer } from "../metadata/ecs/container-server.js";
+import type { CloudProvider } from "../providers/provider.js";
+import type { ReadCache } from "../store/read-cache.js";
+
+export interface MetadataDeps {
+  config: ServeConfig;
+  provider: CloudProvider;
+  callers: CallerDirectory;
+  reads: ReadCache;
+  ambient: Ambient;
+  log: Logger;
+  audit: AuditSink;
+  /** Each listener started is closed by what is pushed here. */
+  closers: (() => Promise<void>)[];
+}
+
+/**
+ * The metadata listeners configured (container credentials, IMDS). Started
+ * before the API: container bindings name the container listener's URL.
+ */
+export async function startMetadata(
+  deps: MetadataDeps,
+): Promise<{ table: BindingTable; baseUrl: string } | undefined> {
+  const { config, provider, callers, reads, ambient, log, audit, closers } = deps;
+  const bindings = new BindingTable(ambient.now);
+  const container = config.containerListen
+    ? await startContainerServer({
+        ...config.containerListen,
+        bindings,
+        // Each use checks its creator and the credential (by id) again.
+        session: bindingSessions({
+          callerNamed: (name) => callers.callerNamed(name),
+          credential: (namespace, name) => reads.get(namespace, name),
+          taskSession: (namespace, name, id) => provider.taskSession(namespace, name, id),
+        }),
+        log,
+        audit,
+      })
+    : undefined;
+  if (container) {
+    closers.push(() => container.close());
+    log.info({ url: container.url }, "container credentials listening");
+  }
+  const imdsConfig = config.imds;
+  if (imdsConfig) {
+    const { namespace, name } = imdsConfig.credential;
+    const imds = await startImdsServer({
+      ...imdsConfig.listen,
+      roleName: name,
+      credentials: () => provider.taskSession(namespace, name),
+      allowV1: imdsConfig.allowV1,
+      now: ambient.now,
+      log,
+      // Batched with the other lines of the same event-loop turn; the answer waits for it.
+      audit: (e) =>
+        audit.append({
+          rpc: `imds:${e.route}`,
+          peer: e.peer,
+          namespace,
+          credential: name,
+          decision: e.decision,
+          reason: e.reason,
+          requestId: randomUUID(),
+        }),
+    });
+    closers.push(() => imds.close());
+    log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
+  }
+  return container ? { table: bindings, baseUrl: container.url } : undefined;
+}
