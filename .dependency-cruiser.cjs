@@ -49,31 +49,26 @@ const layerRules = Object.entries(MAY_IMPORT).map(([folder, allowed]) => ({
   },
 }));
 
+/** Subfolders that are one of a kind each: they import what their folder shares, never each other. */
+const APART = [
+  ["one-cloud-per-folder", "providers", "a provider imports providers/*.ts (the interface), never another cloud"],
+  ["store-backends-apart", "store", "a store backend imports what both share (src/store/*.ts), never the other"],
+  ["metadata-protocols-apart", "metadata", "a metadata protocol imports the shared guards, never another protocol"],
+];
+
+const apartRules = APART.map(([name, folder, comment]) => ({
+  name,
+  comment,
+  severity: "error",
+  from: { path: `^src/${folder}/([^/]+)/` },
+  to: { path: `^src/${folder}/[^/]+/`, pathNot: `^src/${folder}/$1/` },
+}));
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
     ...layerRules,
-    {
-      name: "one-cloud-per-folder",
-      comment: "a provider imports only its own folder and providers/*.ts (the interface), never another cloud",
-      severity: "error",
-      from: { path: "^src/providers/([^/]+)/" },
-      to: { path: "^src/providers/[^/]+/", pathNot: "^src/providers/$1/" },
-    },
-    {
-      name: "store-backends-apart",
-      comment: "a store backend imports what both share (src/store/*.ts), never the other backend",
-      severity: "error",
-      from: { path: "^src/store/([^/]+)/" },
-      to: { path: "^src/store/[^/]+/", pathNot: "^src/store/$1/" },
-    },
-    {
-      name: "metadata-protocols-apart",
-      comment: "a metadata protocol imports the shared guards (src/metadata/*.ts), never another protocol",
-      severity: "error",
-      from: { path: "^src/metadata/([^/]+)/" },
-      to: { path: "^src/metadata/[^/]+/", pathNot: "^src/metadata/$1/" },
-    },
+    ...apartRules,
     {
       name: "shared-below-subfolders",
       comment: "what the clouds, store backends or metadata protocols share (the folder's own *.ts) never imports one of them",
