@@ -5,9 +5,11 @@ import { auditInterceptor } from "../api/audit-interceptor.js";
 import { authInterceptor } from "../api/auth.js";
 import { errorInterceptor } from "../api/error-mapping.js";
 import { specCompliantGrpcMessage } from "../api/grpc-message.js";
+import type { HealthState } from "../api/health-service.js";
 import { type Listener, listen } from "../api/listener.js";
 import { peerContext, socketOf } from "../api/peer-certificate.js";
-import { routesOf, type ServedService } from "../api/routes.js";
+import { apiServices, routesOf, type ServedService } from "../api/routes.js";
+import type { ContainerBindings } from "../api/signing-service.js";
 import { listenTls } from "../api/tls-listener.js";
 import { fastUnary } from "../api/unary/fast-unary.js";
 import type { AuditSink } from "../audit/audit-log.js";
@@ -15,9 +17,56 @@ import type { CallerDirectory } from "../auth/caller-directory.js";
 import { FailureThrottle, RateLimiter } from "../auth/rate-limit.js";
 import type { ServeConfig } from "../config/serve-config.js";
 import type { TlsMaterial } from "../config/tls-files.js";
+import type { Ambient } from "../core/lifecycle.js";
 import { LIMITS } from "../http/limits.js";
+import type { KeyRotation } from "../store/key-rotation.js";
+import type { ReadCache } from "../store/read-cache.js";
+import type { DaemonStore } from "./open-store.js";
+import type { DaemonProviders } from "./providers.js";
 
-export interface ApiListenerDeps {
+export interface ApiDeps {
+  config: ServeConfig;
+  store: DaemonStore;
+  ambient: Ambient;
+  health: HealthState;
+  containers: ContainerBindings | undefined;
+  reads: ReadCache;
+  rotation: KeyRotation;
+  providers: DaemonProviders;
+  callers: CallerDirectory;
+  /** A credential changed (this daemon's write): drop what was derived from it. */
+  changed(credentialId: string): void;
+  audit: AuditSink;
+  log: Logger;
+  tls: TlsMaterial | undefined;
+}
+
+/** The API's services over the daemon's parts, served on the API port. */
+export function startApi(deps: ApiDeps): Promise<Listener> {
+  const { store, ambient, reads, providers, callers, log } = deps;
+  const services = apiServices({
+    store,
+    ambient,
+    reads,
+    health: deps.health,
+    containers: deps.containers,
+    changed: deps.changed,
+    providers: providers.registry,
+    callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
+    keys: {
+      rotation: deps.rotation,
+      // Nothing derived while the old key was loaded stays in memory.
+      retired: () => {
+        reads.clear();
+        providers.clearKeys();
+      },
+      log,
+    },
+  });
+  return startApiListener({ ...deps, services });
+}
+
+interface ApiListenerDeps {
   config: ServeConfig;
   services: ServedService[];
   callers: CallerDirectory;
@@ -27,7 +76,7 @@ export interface ApiListenerDeps {
 }
 
 /** The API port: interceptors, connect-node and the fast unary path, on cleartext or TLS. */
-export async function startApiListener({
+async function startApiListener({
   config,
   services,
   callers,

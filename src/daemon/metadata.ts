@@ -9,19 +9,20 @@ import type { Ambient } from "../core/lifecycle.js";
 import { displayName } from "../core/names.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
-import type { CloudProvider } from "../providers/provider.js";
 import type { ReadCache } from "../store/read-cache.js";
+import type { Closers } from "./closers.js";
+import type { DaemonProviders } from "./providers.js";
 
 export interface MetadataDeps {
   config: ServeConfig;
-  provider: CloudProvider;
+  providers: DaemonProviders;
   callers: CallerDirectory;
   reads: ReadCache;
   ambient: Ambient;
   log: Logger;
   audit: AuditSink;
   /** Each listener started is closed by what is pushed here. */
-  closers: (() => Promise<void>)[];
+  closers: Closers;
 }
 
 /**
@@ -31,7 +32,8 @@ export interface MetadataDeps {
 export async function startMetadata(
   deps: MetadataDeps,
 ): Promise<{ table: BindingTable; baseUrl: string } | undefined> {
-  const { config, provider, callers, reads, ambient, log, audit, closers } = deps;
+  const { config, providers, callers, reads, ambient, log, audit, closers } = deps;
+  const provider = providers.metadata;
   const bindings = new BindingTable(ambient.now);
   const container = config.containerListen
     ? await startContainerServer({

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { HealthState } from "../api/health-service.js";
 import type { Listener } from "../api/listener.js";
-import { apiServices, SERVED_SERVICES } from "../api/routes.js";
+import { SERVED_SERVICES } from "../api/routes.js";
 import { type AuditSink, FileAuditLog, StdoutAuditLog } from "../audit/audit-log.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
 import { CallerDirectory } from "../auth/caller-directory.js";
@@ -13,7 +13,8 @@ import { assertStartup } from "../config/startup-check.js";
 import type { TlsMaterial } from "../config/tls-files.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { ReadCache } from "../store/read-cache.js";
-import { startApiListener } from "./api-listener.js";
+import { startApi } from "./api-listener.js";
+import { Closers } from "./closers.js";
 import { startMetadata } from "./metadata.js";
 import { type DaemonStore, logKeyStatus, openStore, storeTrust } from "./open-store.js";
 import { startProviders } from "./providers.js";
@@ -77,43 +78,18 @@ async function serve(
     providers.forget(id);
   };
   const audit = openAudit(config, ambient, log);
-  const closers: (() => Promise<void>)[] = [async () => audit.close()];
-  const closeAll = async () => {
-    for (const close of closers.reverse()) await close();
+  const closers = new Closers(async () => audit.close());
+  const parts = {
+    ...{ config, log, store, ambient, tls, trust, callers, health, rotation, reads, providers },
+    ...{ audit, closers, changed: invalidate, callersChanged: () => callers.forget() },
   };
   try {
-    const watch = await watchStore(store, {
-      credential: invalidate,
-      callers: () => callers.forget(),
-      trust,
-      log,
-    });
+    const watch = await watchStore(store, parts);
     if (watch) closers.push(watch);
-    const containers = await startMetadata({
-      ...{ config, callers, reads, ambient, log, audit, closers },
-      provider: providers.metadata,
-    });
-    const reload = reloader({
-      ...{ config, store, ambient, log },
-      changed: invalidate,
-      callersChanged: () => callers.forget(),
-    });
+    const containers = await startMetadata(parts);
+    const reload = reloader(parts);
     await reload();
-    const services = apiServices({
-      ...{ store, ambient, health, containers, reads, changed: invalidate },
-      providers: providers.registry,
-      callerAdmin: { callers: store, ambient, changed: () => callers.forget() },
-      keys: {
-        rotation,
-        // Nothing derived while the old key was loaded stays in memory.
-        retired: () => {
-          reads.clear();
-          providers.clearKeys();
-        },
-        log,
-      },
-    });
-    const listener = await startApiListener({ config, services, callers, audit, log, tls });
+    const listener = await startApi({ ...parts, containers });
     return {
       url: listener.url,
       listener,
@@ -121,13 +97,13 @@ async function serve(
       async stop() {
         health.drain();
         await listener.close(config.shutdownGraceMs);
-        await closeAll();
+        await closers.closeAll();
         await store.close();
         log.info("stopped");
       },
     };
   } catch (err) {
-    await closeAll();
+    await closers.closeAll();
     throw err;
   }
 }

@@ -4,8 +4,8 @@ import type { DaemonStore } from "./open-store.js";
 
 export interface WatchTargets {
   /** A credential changed elsewhere: drop what was derived from it. */
-  credential(id: string): void;
-  callers(): void;
+  changed(credentialId: string): void;
+  callersChanged(): void;
   trust: StoreTrust;
   log: Logger;
 }
@@ -16,12 +16,12 @@ export interface WatchTargets {
  */
 export async function watchStore(
   store: DaemonStore,
-  { credential, callers, trust, log }: WatchTargets,
+  { changed, callersChanged, trust, log }: WatchTargets,
 ): Promise<(() => Promise<void>) | undefined> {
   if (store.watch === undefined) return undefined;
   const watch = await store.watch({
-    credential,
-    callers,
+    credential: changed,
+    callers: callersChanged,
     // Down: changes elsewhere go unseen, so every read goes to the store
     // (derived keys and sessions are keyed by the etag read).
     watching(up, at) {
