@@ -35,6 +35,7 @@ const MAY_IMPORT = {
     "api",
   ],
   cli: ["core", "store", "config", "client", "daemon"],
+  // ships to applications: gen/ and packages only, never the daemon's modules
   client: [],
 };
 
@@ -92,13 +93,6 @@ module.exports = {
       severity: "error",
       from: { path: "^gen/" },
       to: { path: "^src/" },
-    },
-    {
-      name: "client-only-gen-and-sdks",
-      comment: "src/client/ ships to applications: gen/ and packages only, never the daemon's modules",
-      severity: "error",
-      from: { path: "^src/client/" },
-      to: { path: "^src/", pathNot: "^src/client/" },
     },
     {
       name: "no-circular",
