@@ -49,7 +49,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   headersTimeoutMs: LIMITS.headersTimeoutMs,
   requestTimeoutMs: LIMITS.requestTimeoutMs,
   maxConcurrentStreams: LIMITS.maxConcurrentStreams,
-  maxConnectionsPerPeer: 256,
+  maxConnectionsPerPeer: 64,
   maxInflightBodyBytes: 64 * 1024 * 1024,
 };
 

@@ -137,6 +137,8 @@ export function routeStreams(
     flags: number,
     rawHeaders: string[],
   ) => {
+    // A stream's error (a reset, the session's memory cap) is the client's; "close" follows and ends the call.
+    stream.on("error", () => {});
     streamDeadline(stream, limits);
     if (streams?.(stream, headers)) {
       drain.trackStream(stream);

@@ -44,6 +44,8 @@ export function readBody(
     stream.on("data", onData);
     stream.once("end", done);
     stream.once("close", done);
+    // An empty body may have ended while the caller was authenticated.
+    if (stream.readableEnded || stream.destroyed) done();
   });
 }
 

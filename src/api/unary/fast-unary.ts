@@ -1,4 +1,4 @@
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import type net from "node:net";
 import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import {
@@ -121,11 +121,9 @@ export function fastUnary(opts: FastUnaryOptions) {
     // Unauthenticated: the body is never read; the RPC runs on an empty
     // message, so the auth interceptor refuses it as on connect-node's path.
     const authenticated = await opts.authenticate(path, requestHeader.get("authorization"), values);
-    let unread = !authenticated;
     const body = async (bound: number): Promise<Body> => {
       if (!authenticated) return protocol === "grpc" ? EMPTY_ENVELOPE : EMPTY;
       const read = await readBody(stream, bound, hold);
-      unread = read.overBudget;
       if (read.overBudget) throw bodyBudgetExhausted();
       return read;
     };
@@ -171,22 +169,11 @@ export function fastUnary(opts: FastUnaryOptions) {
     try {
       await (protocol === "grpc" ? grpcUnary(call, stream) : connectUnary(call, stream));
       answered = true;
-      // A body left unread (unauthenticated, over the budget): stop the client sending it.
-      if (unread && !stream.readableEnded) stopReading(stream);
     } catch {
       // Writing to a stream the client already reset; nothing is left to answer.
       if (!stream.destroyed) stream.close();
     }
   }
-}
-
-/** Resets the stream with NO_ERROR ("stop sending") once the answer is out. */
-function stopReading(stream: http2.ServerHttp2Stream): void {
-  const reset = () => {
-    if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  };
-  if (stream.writableFinished) reset();
-  else stream.once("finish", reset);
 }
 
 /**
