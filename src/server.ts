@@ -364,7 +364,7 @@ async function serve(
       auth.interceptor,
     ];
     // Both paths authenticate from the headers before reading a body, and share one body budget.
-    const authenticate = auth.fromHeaders.bind(auth);
+    const authenticate = auth.fromHeaders;
     const budget = new BodyBudget(config.transportLimits.maxInflightBodyBytes);
     // The peer's address and, with mutual TLS, its verified certificate's subject.
     const peer = peerContext(tls?.clientCa !== undefined);

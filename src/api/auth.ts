@@ -60,11 +60,11 @@ export class Authenticator {
    * and puts the decision in `values`; true when the body may be read (a
    * caller, or a public service).
    */
-  async fromHeaders(
+  readonly fromHeaders = async (
     path: string,
     authorization: string | null,
     values: ContextValues,
-  ): Promise<boolean> {
+  ): Promise<boolean> => {
     if (PUBLIC_SERVICES.has(serviceOf(path))) return true;
     let decision: Caller | string;
     try {
@@ -76,7 +76,7 @@ export class Authenticator {
     }
     values.set(HEADER_DECISION, decision);
     return typeof decision !== "string";
-  }
+  };
 
   readonly interceptor: Interceptor = (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);

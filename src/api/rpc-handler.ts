@@ -116,7 +116,11 @@ export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
     const body = authenticated
       ? counted(uReq.body as AsyncIterable<Uint8Array>, hold, () => stopReading(req, res))
       : standIn(req.headers["content-type"] ?? "");
-    if (!authenticated) stopReading(req, res);
+    if (!authenticated) {
+      // The stand-in's length is its own, not the unread body's.
+      uReq.header.delete("content-length");
+      stopReading(req, res);
+    }
     try {
       await universalResponseToNodeResponse(await handler({ ...uReq, body }), res);
     } catch {

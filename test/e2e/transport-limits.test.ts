@@ -204,6 +204,24 @@ for (const fastUnary of [true, false]) {
       );
     });
 
+    test("a body with a content-length (as buf curl sends) is unauthenticated too, not a length error", async () => {
+      const session = http2.connect(daemon.url);
+      try {
+        for (const contentType of ["application/proto", "application/json"]) {
+          const end = await unfinishedStream(
+            session,
+            { "content-type": contentType, "content-length": "1000" },
+            100,
+            5_000,
+          );
+          assert.equal(end.status, 401, contentType);
+          assert.match(end.body, /"code":"unauthenticated"/);
+        }
+      } finally {
+        session.destroy();
+      }
+    });
+
     test("health needs no token and still reads its body", async () => {
       const session = http2.connect(daemon.url);
       try {

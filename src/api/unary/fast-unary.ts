@@ -121,6 +121,8 @@ export function fastUnary(opts: FastUnaryOptions) {
     // Unauthenticated: the body is never read; the RPC runs on an empty
     // message, so the auth interceptor refuses it as on connect-node's path.
     const authenticated = await opts.authenticate(path, requestHeader.get("authorization"), values);
+    // The stand-in's length is its own, not the unread body's.
+    if (!authenticated) requestHeader.delete("content-length");
     const body = async (bound: number): Promise<Body> => {
       if (!authenticated) return protocol === "grpc" ? EMPTY_ENVELOPE : EMPTY;
       const read = await readBody(stream, bound, hold);
