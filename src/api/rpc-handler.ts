@@ -59,7 +59,8 @@ interface Route {
  * 415 naming those that are; the caller is authenticated from the headers,
  * and an unauthenticated request's body is never read: the RPC runs on an
  * empty stand-in message, so the auth interceptor answers and the audit
- * records it exactly as before, and the stream is then cut; a body is
+ * records it exactly as before (HTTP/2 then resets the unread stream;
+ * HTTP/1.1 drops the rest of the body, until the request deadline); a body is
  * counted against the listener's BodyBudget while the request lives.
  */
 export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
@@ -114,13 +115,10 @@ export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
     res.once("close", hold.release);
     const authenticated = await opts.authenticate(path, uReq.header.get("authorization"), values);
     const body = authenticated
-      ? counted(uReq.body as AsyncIterable<Uint8Array>, hold, () => stopReading(req, res))
+      ? counted(uReq.body as AsyncIterable<Uint8Array>, hold)
       : standIn(req.headers["content-type"] ?? "");
-    if (!authenticated) {
-      // The stand-in's length is its own, not the unread body's.
-      uReq.header.delete("content-length");
-      stopReading(req, res);
-    }
+    // The stand-in's length is its own, not the unread body's.
+    if (!authenticated) uReq.header.delete("content-length");
     try {
       await universalResponseToNodeResponse(await handler({ ...uReq, body }), res);
     } catch {
@@ -133,13 +131,9 @@ export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
 async function* counted(
   body: AsyncIterable<Uint8Array>,
   hold: BodyHold,
-  exhausted: () => void,
 ): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
-    if (!hold.add(chunk.byteLength)) {
-      exhausted();
-      throw bodyBudgetExhausted();
-    }
+    if (!hold.add(chunk.byteLength)) throw bodyBudgetExhausted();
     yield chunk;
   }
 }
@@ -162,15 +156,4 @@ function standIn(contentType: string): AsyncIterable<Uint8Array> | Record<string
 
 async function* iterate(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
-}
-
-/**
- * Reads no more of this request: HTTP/1.1 closes the connection after the
- * answer. (HTTP/2 needs nothing: node resets a stream whose body nobody
- * reads with NO_ERROR, "stop sending", once it is answered.)
- */
-function stopReading(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): void {
-  if (!("stream" in req) && !res.headersSent) {
-    res.setHeader("connection", "close");
-  }
 }
