@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { accessLogInterceptor } from "./api/access-log.js";
 import { auditInterceptor } from "./api/audit-interceptor.js";
-import { authInterceptor } from "./api/auth.js";
+import { Authenticator } from "./api/auth.js";
+import { BodyBudget } from "./api/body-budget.js";
 import { errorInterceptor } from "./api/error-mapping.js";
 import { specCompliantGrpcMessage } from "./api/grpc-message.js";
 import { HealthState } from "./api/health-service.js";
@@ -14,6 +14,7 @@ import { LIMITS } from "./api/limits.js";
 import { type Listener, listen } from "./api/listener.js";
 import { peerContext, socketOf } from "./api/peer-certificate.js";
 import { apiServices, routesOf, SERVED_SERVICES } from "./api/routes.js";
+import { rpcHandler } from "./api/rpc-handler.js";
 import { listenTls } from "./api/tls-listener.js";
 import { fastUnary } from "./api/unary/fast-unary.js";
 import { type AuditSink, FileAuditLog, StdoutAuditLog } from "./audit/audit-log.js";
@@ -362,23 +363,29 @@ async function serve(
       },
       changed: invalidate,
     });
+    const auth = new Authenticator(callers, {
+      rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
+      failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
+    });
     const interceptors = [
       accessLogInterceptor(log),
       errorInterceptor(log),
       auditInterceptor(audit),
-      authInterceptor(callers, {
-        rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
-        failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
-      }),
+      auth.interceptor,
     ];
+    // Both paths authenticate from the headers before reading a body, and share one body budget.
+    const authenticate = auth.fromHeaders;
+    const budget = new BodyBudget(config.transportLimits.maxInflightBodyBytes);
     // The peer's address and, with mutual TLS, its verified certificate's subject.
     const peer = peerContext(tls?.clientCa !== undefined);
-    const handler = connectNodeAdapter({
+    const handler = rpcHandler({
       routes: routesOf(services),
       interceptors,
       readMaxBytes: LIMITS.maxMessageBytes,
       maxTimeoutMs: LIMITS.maxTimeoutMs,
       contextValues: (req) => peer(socketOf(req)),
+      authenticate,
+      budget,
     });
     // Unary calls over HTTP/2 in binary: the same services and interceptors, less framework.
     const streams = config.fastUnary
@@ -388,9 +395,16 @@ async function serve(
           contextValues: peer,
           readMaxBytes: LIMITS.maxMessageBytes,
           maxTimeoutMs: LIMITS.maxTimeoutMs,
+          authenticate,
+          budget,
         })
       : undefined;
-    const listenOptions = { ...config.listen, handler: specCompliantGrpcMessage(handler), streams };
+    const listenOptions = {
+      ...config.listen,
+      handler: specCompliantGrpcMessage(handler),
+      streams,
+      limits: config.transportLimits,
+    };
     const listener =
       tls === undefined
         ? await listen(listenOptions)

@@ -1,5 +1,6 @@
 import os from "node:os";
 import path from "node:path";
+import { parseTransportLimits, type TransportLimits } from "../api/limits.js";
 import { DomainError } from "../core/errors.js";
 import { isValidName, isValidNamespace } from "../core/names.js";
 import { attempt } from "./problems.js";
@@ -64,6 +65,8 @@ export interface ServeConfig {
   authFailureDelayMs: number;
   /** Unary gRPC and Connect calls over HTTP/2 take the lean path (src/api/unary); off: all go through connect-node. */
   fastUnary: boolean;
+  /** The API port's deadlines and caps (--transport-limits). */
+  transportLimits: TransportLimits;
   /** The config file (--config), whose [[credentials]] and [[callers]] are reconciled on start and SIGHUP. */
   configFile?: string | undefined;
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
@@ -128,6 +131,7 @@ export interface ServeInputs {
   rateLimit?: string | undefined;
   rateBurst?: string | undefined;
   authFailureDelay?: string | undefined;
+  transportLimits?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   clientCa?: string | undefined;
@@ -265,6 +269,9 @@ export function collectServeConfig(
     ),
     auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
     fastUnary: !bool(flags.disableFastUnary, "CREDBROKER_DISABLE_FAST_UNARY"),
+    transportLimits: check(parseTransportLimits(undefined), () =>
+      parseTransportLimits(flags.transportLimits ?? env.CREDBROKER_TRANSPORT_LIMITS),
+    ),
     listen,
     dataDir,
     store: check({ kind: "leveldb" }, () => storeConfig(flags, env)),
