@@ -13,7 +13,7 @@ import { HealthState } from "./api/health-service.js";
 import { LIMITS } from "./api/limits.js";
 import { type Listener, listen } from "./api/listener.js";
 import { peerContext, socketOf } from "./api/peer-certificate.js";
-import { apiServices, routesOf, SERVED_SERVICES } from "./api/routes.js";
+import { apiServices, clientStreamPaths, routesOf, SERVED_SERVICES } from "./api/routes.js";
 import { rpcHandler } from "./api/rpc-handler.js";
 import { listenTls } from "./api/tls-listener.js";
 import { fastUnary } from "./api/unary/fast-unary.js";
@@ -404,6 +404,7 @@ async function serve(
       handler: specCompliantGrpcMessage(handler),
       streams,
       limits: config.transportLimits,
+      clientStreams: clientStreamPaths(services),
     };
     const listener =
       tls === undefined

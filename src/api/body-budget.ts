@@ -21,6 +21,11 @@ export class BodyBudget {
         mine += bytes;
         return true;
       },
+      giveBack: (bytes) => {
+        const back = Math.min(bytes, mine);
+        this.held -= back;
+        mine -= back;
+      },
       release: () => {
         this.held -= mine;
         mine = 0;
@@ -32,6 +37,8 @@ export class BodyBudget {
 export interface BodyHold {
   /** Counts `bytes` more, or returns false (counting nothing) when the budget has no room. */
   add(bytes: number): boolean;
+  /** Returns `bytes` of what was counted (a client stream's message, once read). */
+  giveBack(bytes: number): void;
   release(): void;
 }
 

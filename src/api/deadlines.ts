@@ -76,11 +76,25 @@ export class Http1Deadlines {
  * An HTTP/2 stream's body must have arrived `requestTimeoutMs` after the
  * stream opened, or the stream is reset (CANCEL): HTTP/1.1's request deadline
  * for streams, which a client can otherwise keep open by dripping data.
+ * A client stream (`idle`: ImportCredentials may send for minutes) is reset
+ * after `requestTimeoutMs` without activity instead. It can only drip once
+ * authenticated: an unauthenticated stream is answered and reset before its
+ * body is read, and what an authenticated one holds is one message at a time
+ * (the body budget counts it; rpc-handler.ts).
  */
-export function streamDeadline(stream: http2.ServerHttp2Stream, limits: TransportLimits): void {
-  const timer = setTimeout(() => {
+export function streamDeadline(
+  stream: http2.ServerHttp2Stream,
+  limits: TransportLimits,
+  idle = false,
+): void {
+  const cancel = () => {
     if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-  }, limits.requestTimeoutMs);
+  };
+  if (idle) {
+    stream.setTimeout(limits.requestTimeoutMs, cancel);
+    return;
+  }
+  const timer = setTimeout(cancel, limits.requestTimeoutMs);
   const clear = () => clearTimeout(timer);
   stream.once("end", clear);
   stream.once("close", clear);

@@ -33,6 +33,8 @@ export interface ListenOptions {
   streams?: StreamHandler | undefined;
   /** Deadlines and caps (default: DEFAULT_TRANSPORT_LIMITS). */
   limits?: TransportLimits | undefined;
+  /** Paths of client-streaming RPCs: an idle deadline instead of the body deadline (HTTP/2). */
+  clientStreams?: ReadonlySet<string> | undefined;
 }
 
 export interface Listener {
@@ -65,7 +67,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   applyServerLimits(h2);
   h1.prependListener("request", deadlines.request);
   h2.on("session", (session) => drain.session(session));
-  routeStreams(h2, opts.streams, drain, limits);
+  routeStreams(h2, opts, drain, limits);
 
   const server = net.createServer((socket) => {
     if (!peers.admit(socket)) {
@@ -125,7 +127,7 @@ export async function listenOn(
  */
 export function routeStreams(
   server: http2.Http2Server | http2.Http2SecureServer,
-  streams: StreamHandler | undefined,
+  { streams, clientStreams }: Pick<ListenOptions, "streams" | "clientStreams">,
   drain: ConnectionDrain,
   limits: TransportLimits,
 ): void {
@@ -139,7 +141,8 @@ export function routeStreams(
   ) => {
     // A stream's error (a reset, the session's memory cap) is the client's; "close" follows and ends the call.
     stream.on("error", () => {});
-    streamDeadline(stream, limits);
+    const path = headers[":path"]?.split("?", 1)[0] ?? "";
+    streamDeadline(stream, limits, clientStreams?.has(path) ?? false);
     if (streams?.(stream, headers)) {
       drain.trackStream(stream);
       return;

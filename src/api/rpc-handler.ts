@@ -114,8 +114,10 @@ export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
     const hold = opts.budget.hold();
     res.once("close", hold.release);
     const authenticated = await opts.authenticate(path, uReq.header.get("authorization"), values);
+    const kind = handler.method.methodKind;
+    const clientStream = kind === "client_streaming" || kind === "bidi_streaming";
     const body = authenticated
-      ? counted(uReq.body as AsyncIterable<Uint8Array>, hold)
+      ? counted(uReq.body as AsyncIterable<Uint8Array>, hold, clientStream)
       : standIn(req.headers["content-type"] ?? "");
     // The stand-in's length is its own, not the unread body's.
     if (!authenticated) uReq.header.delete("content-length");
@@ -127,14 +129,21 @@ export function rpcHandler(opts: RpcHandlerOptions): RequestHandler {
   }
 }
 
-/** `body`, each chunk counted against `hold`; past the budget, resource_exhausted. */
+/**
+ * `body`, each chunk counted against `hold`; past the budget,
+ * resource_exhausted. A unary body is held whole until the call ends; a
+ * client stream's chunk only until the reader asks for the next one (it
+ * reads message by message, so a long import holds one message, not all).
+ */
 async function* counted(
   body: AsyncIterable<Uint8Array>,
   hold: BodyHold,
+  clientStream: boolean,
 ): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
     if (!hold.add(chunk.byteLength)) throw bodyBudgetExhausted();
     yield chunk;
+    if (clientStream) hold.giveBack(chunk.byteLength);
   }
 }
 

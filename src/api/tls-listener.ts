@@ -51,7 +51,7 @@ export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
   );
   applyServerLimits(server);
   server.prependListener("request", deadlines.request);
-  routeStreams(server, opts.streams, drain, limits);
+  routeStreams(server, opts, drain, limits);
   // The TCP socket from the start (a handshake may hang), and the TLS socket
   // over it once secure: HTTP/1.1 requests arrive on the latter.
   server.on("connection", (socket: Socket) => {
