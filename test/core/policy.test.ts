@@ -239,13 +239,13 @@ const rows: Row[] = [
     "no allowed_hosts: a non-AWS host",
     cred(),
     s3("GET", "/b/k", { host: "minio.local" }),
-    denied("HostNotAllowed", "AWS endpoints", "minio.local"),
+    denied("HostNotAllowed", "AWS endpoints", "URL's host"),
   ],
   [
     "no allowed_hosts: evilamazonaws.com",
     cred(),
     s3("GET", "/b/k", { host: "evilamazonaws.com" }),
-    denied("HostNotAllowed", "evilamazonaws.com"),
+    denied("HostNotAllowed", "AWS endpoints"),
   ],
   [
     "no allowed_hosts: China endpoint",
@@ -267,7 +267,7 @@ const rows: Row[] = [
       c.allowedHosts = ["127.0.0.1"];
     }),
     s3("GET", "/b/k"),
-    denied("HostNotAllowed", "s3.amazonaws.com", "allowed_hosts"),
+    denied("HostNotAllowed", "URL's host", "allowed_hosts"),
   ],
   [
     "wildcard does not cover its apex",
@@ -275,7 +275,7 @@ const rows: Row[] = [
       c.allowedHosts = ["*.example.com"];
     }),
     service("execute-api", "example.com"),
-    denied("HostNotAllowed", "example.com"),
+    denied("HostNotAllowed", "allowed_hosts"),
   ],
   [
     "host denial comes before scopes",
@@ -308,8 +308,13 @@ const rows: Row[] = [
   ["scoped: GET bucket ?policy", SCOPED, s3("GET", "/b?policy"), denied("OperationNotScoped")],
   ["scoped: POST without ?uploads", SCOPED, s3("POST", "/b/data/x"), denied("OperationNotScoped")],
   ["scoped: POST bucket ?delete", SCOPED, s3("POST", "/b?delete"), denied("OperationNotScoped")],
-  ["scoped: DELETE bucket", SCOPED, s3("DELETE", "/b"), denied("OperationNotScoped", "bucket b")],
-  ["scoped: HEAD bucket", SCOPED, s3("HEAD", "/b"), denied("OperationNotScoped", "bucket b")],
+  [
+    "scoped: DELETE bucket",
+    SCOPED,
+    s3("DELETE", "/b"),
+    denied("OperationNotScoped", "DELETE bucket"),
+  ],
+  ["scoped: HEAD bucket", SCOPED, s3("HEAD", "/b"), denied("OperationNotScoped", "HEAD bucket")],
   ["scoped: PUT bucket", SCOPED, s3("PUT", "/b"), denied("OperationNotScoped")],
   [
     "scoped: GET / (ListBuckets)",
@@ -335,26 +340,16 @@ const rows: Row[] = [
     "another bucket",
     SCOPED,
     s3("GET", "/other/data/x"),
-    denied("ActionNotInScope", "get_object on other/data/x"),
+    denied("ActionNotInScope", "get_object on the request's bucket and key"),
   ],
-  [
-    "outside the prefix",
-    SCOPED,
-    s3("GET", "/b/secret/x"),
-    denied("ActionNotInScope", "b/secret/x"),
-  ],
+  ["outside the prefix", SCOPED, s3("GET", "/b/secret/x"), denied("ActionNotInScope", "outside")],
   [
     "data does not match data-private/x",
     SCOPED,
     s3("GET", "/b/data-private/x"),
-    denied("ActionNotInScope", "data-private/x"),
+    denied("ActionNotInScope", "outside"),
   ],
-  [
-    "an action not granted",
-    SCOPED,
-    s3("PUT", "/ro/x"),
-    denied("ActionNotInScope", "put_object on ro/x"),
-  ],
+  ["an action not granted", SCOPED, s3("PUT", "/ro/x"), denied("ActionNotInScope", "put_object")],
   ["DeleteObject on a read-only bucket", SCOPED, s3("DELETE", "/ro/x"), denied("ActionNotInScope")],
   [
     "multipart on a read-only bucket",
@@ -459,7 +454,7 @@ const rows: Row[] = [
     "action and prefix must be in one scope",
     withScopes(scope("b", ["pub/"], ["get_object"]), scope("b", ["priv/"], ["put_object"])),
     s3("PUT", "/b/pub/x"),
-    denied("ActionNotInScope", "put_object on b/pub/x"),
+    denied("ActionNotInScope", "put_object"),
   ],
   [
     "action and prefix in one scope of several",
@@ -484,7 +479,7 @@ const rows: Row[] = [
     "virtual-hosted outside the prefix",
     SCOPED,
     s3("GET", "/ro/x", { host: "b.s3.amazonaws.com", hostBucket: "b" }),
-    denied("ActionNotInScope", "b/ro/x"),
+    denied("ActionNotInScope", "allowed_scopes"),
   ],
   [
     "virtual-hosted dotted bucket",
@@ -534,7 +529,7 @@ const rows: Row[] = [
     "copy from outside the prefix",
     SCOPED,
     s3("PUT", "/b/data/new", copyFrom("/b/secret/k")),
-    denied("ActionNotInScope", "copy source b/secret/k", "get_object"),
+    denied("ActionNotInScope", "copy source", "get_object"),
   ],
   [
     "copy from data-private",
@@ -546,13 +541,13 @@ const rows: Row[] = [
     "copy from another bucket",
     SCOPED,
     s3("PUT", "/b/data/new", copyFrom("/other/k")),
-    denied("ActionNotInScope", "copy source other/k"),
+    denied("ActionNotInScope", "copy source"),
   ],
   [
     "copy into a read-only bucket",
     SCOPED,
     s3("PUT", "/ro/new", copyFrom("/b/data/old")),
-    denied("ActionNotInScope", "put_object on ro/new"),
+    denied("ActionNotInScope", "put_object"),
   ],
   [
     "copy needs get_object on the source",
