@@ -579,7 +579,58 @@ const rows: Row[] = [
     s3("PUT", "/b/data/new?partNumber=1&uploadId=u", copyFrom("/b/secret/old")),
     denied("ActionNotInScope", "copy source"),
   ],
+  // Non-AWS wildcards on scoped credentials: refused at create/update, and for
+  // records stored before that, at sign time.
+  [
+    "scoped, a non-AWS wildcard host: the bucket may be in the host name",
+    wildcardHosts(["*.minio.example.com"], [scope("reports", [], ["get_object"])]),
+    s3("GET", "/reports/2026/x", { host: "secretbucket.minio.example.com" }),
+    denied("WildcardHostWithScopes", "allowed_hosts", "exactly"),
+  ],
+  [
+    "scoped, a non-AWS wildcard host: its deeper names too",
+    wildcardHosts(["*.minio.example.com"], [scope("reports", [], ["get_object"])]),
+    s3("GET", "/reports/x", { host: "a.b.minio.example.com" }),
+    denied("WildcardHostWithScopes"),
+  ],
+  [
+    "scoped, a non-AWS wildcard next to the exact host signed for",
+    wildcardHosts(
+      ["*.minio.example.com", "minio.example.com"],
+      [scope("reports", [], ["get_object"])],
+    ),
+    s3("GET", "/reports/2026/x", { host: "minio.example.com" }),
+    "allowed",
+  ],
+  [
+    "unscoped, a non-AWS wildcard host: nothing to enforce",
+    wildcardHosts(["*.minio.example.com"], []),
+    s3("GET", "/reports/2026/x", { host: "secretbucket.minio.example.com" }),
+    "allowed",
+  ],
+  [
+    "scoped, *.amazonaws.com: the virtual-hosted bucket is read from the host",
+    wildcardHosts(["*.amazonaws.com"], [scope("reports", [], ["get_object"])]),
+    s3("GET", "/2026/x", { host: "reports.s3.amazonaws.com", hostBucket: "reports" }),
+    "allowed",
+  ],
+  [
+    "scoped, *.amazonaws.com: another virtual-hosted bucket is outside the scopes",
+    wildcardHosts(["*.amazonaws.com"], [scope("reports", [], ["get_object"])]),
+    s3("GET", "/reports/2026/x", {
+      host: "secretbucket.s3.amazonaws.com",
+      hostBucket: "secretbucket",
+    }),
+    denied("ActionNotInScope"),
+  ],
 ];
+
+function wildcardHosts(hosts: string[], scopes: AccessScope[]): Credential {
+  return cred((c) => {
+    c.allowedHosts = hosts;
+    c.allowedScopes = scopes;
+  });
+}
 
 describe("authorize", () => {
   for (const [label, credential, intent, outcome] of rows) {
@@ -595,4 +646,45 @@ describe("authorize", () => {
       }
     });
   }
+});
+
+describe("authorize never quotes the request's values", () => {
+  const MARKER = "MARKERs3cr3tV4lue";
+  const scoped = cred((c) => {
+    c.allowedHosts = ["s3.amazonaws.com", "minio.local"];
+    c.allowedScopes = [scope("b", ["data"], ["get_object", "put_object", "list_bucket"])];
+  });
+  const cases: [label: string, intent: SignIntent][] = [
+    ["a host not allowed", s3("GET", "/b/data/x", { host: `${MARKER.toLowerCase()}.example.com` })],
+    ["a key outside the prefix", s3("GET", `/b/${MARKER}`)],
+    ["another bucket", s3("GET", `/${MARKER}/data/x`)],
+    ["a listing prefix outside the scope", s3("GET", `/b?list-type=2&prefix=${MARKER}`)],
+    ["a dot-segment key", s3("GET", `/b/data/../${MARKER}`)],
+    ["an unmapped query parameter", s3("GET", `/b/data/x?${MARKER}=1`)],
+    ["an unmapped parameter on a bucket", s3("GET", `/b?acl&${MARKER}`)],
+    ["a repeated query parameter", s3("GET", `/b/data/x?${MARKER}=1&${MARKER}=2`)],
+    ["a copy source outside the scope", s3("PUT", "/b/data/x", copyFrom(`/b/${MARKER}`))],
+    ["a malformed copy source", s3("PUT", "/b/data/x", copyFrom(`${MARKER}`))],
+    ["a dot-segment copy source", s3("PUT", "/b/data/x", copyFrom(`/b/data/../${MARKER}`))],
+  ];
+  for (const [label, intent] of cases) {
+    test(label, () => {
+      assert.throws(
+        () => authorize(scoped, intent, FIXED_NOW),
+        (err: unknown) => {
+          domainError("permission_denied")(err);
+          const message = (err as Error).message.toLowerCase();
+          assert.ok(!message.includes(MARKER.toLowerCase()), message);
+          return true;
+        },
+      );
+    });
+  }
+
+  test("known S3 sub-resources are still named", () => {
+    assert.throws(
+      () => authorize(scoped, s3("GET", `/b?acl&${MARKER}`), FIXED_NOW),
+      domainError("permission_denied", "OperationNotScoped", "?acl&(other)"),
+    );
+  });
 });
