@@ -345,7 +345,7 @@ describe("hostile URLs cost linear time", () => {
    */
   function timed(fn: () => void): number {
     let best = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < 3 && best < 500; i++) {
+    for (let i = 0; i < 3 && (i === 0 || best < 500); i++) {
       const started = performance.now();
       fn();
       best = Math.min(best, performance.now() - started);
