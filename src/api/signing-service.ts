@@ -54,7 +54,7 @@ export interface SigningServiceDeps {
   ambient: Ambient;
 }
 
-/** SigningService: form check, credential lookup, policy, then SigV4. */
+/** SigningService: credential lookup and caller, form check, policy, then SigV4. */
 export function signingService({
   store,
   signingKeys,
