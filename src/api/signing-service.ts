@@ -11,6 +11,7 @@ import { DomainError } from "../core/errors.js";
 import type { Ambient } from "../core/lifecycle.js";
 import { assertRef, displayName, namespaceShown } from "../core/names.js";
 import {
+  checkSignTarget,
   describeTarget,
   planSignature,
   type ValidSignRequest,
@@ -58,7 +59,7 @@ export interface SigningServiceDeps {
   ambient: Ambient;
 }
 
-/** SigningService: form check, credential lookup, policy, then SigV4. */
+/** SigningService: credential lookup and caller, form check, policy, then SigV4. */
 export function signingService({
   store,
   signingKeys,
@@ -132,21 +133,28 @@ export function signingService({
 
   return {
     async signRequest(req, ctx) {
+      // The caller and credential are checked before the request's form:
+      // parsing a hostile URL or header list is the costly part, and only a
+      // caller who may sign with the credential gets the daemon to do it.
+      checkSignTarget(req);
+      const caller = callerOf(ctx);
+      let credential: Credential | undefined;
+      if (req.credential !== "") {
+        credential = await reads.get(req.namespace, req.credential);
+        authorizeCredential(caller, "sign", credential);
+      } else {
+        authorizeNamespace(caller, "sign", req.namespace);
+        credential = await store.getDefault(req.namespace, Provider.AWS);
+        if (credential === undefined) {
+          throw new DomainError(
+            "not_found",
+            `AWS provider default of ${namespaceShown(req.namespace)} not found: name a credential`,
+          );
+        }
+      }
       const valid = validateSignRequest(req);
       ctx.values.set(AUDIT_DETAILS, describeTarget(valid));
-      const caller = callerOf(ctx);
-      if (valid.credential !== "") {
-        return sign(valid, caller, await reads.get(valid.namespace, valid.credential), false);
-      }
-      authorizeNamespace(caller, "sign", valid.namespace);
-      const credential = await store.getDefault(valid.namespace, Provider.AWS);
-      if (credential === undefined) {
-        throw new DomainError(
-          "not_found",
-          `AWS provider default of ${namespaceShown(valid.namespace)} not found: name a credential`,
-        );
-      }
-      return sign(valid, caller, credential, true);
+      return sign(valid, caller, credential, req.credential === "");
     },
 
     async createContainerBinding(req, ctx) {

@@ -15,6 +15,16 @@ export function isAwsHost(host: string): boolean {
 }
 
 /**
+ * An allowed_hosts wildcard outside AWS, such as `*.minio.example.com`. A
+ * server there may read the bucket from the host name (virtual-hosted), while
+ * credbroker reads a non-AWS URL path-style: the bucket policy sees is not the
+ * one the server acts on, so scopes cannot be enforced under such a wildcard.
+ */
+export function isNonAwsWildcard(pattern: string): boolean {
+  return pattern.startsWith("*.") && !isAwsHost(pattern.slice(1).toLowerCase());
+}
+
+/**
  * Infers service and region from an AWS host name: S3 path-style and
  * virtual-hosted (regional, legacy s3-REGION, dualstack, global), STS regional
  * and global, and `<service>.<region>.amazonaws.com`. Undefined for other hosts.

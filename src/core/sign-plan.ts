@@ -6,7 +6,7 @@ import { type EndpointInfo, inferEndpoint } from "./aws-endpoint.js";
 import { DomainError } from "./errors.js";
 import { assertNamespace, isValidName } from "./names.js";
 import { authorize } from "./policy.js";
-import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
+import { MAX_URL_BYTES, parseRawUrl, percentDecode, queryParams, type RawUrl } from "./raw-url.js";
 import { RequestHeaders } from "./request-headers.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
@@ -86,14 +86,24 @@ const SIGNER_NAMES = new Set([
  */
 const SINGLE_HEADER = /^(x-amz-|content-|if-)|^(range|expires)$/;
 
-/** Checks a SignRequest's form; throws invalid_argument naming the field. */
-export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
+/**
+ * The checks that cost nothing, made before the caller is authorized: what
+ * the request names (namespace, credential) and the URL's length. Everything
+ * else is checked after, so an unauthorized caller cannot make the daemon work.
+ */
+export function checkSignTarget(req: SignRequestRequest): void {
   assertNamespace(req.namespace);
   if (req.credential !== "" && !isValidName(req.credential)) {
     invalid(
       "credential: 1-64 of letters, digits, '.', '_', '-' (or \"\" for the provider default)",
     );
   }
+  if (req.url.length > MAX_URL_BYTES) invalid(`url: at most ${MAX_URL_BYTES} bytes`);
+}
+
+/** Checks a SignRequest's form; throws invalid_argument naming the field. */
+export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
+  checkSignTarget(req);
   if (!TOKEN.test(req.method)) invalid("method: an HTTP method such as GET or PUT");
   const url = parseRawUrl(req.url);
   const presign = req.presignExpiresSeconds;
@@ -108,7 +118,7 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
     if (SIGNER_NAMES.has(name))
       invalid(`headers[${i}]: ${name} is set by the signer, not the caller`);
     if (name === "host" && h.value.toLowerCase() !== url.authority.toLowerCase()) {
-      invalid(`headers[${i}]: host "${h.value}" differs from the URL's "${url.authority}"`);
+      invalid(`headers[${i}]: a host header must equal the URL's host[:port]`);
     }
     const first = firstAt.get(name);
     if (first !== undefined && SINGLE_HEADER.test(name)) {
@@ -231,11 +241,11 @@ export function planSignature(req: ValidSignRequest, c: Credential, now: Date): 
   const { endpoint } = req;
   const service = req.service || endpoint?.service;
   if (service === undefined) {
-    invalid(`service: required, since ${req.url.host} is not an AWS endpoint (e.g. "s3")`);
+    invalid('service: required, since the URL\'s host is not an AWS endpoint (e.g. "s3")');
   }
   const region = req.region || endpoint?.region || c.region;
   if (region === "") {
-    invalid(`region: required, since neither ${req.url.host} nor the credential says it`);
+    invalid("region: required, since neither the URL's host nor the credential says it");
   }
   const s3 = service === "s3";
   authorize(c, { host: req.url.host, service, s3: req.s3?.parts, s3Mapping: req.s3?.mapping }, now);
