@@ -1,5 +1,6 @@
 import { auditCommand } from "./commands/audit.js";
 import { callerCommand } from "./commands/caller.js";
+import { completionCommand, hiddenCompleteCommand } from "./commands/completion.js";
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
@@ -7,6 +8,7 @@ import { keyCommand } from "./commands/key.js";
 import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
+import { versionCommand } from "./commands/version.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
 
@@ -30,6 +32,8 @@ Usage:
   credbroker key status|rotate|retire      master key rotation (admins; docs/CLI.md)
   credbroker config check FILE             validate a daemon config file
   credbroker repair [--data-dir DIR]       stopped daemon: LevelDB repair, then verify every record
+  credbroker version (or --version)        version, git commit, Node, store backends
+  credbroker completion bash|zsh|fish      a shell completion script
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -70,6 +74,13 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return configCommand(rest, io);
     case "repair":
       return repairCommand(rest, io);
+    case "version":
+    case "--version":
+      return versionCommand(rest, io);
+    case "completion":
+      return completionCommand(rest, io);
+    case "__complete":
+      return hiddenCompleteCommand(rest, io);
     default:
       io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;
