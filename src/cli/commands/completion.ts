@@ -172,7 +172,8 @@ autoload -U +X compinit && { (( $+functions[compdef] )) || compinit }
 autoload -U +X bashcompinit && bashcompinit
 ${bashScript(tree).replace(
   "_credbroker() {\n",
-  "_credbroker() {\n  [[ -n ${ZSH_VERSION-} ]] && setopt localoptions ksh_arrays\n",
+  // ksh_arrays: the bash function indexes COMP_WORDS from 0.
+  "_credbroker() {\n  [[ -n $ZSH_VERSION ]] && setopt localoptions ksh_arrays\n",
 )}`;
 }
 
