@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CONNECTION_FLAGS } from "../../src/cli/client-command.js";
@@ -50,6 +50,25 @@ describe("credbroker completion", () => {
     await writeFile(bashScript, res.stdout);
   });
   after(() => removeDir(dir));
+
+  /** fish's completions of `line` (the first word `credbroker`: the built CLI, on PATH). */
+  async function fish(line: string): Promise<string[]> {
+    const binDir = path.join(dir, "bin");
+    await mkdir(binDir, { recursive: true });
+    await symlink(CLI, path.join(binDir, "credbroker")).catch(() => undefined);
+    const res = spawnSync(
+      "fish",
+      ["--no-config", "-c", `source ${path.join(dir, "credbroker.fish")}; complete -C '${line}'`],
+      {
+        encoding: "utf8",
+        env: cliEnv({ PATH: `${binDir}:${path.dirname(process.execPath)}:${process.env.PATH}` }),
+      },
+    );
+    return res.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split("\t")[0] ?? "");
+  }
 
   test("bash -n accepts the bash script", () => {
     const check = spawnSync("bash", ["-n", bashScript], { encoding: "utf8" });
@@ -111,6 +130,18 @@ describe("credbroker completion", () => {
     }
   });
 
+  test("zsh -n and fish -n accept their scripts; fish completes cred cr<TAB> and -o values", async () => {
+    for (const shell of ["zsh", "fish"]) {
+      const res = await runCredbroker(["completion", shell]);
+      const file = path.join(dir, `credbroker.${shell}`);
+      await writeFile(file, res.stdout);
+      const check = spawnSync(shell, ["-n", file], { encoding: "utf8" });
+      assert.equal(check.status, 0, `${shell} -n: ${check.stderr}`);
+    }
+    assert.deepEqual(await fish("credbroker cred cr"), ["create"]);
+    assert.deepEqual((await fish("credbroker cred list -o ")).sort(), ["json", "table"]);
+  });
+
   test("an unknown shell is a usage error", async () => {
     const res = await runCredbroker(["completion", "tcsh"]);
     assert.equal(res.code, 2);
@@ -156,7 +187,7 @@ describe("credbroker completion", () => {
     });
     after(() => daemon?.stop());
 
-    test("cred get -n team-a s3-<TAB> lists that namespace's credentials", () => {
+    test("cred get -n team-a s3-<TAB> lists that namespace's credentials", async () => {
       const res = completeBash(bashScript, [
         "cred",
         "get",
@@ -169,6 +200,8 @@ describe("credbroker completion", () => {
         "s3-",
       ]);
       assert.deepEqual(res.words.sort(), ["s3-reader", "s3-writer"]);
+      const line = `credbroker cred get -n team-a --addr ${daemon.url} --token-file ${tokenFile} s3-`;
+      assert.deepEqual((await fish(line)).sort(), ["s3-reader", "s3-writer"], "fish too");
     });
 
     test("sign -c <TAB> lists credentials; -n <TAB> lists the callers' namespaces", () => {

@@ -199,14 +199,14 @@ function fishScript(tree: Tree): string {
   ];
   const fishArgs = (c: Completes): string =>
     c === "namespace"
-      ? " -r -a '(__credbroker_daemon namespaces)'"
+      ? " -x -a '(__credbroker_daemon namespaces)'"
       : c === "credential"
-        ? " -r -a '(__credbroker_daemon credentials)'"
+        ? " -x -a '(__credbroker_daemon credentials)'"
         : c === "file"
           ? " -r -F"
           : c === "nothing"
-            ? " -r"
-            : ` -r -a ${fishQuote(c.words.join(" "))}`;
+            ? " -x"
+            : ` -x -a ${fishQuote(c.words.join(" "))}`;
   for (const [name, node] of Object.entries(tree)) {
     if (isLeaf(node)) continue;
     const subs = Object.keys(node).join(" ");
