@@ -142,6 +142,36 @@ describe("credbroker completion", () => {
     assert.deepEqual((await fish("credbroker cred list -o ")).sort(), ["json", "table"]);
   });
 
+  test("zsh completes credbroker cred cr<TAB> at an interactive prompt (zpty)", async () => {
+    const binDir = path.join(dir, "bin");
+    await mkdir(binDir, { recursive: true });
+    await symlink(CLI, path.join(binDir, "credbroker")).catch(() => undefined);
+    const script = path.join(dir, "credbroker.zsh");
+    await writeFile(script, (await runCredbroker(["completion", "zsh"])).stdout);
+    // Types the line and TAB into an interactive zsh; reads its screen until the word appears (10 s at most).
+    const driver = `zmodload zsh/zpty
+zpty z 'zsh -f -i'
+zpty -w z 'autoload -U compinit; compinit -u; source ${script}; PS1="> "'
+zpty -w -n z $'credbroker cred cr\t'
+out=""
+for i in {1..100}; do
+  zpty -r -t z chunk && out+=$chunk
+  [[ $out == *"cred create"* ]] && break
+  sleep 0.1
+done
+zpty -d z
+print -r -- "$out"`;
+    const res = spawnSync("zsh", ["-f", "-c", driver], {
+      encoding: "utf8",
+      timeout: 20_000,
+      env: cliEnv({
+        HOME: dir,
+        PATH: `${binDir}:${path.dirname(process.execPath)}:${process.env.PATH}`,
+      }),
+    });
+    assert.match(res.stdout, /credbroker cred create/, res.stdout + res.stderr);
+  });
+
   test("an unknown shell is a usage error", async () => {
     const res = await runCredbroker(["completion", "tcsh"]);
     assert.equal(res.code, 2);
