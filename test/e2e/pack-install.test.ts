@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { cliEnv } from "../support/cli-run.js";
-import { removeDir, tempDir } from "../support/daemon.js";
+import { CLI, removeDir, tempDir } from "../support/daemon.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const run = promisify(execFile);
@@ -91,6 +91,14 @@ describe("npm pack, npm install -g, run outside the clone", () => {
     assert.equal(res.stderr, "");
     const version = await run(bin, ["version"], { cwd: elsewhere, env });
     assert.equal(version.stdout, res.stdout);
+  });
+
+  test("in the clone, credbroker version names HEAD's commit", async () => {
+    const head = (
+      await run("git", ["rev-parse", "--short=12", "HEAD"], { cwd: ROOT })
+    ).stdout.trim();
+    const res = await run(process.execPath, [CLI, "version"], { cwd: elsewhere, env });
+    assert.match(res.stdout, new RegExp(`^commit +${head}( \\(modified\\))?$`, "m"));
   });
 
   test("the installed credbroker serve answers health from another directory", async () => {

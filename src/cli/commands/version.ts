@@ -24,11 +24,15 @@ export interface VersionInfo {
 
 /** `credbroker version` and `credbroker --version`. */
 export async function versionCommand(argv: readonly string[], io: Io): Promise<number> {
+  const usage =
+    "Usage: credbroker version\n\nPrints the version, git commit (in a clone), Node version and store backends.\n";
+  if (argv[0] === "--help" || argv[0] === "-h") {
+    io.out(usage);
+    return EXIT.ok;
+  }
   if (argv.length > 0) {
-    io.err(
-      "Usage: credbroker version\n\nPrints the version, git commit (in a clone), Node version and store backends.\n",
-    );
-    return argv[0] === "--help" || argv[0] === "-h" ? EXIT.ok : EXIT.usage;
+    io.err(usage);
+    return EXIT.usage;
   }
   const info = await versionInfo();
   io.out(
