@@ -1,6 +1,7 @@
 import { auditCommand } from "./commands/audit.js";
 import { bindingCommand } from "./commands/binding.js";
 import { callerCommand } from "./commands/caller.js";
+import { completionCommand, hiddenCompleteCommand } from "./commands/completion.js";
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
@@ -8,6 +9,7 @@ import { keyCommand } from "./commands/key.js";
 import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
+import { versionCommand } from "./commands/version.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
 
@@ -32,6 +34,8 @@ Usage:
   credbroker key status|rotate|retire      master key rotation (admins; docs/CLI.md)
   credbroker config check FILE             validate a daemon config file
   credbroker repair [--data-dir DIR]       stopped daemon: LevelDB repair, then verify every record
+  credbroker version (or --version)        version, git commit, Node, store backends
+  credbroker completion bash|zsh|fish      a shell completion script
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
@@ -56,6 +60,8 @@ export const COMMANDS: Readonly<
   key: keyCommand,
   config: configCommand,
   repair: repairCommand,
+  version: versionCommand,
+  completion: completionCommand,
 };
 
 /** Runs the CLI; returns the exit code. */
@@ -69,6 +75,9 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     io.out(USAGE);
     return EXIT.ok;
   }
+  if (command === "--version") return versionCommand(rest, io);
+  // What the completion scripts call; not a command people type.
+  if (command === "__complete") return hiddenCompleteCommand(rest, io);
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (run === undefined) {
     io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);

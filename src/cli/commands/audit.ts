@@ -7,7 +7,7 @@ import type { Io } from "../io.js";
 
 const DECISIONS = ["allow", "deny", "error", "attempt"] as const;
 
-const FLAGS: readonly FlagSpec[] = [
+export const FLAGS: readonly FlagSpec[] = [
   dataDirFlag("the daemon's data dir (its audit.log is read)"),
   {
     name: "audit-log",

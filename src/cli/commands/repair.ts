@@ -14,7 +14,7 @@ import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
-const FLAGS: readonly FlagSpec[] = [
+export const FLAGS: readonly FlagSpec[] = [
   dataDirFlag("the stopped daemon's data dir (its db/ and master.key)"),
   {
     name: "drop-damaged",
