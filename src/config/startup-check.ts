@@ -123,7 +123,8 @@ async function appendable(file: string): Promise<DomainError | undefined> {
     new DomainError("invalid_argument", `${flagAndPath("--audit-log", file)}: ${what}`);
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => err);
   if (st instanceof Error) {
-    if (st.code !== "ENOENT") return problem(`cannot be used (${st.code})`);
+    if (st.code !== "ENOENT" && st.code !== "ENOTDIR")
+      return problem(`cannot be used (${st.code})`);
     const dir = path.dirname(file);
     const parent = await stat(dir).catch(() => undefined);
     if (parent === undefined) return problem("its directory does not exist");

@@ -125,7 +125,9 @@ describe("flag errors: one clear line, never a value typed after a flag", () => 
     assert.doesNotMatch(dash.err, /needs a value/);
   });
 
-  test("a marker typed after every flag of every command, known or not, is in no output", async () => {
+  test("a marker typed after every flag of every command, known or not, is in no output", {
+    timeout: 120_000,
+  }, async () => {
     let runs = 0;
     const check = async (argv: string[]) => {
       runs++;
@@ -155,7 +157,9 @@ describe("flag errors: one clear line, never a value typed after a flag", () => 
     assert.ok(runs > 400, `only ${runs} runs`);
   });
 
-  test("serve: every flag set to a marker, alone or with the settings that make it count, is refused before anything starts; no output holds it", async () => {
+  test("serve: every flag set to a marker, alone or with the settings that make it count, is refused before anything starts; no output holds it", {
+    timeout: 120_000,
+  }, async () => {
     const serve = leaves.find((l) => l.path.join(" ") === "serve");
     assert.ok(serve && serve.flags.length > 20, "serve's flags");
     const absent = path.join(work, "absent.pem");
@@ -232,7 +236,9 @@ describe("flag errors: one clear line, never a value typed after a flag", () => 
     assert.ok(runs > 300, `only ${runs} runs`);
   });
 
-  test("config check: a marker as FILE, or as the value of every setting in the file, is in no output", async () => {
+  test("config check: a marker as FILE, or as the value of every setting in the file, is in no output", {
+    timeout: 120_000,
+  }, async () => {
     for (const file of [MARKER, path.join(aFile, MARKER)]) {
       for (const argv of [
         ["config", "check", file],
