@@ -329,7 +329,7 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
     if (!/^https?:\/\/[^/\s,]+:\d{1,5}\/?$/.test(e)) {
       throw new DomainError(
         "invalid_argument",
-        `--etcd-endpoints: endpoint ${i + 1} of ${endpoints.length} is not http(s)://HOST:PORT`,
+        `--etcd-endpoints: http(s)://HOST:PORT[,…]; endpoint ${i + 1} of ${endpoints.length} is not`,
       );
     }
   });
