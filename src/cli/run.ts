@@ -41,9 +41,10 @@ Usage:
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
 flag with its environment variable and default.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated, 4 not found,
+Exit codes: 0 ok, 1 error, 2 usage or invalid config (bad flags; config check,
+or serve refusing its config before starting), 3 unauthenticated, 4 not found,
 5 invalid input, 6 unavailable, 7 already exists, 8 conflict, 9 permission denied,
-10 partly done (import --bulk: some rows failed).
+10 partly done (import --bulk: some rows failed; repair: something was lost).
 `;
 
 /** Every command by its first word; help, tests and dispatch all read this table. */

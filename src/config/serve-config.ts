@@ -106,7 +106,10 @@ export function parseHostPort(value: string, what: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const port = Number(m?.[3]);
   if (m === null || port > 65535) {
-    throw new DomainError("invalid_argument", `${what}: expected HOST:PORT, got "${value}"`);
+    throw new DomainError(
+      "invalid_argument",
+      `${what}: expected HOST:PORT (a host or [IPv6], then a port 0-65535)`,
+    );
   }
   return { host: (m[1] ?? m[2]) as string, port };
 }
@@ -215,7 +218,7 @@ export function collectServeConfig(
     if (!/^\d{1,2}(\.\d{1,3})?$/.test(timeout) || !(Number(timeout) > 0) || Number(timeout) > 60) {
       throw new DomainError(
         "invalid_argument",
-        `--sts-timeout: seconds, above 0 and at most 60, got "${timeout}"`,
+        "--sts-timeout: seconds, above 0 and at most 60 (up to 3 decimals)",
       );
     }
     return timeout;
@@ -329,14 +332,14 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
     );
   }
   const endpoints = list.split(",").map((e) => e.trim());
-  for (const e of endpoints) {
+  endpoints.forEach((e, i) => {
     if (!/^https?:\/\/[^/\s,]+:\d{1,5}\/?$/.test(e)) {
       throw new DomainError(
         "invalid_argument",
-        `--etcd-endpoints: http(s)://HOST:PORT[,…], got "${e}"`,
+        `--etcd-endpoints: http(s)://HOST:PORT[,…]; endpoint ${i + 1} of ${endpoints.length} is not`,
       );
     }
-  }
+  });
   const secure = endpoints.map((e) => e.startsWith("https://"));
   if (secure.some((s) => s !== secure[0])) {
     throw new DomainError("invalid_argument", "--etcd-endpoints: all http:// or all https://");
@@ -345,7 +348,7 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
   if (!/^\/[^\s]*\/$/.test(prefix) || prefix.length > 256) {
     throw new DomainError(
       "invalid_argument",
-      `--etcd-prefix: starts and ends with "/", got "${prefix}"`,
+      '--etcd-prefix: starts and ends with "/", no spaces, at most 256 characters',
     );
   }
   const { "etcd-ca": ca, "etcd-cert": cert, "etcd-key": key } = etcd;
@@ -381,7 +384,7 @@ function storeConfig(flags: ServeInputs, env: NodeJS.ProcessEnv): StoreConfig {
   if (!/^\d{1,3}$/.test(stale) || Number(stale) > MAX_STALE_LIMIT_SECONDS) {
     throw new DomainError(
       "invalid_argument",
-      `--etcd-stale-limit: seconds, 0-${MAX_STALE_LIMIT_SECONDS}, got "${stale}"`,
+      `--etcd-stale-limit: whole seconds, 0-${MAX_STALE_LIMIT_SECONDS}`,
     );
   }
   return {
@@ -437,7 +440,10 @@ export function credentialRef(value: string, what: string): { namespace: string;
       ? { namespace: "", name: value }
       : { namespace: value.slice(0, slash), name: value.slice(slash + 1) };
   if (!isValidName(ref.name) || !isValidNamespace(ref.namespace)) {
-    throw new DomainError("invalid_argument", `${what}: [NAMESPACE/]NAME, got "${value}"`);
+    throw new DomainError(
+      "invalid_argument",
+      `${what}: [NAMESPACE/]NAME, each 1-64 of letters, digits, '.', '_', '-'`,
+    );
   }
   return ref;
 }
