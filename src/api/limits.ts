@@ -87,6 +87,13 @@ export function parseTransportLimits(text: string | undefined): TransportLimits 
     }
     limits[spec.field] = n;
   }
+  // The headers are part of the request: node refuses the reverse at listen time.
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new DomainError(
+      "invalid_argument",
+      "--transport-limits: headers-timeout-ms is at most request-timeout-ms",
+    );
+  }
   return limits;
 }
 

@@ -415,47 +415,6 @@ describe("deadlines and caps (short ones, from --transport-limits)", () => {
     }
   });
 
-  test("ImportCredentials: a client stream that outlasts the body deadline and sends more than the budget is served whole; an idle one is cut", async () => {
-    const client = credentialClient(daemon.url, "grpc-h2", daemon.token);
-    const row = (i: number) => ({
-      line: BigInt(i),
-      credential: {
-        namespace: "long-import",
-        name: `k${i}`,
-        description: "d".repeat(900),
-        kind: {
-          case: "accessKey" as const,
-          value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s".repeat(40) },
-        },
-        allowedHosts: ["*.amazonaws.com"],
-      },
-    });
-    const ROWS = 3200; // ~3 MiB in all against a 2 MiB budget
-    async function* slow() {
-      for (let m = 0; m < 16; m++) {
-        yield { items: Array.from({ length: ROWS / 16 }, (_, i) => row(m * (ROWS / 16) + i)) };
-        await new Promise((r) => setTimeout(r, 200)); // ~3.2 s against a 2 s body deadline
-      }
-    }
-    const started = performance.now();
-    const res = await client.importCredentials(slow());
-    assert.ok(performance.now() - started > 2_000, "the stream outlasted the body deadline");
-    assert.equal(
-      res.created,
-      BigInt(ROWS),
-      JSON.stringify(res.failures.slice(0, 2), (_, v) => (typeof v === "bigint" ? String(v) : v)),
-    );
-    assert.equal(res.failures.length, 0);
-
-    async function* stalls() {
-      yield { items: [row(ROWS + 1)] };
-      await new Promise((r) => setTimeout(r, 4_000)); // idle past the 2 s deadline
-      yield { items: [row(ROWS + 2)] };
-    }
-    const err = await rejection(client.importCredentials(stalls()));
-    assert.notEqual(err.code, undefined, "an idle client stream is cut");
-  });
-
   test("HTTP/2 SETTINGS advertise streams-per-session", async () => {
     const session = http2.connect(daemon.url);
     try {
@@ -501,6 +460,65 @@ describe("deadlines and caps (short ones, from --transport-limits)", () => {
       3_000,
     );
     assert.match(again.answer, /^HTTP\/1\.1 200 /, "accepted again once they closed");
+  });
+});
+
+describe("client streams: an idle deadline and a per-message budget (their own daemon: the client's session stays open)", () => {
+  let daemon: RunningDaemon;
+  before(async () => {
+    daemon = await startDaemon({
+      args: [
+        "--shutdown-grace",
+        "1",
+        "--transport-limits",
+        "headers-timeout-ms=1000,request-timeout-ms=2000,inflight-body-bytes=2097152",
+      ],
+    });
+  });
+  after(async () => {
+    await daemon.stop();
+    await removeDir(daemon.dataDir);
+  });
+
+  test("ImportCredentials: a client stream that outlasts the body deadline and sends more than the budget is served whole; an idle one is cut", async () => {
+    const client = credentialClient(daemon.url, "grpc-h2", daemon.token);
+    const row = (i: number) => ({
+      line: BigInt(i),
+      credential: {
+        namespace: "long-import",
+        name: `k${i}`,
+        description: "d".repeat(900),
+        kind: {
+          case: "accessKey" as const,
+          value: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s".repeat(40) },
+        },
+        allowedHosts: ["*.amazonaws.com"],
+      },
+    });
+    const ROWS = 3200; // ~3 MiB in all against a 2 MiB budget
+    async function* slow() {
+      for (let m = 0; m < 16; m++) {
+        yield { items: Array.from({ length: ROWS / 16 }, (_, i) => row(m * (ROWS / 16) + i)) };
+        await new Promise((r) => setTimeout(r, 200)); // ~3.2 s against a 2 s body deadline
+      }
+    }
+    const started = performance.now();
+    const res = await client.importCredentials(slow());
+    assert.ok(performance.now() - started > 2_000, "the stream outlasted the body deadline");
+    assert.equal(
+      res.created,
+      BigInt(ROWS),
+      JSON.stringify(res.failures.slice(0, 2), (_, v) => (typeof v === "bigint" ? String(v) : v)),
+    );
+    assert.equal(res.failures.length, 0);
+
+    async function* stalls() {
+      yield { items: [row(ROWS + 1)] };
+      await new Promise((r) => setTimeout(r, 4_000)); // idle past the 2 s deadline
+      yield { items: [row(ROWS + 2)] };
+    }
+    const err = await rejection(client.importCredentials(stalls()));
+    assert.notEqual(err.code, undefined, "an idle client stream is cut");
   });
 });
 
