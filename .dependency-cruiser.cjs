@@ -19,7 +19,7 @@ const MAY_IMPORT = {
   http: ["core"],
   audit: ["core"],
   auth: ["core", "store"],
-  config: ["core", "store"],
+  config: ["core", "store", "http"],
   metadata: ["core", "providers", "bindings", "http", "audit"],
   api: ["core", "providers", "store", "bindings", "http", "audit", "auth"],
   daemon: [

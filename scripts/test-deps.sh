@@ -20,6 +20,8 @@
 #   etcd CredentialStore. Its postinst adds an `etcd` user and enables
 #   etcd.service (on a host with systemd it starts Debian's default member on
 #   localhost:2379, which the tests never use).
+# - zsh, fish: the completion test checks the scripts `credbroker completion
+#   zsh|fish` print with the shells themselves.
 #
 # moto_server (moto 5.x, a Python AWS emulator; test/support/moto.ts runs it
 # as a SigV4-verifying STS) is not a Debian package: it comes with the
@@ -40,6 +42,8 @@ command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # The TLS tests make their own CA and certificates.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 need_swift=()
 installed python3-swift || need_swift+=(python3-swift)
 

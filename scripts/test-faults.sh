@@ -5,6 +5,8 @@
 # sudo) and take about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-runtime.sh
+use_supported_node
 
 bash scripts/test-deps.sh
 npx tsc -p tsconfig.json

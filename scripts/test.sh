@@ -3,6 +3,9 @@
 # build, then run every test file with node:test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Node 24 from the project cache when the machine's node is older than 22.
+source scripts/node-runtime.sh
+use_supported_node
 
 bash scripts/test-deps.sh
 npx tsc -p tsconfig.json

@@ -97,7 +97,7 @@ export function callerService({
       if (unknown.length > 0) {
         throw new DomainError(
           "invalid_argument",
-          `update_mask: cannot update ${unknown.join(", ")}`,
+          `update_mask: only ${[...UPDATABLE].join(", ")} can be updated`,
         );
       }
       const updated = await callers.updateCaller(req.name, (current) => {

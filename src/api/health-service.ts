@@ -50,7 +50,7 @@ export function healthService(state: HealthState): ServiceImpl<typeof Health> {
     check(req) {
       const status = state.status(req.service);
       if (status === undefined) {
-        throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+        throw new ConnectError("unknown service", Code.NotFound);
       }
       return { status };
     },

@@ -1,7 +1,14 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "../http/limits.js";
+import { Http1Deadlines, PeerConnections, streamDeadline } from "../http/deadlines.js";
+import {
+  applyServerLimits,
+  DEFAULT_TRANSPORT_LIMITS,
+  http1Options,
+  http2Options,
+  type TransportLimits,
+} from "../http/limits.js";
 import type { RequestHandler } from "../http/request-handler.js";
 import { ConnectionDrain } from "./connection-drain.js";
 
@@ -22,6 +29,10 @@ export interface ListenOptions {
   handler: RequestHandler;
   /** Sees every HTTP/2 stream first (the fast unary path). */
   streams?: StreamHandler | undefined;
+  /** Deadlines and caps (default: DEFAULT_TRANSPORT_LIMITS). */
+  limits?: TransportLimits | undefined;
+  /** Paths of client-streaming RPCs: an idle deadline instead of the body deadline (HTTP/2). */
+  clientStreams?: ReadonlySet<string> | undefined;
 }
 
 export interface Listener {
@@ -44,18 +55,32 @@ export interface Listener {
  * compared with the HTTP/2 preface and the socket handed to the right server.
  */
 export async function listen(opts: ListenOptions): Promise<Listener> {
+  const limits = opts.limits ?? DEFAULT_TRANSPORT_LIMITS;
   const drain = new ConnectionDrain(opts.handler);
-  const h1 = http.createServer(HTTP1_OPTIONS, drain.track);
-  const h2 = http2.createServer(HTTP2_OPTIONS, drain.track);
+  const deadlines = new Http1Deadlines(limits);
+  const peers = new PeerConnections(limits.maxConnectionsPerPeer);
+  const h1 = http.createServer(http1Options(limits), drain.track);
+  const h2 = http2.createServer(http2Options(limits), drain.track);
   applyServerLimits(h1);
   applyServerLimits(h2);
+  h1.prependListener("request", deadlines.request);
   h2.on("session", (session) => drain.session(session));
-  routeStreams(h2, opts.streams, drain);
+  routeStreams(h2, opts, drain, limits);
 
   const server = net.createServer((socket) => {
+    if (!peers.admit(socket)) {
+      socket.destroy();
+      return;
+    }
     drain.socket(socket);
+    // The preface itself is a request's first bytes: it counts against the headers deadline.
+    const preface = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
     routeByPreface(socket, (isHttp2) => {
-      if (!isHttp2) drain.http1(socket);
+      clearTimeout(preface);
+      if (!isHttp2) {
+        drain.http1(socket);
+        deadlines.socket(socket);
+      }
       (isHttp2 ? h2 : h1).emit("connection", socket);
     });
   });
@@ -92,17 +117,18 @@ export async function listenOn(
 }
 
 /**
- * Puts `streams` in front of node:http2's compatibility layer: each stream
- * goes to it first, and only the ones it declines become the
- * (request, response) pairs `handler` serves. The compatibility listener is
- * node's own, so declined streams behave exactly as without this.
+ * Gives every HTTP/2 stream its body deadline and puts `streams` in front of
+ * node:http2's compatibility layer: each stream goes to it first, and only
+ * the ones it declines become the (request, response) pairs `handler`
+ * serves. The compatibility listener is node's own, so declined streams
+ * behave exactly as without this.
  */
 export function routeStreams(
   server: http2.Http2Server | http2.Http2SecureServer,
-  streams: StreamHandler | undefined,
+  { streams, clientStreams }: Pick<ListenOptions, "streams" | "clientStreams">,
   drain: ConnectionDrain,
+  limits: TransportLimits,
 ): void {
-  if (streams === undefined) return;
   const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
   server.removeAllListeners("stream");
   const dispatch = (
@@ -111,7 +137,11 @@ export function routeStreams(
     flags: number,
     rawHeaders: string[],
   ) => {
-    if (streams(stream, headers)) {
+    // A stream's error (a reset, the session's memory cap) is the client's; "close" follows and ends the call.
+    stream.on("error", () => {});
+    const path = headers[":path"]?.split("?", 1)[0] ?? "";
+    streamDeadline(stream, limits, clientStreams?.has(path) ?? false);
+    if (streams?.(stream, headers)) {
       drain.trackStream(stream);
       return;
     }

@@ -108,12 +108,12 @@ function respond(
         value: { service: index.serviceNames.map((name) => ({ name })) },
       };
     case "fileByFilename":
-      return files(index, index.fileByName(r.value), `file ${r.value}`);
+      return files(index, index.fileByName(r.value), "file");
     case "fileContainingSymbol":
-      return files(index, index.fileContainingSymbol(r.value), `symbol ${r.value}`);
+      return files(index, index.fileContainingSymbol(r.value), "symbol");
     case "allExtensionNumbersOfType":
       return index.registry.getMessage(r.value) === undefined
-        ? error(NOT_FOUND, `type ${r.value} not found`)
+        ? error(NOT_FOUND, "type not found")
         : { case: "allExtensionNumbersResponse", value: { baseTypeName: r.value } };
     case "fileContainingExtension":
       return error(NOT_FOUND, "no extensions are served");

@@ -86,6 +86,23 @@ export function apiServices(deps: RouteDeps): ServedService[] {
   ];
 }
 
+/**
+ * The request paths whose client sends a stream of messages (ImportCredentials,
+ * reflection): their bodies may take longer than one request deadline, so
+ * they get an idle deadline instead (see deadlines.ts).
+ */
+export function clientStreamPaths(services: ServedService[]): ReadonlySet<string> {
+  const paths = new Set<string>();
+  for (const { service } of services) {
+    for (const method of service.methods) {
+      if (method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming") {
+        paths.add(`/${service.typeName}/${method.name}`);
+      }
+    }
+  }
+  return paths;
+}
+
 /** Registers `services` on a connect router. */
 export function routesOf(services: ServedService[]): (router: ConnectRouter) => void {
   return (router) => {

@@ -18,6 +18,7 @@ import {
 import { authorizeCredential, authorizeNamespace, isAdmin } from "../core/authz.js";
 import { DomainError } from "../core/errors.js";
 import { assertRef, displayName, namespaceShown } from "../core/names.js";
+import { checkSignTarget } from "../core/sign-target.js";
 import type { ProviderRegistry } from "../providers/index.js";
 import type { PreparedSign, SignedRequest } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
@@ -45,7 +46,7 @@ export interface SigningServiceDeps {
   store: CredentialStore;
 }
 
-/** SigningService: form check, credential lookup, then the provider's policy and signature. */
+/** SigningService: the request's names, the caller and credential, then the provider's form check, policy and signature. */
 export function signingService({
   store,
   providers,
@@ -72,23 +73,29 @@ export function signingService({
 
   return {
     async signRequest(req, ctx) {
+      // The caller and credential are checked before the request's form:
+      // parsing a hostile URL or header list is the costly part, and only a
+      // caller who may sign with the credential gets the daemon to do it.
+      checkSignTarget(req);
       const { id, provider } = providers.forSignRequest(req);
+      const caller = callerOf(ctx);
+      let credential: Credential | undefined;
+      if (req.credential !== "") {
+        credential = await reads.get(req.namespace, req.credential);
+        authorizeCredential(caller, "sign", credential);
+      } else {
+        authorizeNamespace(caller, "sign", req.namespace);
+        credential = await store.getDefault(req.namespace, id);
+        if (credential === undefined) {
+          throw new DomainError(
+            "not_found",
+            `${provider.label} provider default of ${namespaceShown(req.namespace)} not found: name a credential`,
+          );
+        }
+      }
       const prepared = provider.prepareSign(req);
       ctx.values.set(AUDIT_DETAILS, prepared.target);
-      const caller = callerOf(ctx);
-      if (prepared.credential !== "") {
-        const named = await reads.get(prepared.namespace, prepared.credential);
-        return response(await signWith(prepared, caller, named, false));
-      }
-      authorizeNamespace(caller, "sign", prepared.namespace);
-      const credential = await store.getDefault(prepared.namespace, id);
-      if (credential === undefined) {
-        throw new DomainError(
-          "not_found",
-          `${provider.label} provider default of ${namespaceShown(prepared.namespace)} not found: name a credential`,
-        );
-      }
-      return response(await signWith(prepared, caller, credential, true));
+      return response(await signWith(prepared, caller, credential, req.credential === ""));
     },
 
     async createContainerBinding(req, ctx) {

@@ -1,6 +1,13 @@
 import http2 from "node:http2";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { applyServerLimits, HTTP1_OPTIONS, HTTP2_OPTIONS } from "../http/limits.js";
+import { Http1Deadlines, PeerConnections } from "../http/deadlines.js";
+import {
+  applyServerLimits,
+  DEFAULT_TRANSPORT_LIMITS,
+  http1Options,
+  http2Options,
+} from "../http/limits.js";
 import { ConnectionDrain } from "./connection-drain.js";
 import { type Listener, type ListenOptions, listenOn, routeStreams } from "./listener.js";
 
@@ -22,12 +29,16 @@ export interface TlsListenOptions extends ListenOptions {
  * port probing the API). Closing drains like the cleartext listener.
  */
 export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
+  const limits = opts.limits ?? DEFAULT_TRANSPORT_LIMITS;
   const drain = new ConnectionDrain(opts.handler);
+  const deadlines = new Http1Deadlines(limits);
+  const peers = new PeerConnections(limits.maxConnectionsPerPeer);
   const mutual = opts.clientCa !== undefined;
   const server = http2.createSecureServer(
     {
-      ...HTTP1_OPTIONS,
-      ...HTTP2_OPTIONS,
+      ...http1Options(limits),
+      ...http2Options(limits),
+      handshakeTimeout: limits.headersTimeoutMs,
       cert: opts.cert,
       key: opts.key,
       ...(mutual ? { ca: opts.clientCa } : {}),
@@ -39,13 +50,20 @@ export async function listenTls(opts: TlsListenOptions): Promise<Listener> {
     drain.track,
   );
   applyServerLimits(server);
-  routeStreams(server, opts.streams, drain);
+  server.prependListener("request", deadlines.request);
+  routeStreams(server, opts, drain, limits);
   // The TCP socket from the start (a handshake may hang), and the TLS socket
   // over it once secure: HTTP/1.1 requests arrive on the latter.
-  server.on("connection", (socket) => drain.socket(socket));
+  server.on("connection", (socket: Socket) => {
+    if (peers.admit(socket)) drain.socket(socket);
+    else socket.destroy();
+  });
   server.on("secureConnection", (socket: TLSSocket) => {
     drain.socket(socket);
-    if (socket.alpnProtocol !== "h2") drain.http1(socket);
+    if (socket.alpnProtocol !== "h2") {
+      drain.http1(socket);
+      deadlines.socket(socket);
+    }
   });
   server.on("session", (session) => drain.session(session));
   return listenOn(server, opts, "https", drain);

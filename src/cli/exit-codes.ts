@@ -2,10 +2,12 @@ import { Code } from "@connectrpc/connect";
 
 /**
  * Exit codes, stable for scripts (documented in docs/CLI.md):
- * 0 ok · 1 other error · 2 usage (bad flags) · 3 unauthenticated ·
+ * 0 ok · 1 other error · 2 usage (bad flags) or an invalid config (config check; serve refusing
+ * its config before it starts) · 3 unauthenticated ·
  * 4 not found · 5 invalid input · 6 unavailable (daemon not reachable) ·
  * 7 already exists · 8 conflict (stale etag, failed precondition) · 9 permission denied ·
- * 10 partly done (`cred import --bulk`: some rows were not imported, each reported).
+ * 10 partly done (`cred import --bulk`: some rows were not imported, each reported;
+ * `repair`: something was lost).
  */
 export const EXIT = {
   ok: 0,

@@ -1,6 +1,7 @@
 import { auditCommand } from "./commands/audit.js";
 import { bindingCommand } from "./commands/binding.js";
 import { callerCommand } from "./commands/caller.js";
+import { completionCommand, hiddenCompleteCommand } from "./commands/completion.js";
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
@@ -8,6 +9,7 @@ import { keyCommand } from "./commands/key.js";
 import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
+import { versionCommand } from "./commands/version.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
 
@@ -32,14 +34,17 @@ Usage:
   credbroker key status|rotate|retire      master key rotation (admins; docs/CLI.md)
   credbroker config check FILE             validate a daemon config file
   credbroker repair [--data-dir DIR]       stopped daemon: LevelDB repair, then verify every record
+  credbroker version (or --version)        version, git commit, Node, store backends
+  credbroker completion bash|zsh|fish      a shell completion script
   credbroker --help                        this help
 
 Run "credbroker COMMAND --help" (e.g. "credbroker cred create --help") for every
 flag with its environment variable and default.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated, 4 not found,
+Exit codes: 0 ok, 1 error, 2 usage or invalid config (bad flags; config check,
+or serve refusing its config before starting), 3 unauthenticated, 4 not found,
 5 invalid input, 6 unavailable, 7 already exists, 8 conflict, 9 permission denied,
-10 partly done (import --bulk: some rows failed).
+10 partly done (import --bulk: some rows failed; repair: something was lost).
 `;
 
 /** Every command by its first word; help, tests and dispatch all read this table. */
@@ -56,6 +61,8 @@ export const COMMANDS: Readonly<
   key: keyCommand,
   config: configCommand,
   repair: repairCommand,
+  version: versionCommand,
+  completion: completionCommand,
 };
 
 /** Runs the CLI; returns the exit code. */
@@ -69,6 +76,9 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     io.out(USAGE);
     return EXIT.ok;
   }
+  if (command === "--version") return versionCommand(rest, io);
+  // What the completion scripts call; not a command people type.
+  if (command === "__complete") return hiddenCompleteCommand(rest, io);
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (run === undefined) {
     io.err(`credbroker: unknown command "${command}"\n\n${USAGE}`);

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
 import { ConfigInvalid, type ConfigProblem } from "./problems.js";
+import { flagAndPath, unreadable } from "./shown-path.js";
 
 /** A config file's settings, by flag name ("imds-listen"): strings, or booleans for switches. */
 export type FileSettings = ReadonlyMap<string, string | boolean>;
@@ -69,7 +70,7 @@ export async function loadConfigFile(
 ): Promise<ConfigFile> {
   const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new ConfigInvalid([
-      { message: `--config: cannot read ${file} (${err.code ?? "error"})` },
+      { message: `${flagAndPath("config file", file)}: ${unreadable(err)}` },
     ]);
   });
   let doc: Record<string, unknown>;

@@ -15,6 +15,7 @@ import { displayName } from "../core/names.js";
 import { validateCredential } from "../core/validate.js";
 import type { Declared } from "./config-file.js";
 import { ConfigInvalid, type ConfigProblem } from "./problems.js";
+import { aboutPath, unreadable } from "./shown-path.js";
 
 const FIELDS = new Set([
   "name",
@@ -150,7 +151,7 @@ async function declaredCredential(
     }
     if (path !== undefined) {
       const text = await readFile(path, "utf8").catch((err: NodeJS.ErrnoException) =>
-        fail(`${key}_file`, `cannot read ${path} (${err.code ?? "error"})`),
+        fail(`${key}_file`, aboutPath(path, unreadable(err))),
       );
       return text?.replace(/\r?\n$/, "");
     }

@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { DomainError } from "../core/errors.js";
 import { isValidName, isValidNamespace } from "../core/names.js";
+import { parseTransportLimits, type TransportLimits } from "../http/limits.js";
 import { attempt } from "./problems.js";
 import { type StoreConfig, type StoreInputs, storeConfig } from "./store-config.js";
 
@@ -43,6 +44,8 @@ export interface ServeConfig {
   authFailureDelayMs: number;
   /** Unary gRPC and Connect calls over HTTP/2 take the lean path (src/api/unary); off: all go through connect-node. */
   fastUnary: boolean;
+  /** The API port's deadlines and caps (--transport-limits). */
+  transportLimits: TransportLimits;
   /** The config file (--config), whose [[credentials]] and [[callers]] are reconciled on start and SIGHUP. */
   configFile?: string | undefined;
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
@@ -82,7 +85,10 @@ export function parseHostPort(value: string, what: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const port = Number(m?.[3]);
   if (m === null || port > 65535) {
-    throw new DomainError("invalid_argument", `${what}: expected HOST:PORT, got "${value}"`);
+    throw new DomainError(
+      "invalid_argument",
+      `${what}: expected HOST:PORT (a host or [IPv6], then a port 0-65535)`,
+    );
   }
   return { host: (m[1] ?? m[2]) as string, port };
 }
@@ -107,6 +113,7 @@ export interface ServeInputs extends StoreInputs {
   rateLimit?: string | undefined;
   rateBurst?: string | undefined;
   authFailureDelay?: string | undefined;
+  transportLimits?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   clientCa?: string | undefined;
@@ -182,7 +189,7 @@ export function collectServeConfig(
     if (!/^\d{1,2}(\.\d{1,3})?$/.test(timeout) || !(Number(timeout) > 0) || Number(timeout) > 60) {
       throw new DomainError(
         "invalid_argument",
-        `--sts-timeout: seconds, above 0 and at most 60, got "${timeout}"`,
+        "--sts-timeout: seconds, above 0 and at most 60 (up to 3 decimals)",
       );
     }
     return timeout;
@@ -236,6 +243,9 @@ export function collectServeConfig(
     ),
     auditLog: auditLog === "stdout" ? auditLog : path.resolve(auditLog),
     fastUnary: !bool(flags.disableFastUnary, "CREDBROKER_DISABLE_FAST_UNARY"),
+    transportLimits: check(parseTransportLimits(undefined), () =>
+      parseTransportLimits(flags.transportLimits ?? env.CREDBROKER_TRANSPORT_LIMITS),
+    ),
     listen,
     dataDir,
     store: check({ kind: "leveldb" }, () => storeConfig(flags, env)),
@@ -258,12 +268,7 @@ export function collectServeConfig(
   return { config, problems };
 }
 
-/**
- * --store and the etcd settings. Every bad combination is invalid_argument
- * naming the flag: etcd settings without `--store etcd`, `--store etcd`
- * without endpoints, TLS files without https:// endpoints (or the reverse),
- * a certificate without its key, a user without CREDBROKER_ETCD_PASSWORD.
- */
+/** A certificate needs its key and the reverse; a client CA needs both. */
 function tlsFiles(
   cert: string | undefined,
   key: string | undefined,
@@ -303,7 +308,10 @@ export function credentialRef(value: string, what: string): { namespace: string;
       ? { namespace: "", name: value }
       : { namespace: value.slice(0, slash), name: value.slice(slash + 1) };
   if (!isValidName(ref.name) || !isValidNamespace(ref.namespace)) {
-    throw new DomainError("invalid_argument", `${what}: [NAMESPACE/]NAME, got "${value}"`);
+    throw new DomainError(
+      "invalid_argument",
+      `${what}: [NAMESPACE/]NAME, each 1-64 of letters, digits, '.', '_', '-'`,
+    );
   }
   return ref;
 }

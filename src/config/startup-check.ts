@@ -8,7 +8,8 @@ import { checkDeclaredCredentials } from "./declared.js";
 import { checkDeclaredCallers } from "./declared-callers.js";
 import { ConfigInvalid, type ConfigProblem } from "./problems.js";
 import type { ServeConfig } from "./serve-config.js";
-import { checkTlsFiles, type TlsMaterial, unreadable } from "./tls-files.js";
+import { flagAndPath, unreadable } from "./shown-path.js";
+import { checkTlsFiles, type TlsMaterial } from "./tls-files.js";
 
 /** What the startup check found: the TLS material to serve with, and every problem. */
 export interface StartupCheck {
@@ -53,7 +54,9 @@ export async function checkStartup(
     ] as const) {
       if (name === undefined) continue;
       await readFile(name).catch((err: NodeJS.ErrnoException) =>
-        settings.push(new DomainError("invalid_argument", `${flag} ${name}: ${unreadable(err)}`)),
+        settings.push(
+          new DomainError("invalid_argument", `${flagAndPath(flag, name)}: ${unreadable(err)}`),
+        ),
       );
     }
   }
@@ -90,16 +93,19 @@ function isInside(file: string, dir: string): boolean {
 
 /** A directory serve may use: it exists and is writable, or its nearest existing parent is. */
 async function creatable(dir: string, flag: string): Promise<DomainError | undefined> {
-  const problem = (what: string) => new DomainError("invalid_argument", `${flag} ${dir}: ${what}`);
+  const problem = (what: string) =>
+    new DomainError("invalid_argument", `${flagAndPath(flag, dir)}: ${what}`);
   let at = dir;
   for (;;) {
     const st = await stat(at).catch((err: NodeJS.ErrnoException) => err);
     if (st instanceof Error) {
       const parent = path.dirname(at);
-      if (st.code !== "ENOENT" || parent === at) return problem(`cannot be used (${st.code})`);
+      const missing = st.code === "ENOENT" || st.code === "ENOTDIR";
+      if (!missing || parent === at) return problem(`cannot be used (${st.code})`);
       at = parent;
       continue;
     }
+    // `at` exists: a real directory or file, named so the user can look at it.
     const which = at === dir ? "it" : `its parent ${at}`;
     if (!st.isDirectory()) return problem(`${which} is not a directory`);
     const mode = constants.W_OK | constants.X_OK | (at === dir ? constants.R_OK : 0);
@@ -114,14 +120,15 @@ async function creatable(dir: string, flag: string): Promise<DomainError | undef
 /** The audit log outside the data dir: a writable file, or one its directory lets serve create. */
 async function appendable(file: string): Promise<DomainError | undefined> {
   const problem = (what: string) =>
-    new DomainError("invalid_argument", `--audit-log ${file}: ${what}`);
+    new DomainError("invalid_argument", `${flagAndPath("--audit-log", file)}: ${what}`);
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => err);
   if (st instanceof Error) {
-    if (st.code !== "ENOENT") return problem(`cannot be used (${st.code})`);
+    if (st.code !== "ENOENT" && st.code !== "ENOTDIR")
+      return problem(`cannot be used (${st.code})`);
     const dir = path.dirname(file);
     const parent = await stat(dir).catch(() => undefined);
-    if (parent === undefined || !parent.isDirectory())
-      return problem(`its directory ${dir} does not exist`);
+    if (parent === undefined) return problem("its directory does not exist");
+    if (!parent.isDirectory()) return problem(`its directory ${dir} is not a directory`);
     const denied = await access(dir, constants.W_OK | constants.X_OK).then(
       () => false,
       () => true,
@@ -155,7 +162,7 @@ async function masterKeyProblems(config: ServeConfig): Promise<DomainError[]> {
       problems.push(
         new DomainError(
           "invalid_argument",
-          `--store etcd: no master key; every daemon of a fleet needs the same one, never created by serve: set CREDBROKER_MASTER_KEY or write it to ${file} (base64 of 32 random bytes, mode 0600)`,
+          "--store etcd: no master key; every daemon of a fleet needs the same one, never created by serve: set CREDBROKER_MASTER_KEY or write it to master.key in the data dir (base64 of 32 random bytes, mode 0600)",
         ),
       );
     }

@@ -66,14 +66,14 @@ export function storeConfig(flags: StoreInputs, env: NodeJS.ProcessEnv): StoreCo
     );
   }
   const endpoints = list.split(",").map((e) => e.trim());
-  for (const e of endpoints) {
+  endpoints.forEach((e, i) => {
     if (!/^https?:\/\/[^/\s,]+:\d{1,5}\/?$/.test(e)) {
       throw new DomainError(
         "invalid_argument",
-        `--etcd-endpoints: http(s)://HOST:PORT[,…], got "${e}"`,
+        `--etcd-endpoints: http(s)://HOST:PORT[,…]; endpoint ${i + 1} of ${endpoints.length} is not`,
       );
     }
-  }
+  });
   const secure = endpoints.map((e) => e.startsWith("https://"));
   if (secure.some((s) => s !== secure[0])) {
     throw new DomainError("invalid_argument", "--etcd-endpoints: all http:// or all https://");
@@ -82,7 +82,7 @@ export function storeConfig(flags: StoreInputs, env: NodeJS.ProcessEnv): StoreCo
   if (!/^\/[^\s]*\/$/.test(prefix) || prefix.length > 256) {
     throw new DomainError(
       "invalid_argument",
-      `--etcd-prefix: starts and ends with "/", got "${prefix}"`,
+      '--etcd-prefix: starts and ends with "/", no spaces, at most 256 characters',
     );
   }
   const { "etcd-ca": ca, "etcd-cert": cert, "etcd-key": key } = etcd;
@@ -118,7 +118,7 @@ export function storeConfig(flags: StoreInputs, env: NodeJS.ProcessEnv): StoreCo
   if (!/^\d{1,3}$/.test(stale) || Number(stale) > MAX_STALE_LIMIT_SECONDS) {
     throw new DomainError(
       "invalid_argument",
-      `--etcd-stale-limit: seconds, 0-${MAX_STALE_LIMIT_SECONDS}, got "${stale}"`,
+      `--etcd-stale-limit: whole seconds, 0-${MAX_STALE_LIMIT_SECONDS}`,
     );
   }
   return {

@@ -4,6 +4,7 @@ import { createSecureContext } from "node:tls";
 import { DomainError } from "../core/errors.js";
 import { ConfigInvalid } from "./problems.js";
 import type { TlsFiles } from "./serve-config.js";
+import { flagAndPath, unreadable } from "./shown-path.js";
 
 /** The PEM contents of the TLS files, checked: what the TLS listener is built from. */
 export interface TlsMaterial {
@@ -14,13 +15,13 @@ export interface TlsMaterial {
   clientCa: Buffer | undefined;
 }
 
-/** readTlsFiles, every problem at once: a DomainError each, naming the flag and the file. */
+/** readTlsFiles, every problem at once: a DomainError each, naming the flag (and the file, when it exists). */
 export async function checkTlsFiles(
   files: TlsFiles,
 ): Promise<{ material: TlsMaterial | undefined; problems: DomainError[] }> {
   const problems: DomainError[] = [];
   const fail = (flag: string, file: string, what: string) => {
-    problems.push(new DomainError("invalid_argument", `${flag} ${file}: ${what}`));
+    problems.push(new DomainError("invalid_argument", `${flagAndPath(flag, file)}: ${what}`));
     return undefined;
   };
   const read = (flag: string, file: string) =>
@@ -74,7 +75,8 @@ export async function checkTlsFiles(
  * Reads the files `serve --tls-cert/--tls-key/--client-ca` name, at startup,
  * and checks each is what it claims (a PEM certificate, an unencrypted PEM
  * private key that belongs to the certificate) so a mistake is one clear
- * error naming the flag and the file. No message ever quotes a file's
+ * error naming the flag and the file (a path that names nothing is not
+ * repeated: it may be a secret typed in the wrong place). No message ever quotes a file's
  * contents (the key file holds the server's private key), nor OpenSSL's text.
  */
 export async function readTlsFiles(files: TlsFiles): Promise<TlsMaterial> {
@@ -82,21 +84,6 @@ export async function readTlsFiles(files: TlsFiles): Promise<TlsMaterial> {
   if (material === undefined)
     throw new ConfigInvalid(problems.map((p) => ({ message: p.message })));
   return material;
-}
-
-/** Why a file cannot be read, in words. */
-export function unreadable(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case "ENOENT":
-      return "no such file (ENOENT)";
-    case "EACCES":
-    case "EPERM":
-      return `cannot read the file: permission denied (${err.code})`;
-    case "EISDIR":
-      return "is a directory, not a file";
-    default:
-      return `cannot read the file (${err.code ?? "error"})`;
-  }
 }
 
 const PEM_LABEL = /-----BEGIN ([A-Z0-9 ]+)-----/;

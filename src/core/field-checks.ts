@@ -11,6 +11,7 @@ import {
   CheckSchema,
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { isNonAwsWildcard } from "./host-wildcards.js";
 import { isValidName, isValidNamespace } from "./names.js";
 import { isS3Action, S3_ACTIONS } from "./s3-actions.js";
 
@@ -100,7 +101,7 @@ export function fieldChecks(c: Credential): Check[] {
         (c.sharedNamespaces.length === 0 || c.readAccess === ReadAccess.SPECIFIC_NAMESPACES),
       `shared_namespaces: at most ${LIMITS.sharedNamespaces} namespaces, only with read_access READ_ACCESS_SPECIFIC_NAMESPACES`,
     ],
-    ...hostRules(c.allowedHosts),
+    ...hostRules(c.allowedHosts, c.allowedScopes.length > 0),
     ...scopeRules(c.allowedScopes),
   ];
   return rules.map(toCheck);
@@ -223,20 +224,37 @@ function metadataRules(metadata: Record<string, string>): Rule[] {
   ];
 }
 
-function hostRules(hosts: string[]): Rule[] {
-  const bad = hosts.filter((h) => !(HOST.test(h) || BRACKETED_IPV6.test(h)));
+function hostRules(hosts: string[], scoped: boolean): Rule[] {
+  const bad = indexesWhere(hosts, (h) => !(HOST.test(h) || BRACKETED_IPV6.test(h)));
+  const wildcards = scoped ? indexesWhere(hosts, isNonAwsWildcard) : [];
   return [
     ["allowed_hosts.size", hosts.length <= LIMITS.hosts, `allowed_hosts: at most ${LIMITS.hosts}`],
     [
       "allowed_hosts.format",
       bad.length === 0,
-      `allowed_hosts: each an exact host or *.suffix, without scheme or port${bad.length ? ` (bad: ${bad.slice(0, 3).join(", ")})` : ""}`,
+      `allowed_hosts: each an exact host or *.suffix, without scheme or port${shown("allowed_hosts", bad)}`,
+    ],
+    [
+      "allowed_hosts.wildcard_with_scopes",
+      wildcards.length === 0,
+      `allowed_hosts: with allowed_scopes, a *. wildcard only under AWS (*.amazonaws.com, *.amazonaws.com.cn), other hosts listed exactly, since a server there may read the bucket from the host name${shown("allowed_hosts", wildcards)}`,
     ],
   ];
 }
 
+/** The indexes of the entries `bad` holds for: messages point at entries, never quote them. */
+function indexesWhere(values: readonly string[], bad: (value: string) => boolean): number[] {
+  return values.flatMap((v, i) => (bad(v) ? [i] : []));
+}
+
+function shown(field: string, indexes: readonly number[]): string {
+  if (indexes.length === 0) return "";
+  const named = indexes.slice(0, 3).map((i) => `${field}[${i}]`);
+  return ` (${named.join(", ")}${indexes.length > 3 ? ", …" : ""})`;
+}
+
 function scopeRules(scopes: AccessScope[]): Rule[] {
-  const unknown = scopes.flatMap((s) => s.actions.filter((a) => !isS3Action(a)));
+  const unknown = scopes.flatMap((s, i) => (s.actions.every(isS3Action) ? [] : [i]));
   return [
     [
       "allowed_scopes.size",
@@ -260,7 +278,7 @@ function scopeRules(scopes: AccessScope[]): Rule[] {
     [
       "allowed_scopes.actions",
       unknown.length === 0 && scopes.every((s) => s.actions.length > 0),
-      `allowed_scopes.actions: at least one, each of ${S3_ACTIONS.join(", ")}${unknown.length ? ` (unknown: ${unknown.slice(0, 3).join(", ")})` : ""}`,
+      `allowed_scopes.actions: at least one, each of ${S3_ACTIONS.join(", ")}${shown("allowed_scopes", unknown)}`,
     ],
   ];
 }

@@ -170,10 +170,15 @@ function applyPath(next: Credential, patch: Credential, path: string): void {
   const kind = Object.hasOwn(KIND_FIELDS, kindPath ?? "")
     ? KIND_FIELDS[kindPath as keyof typeof KIND_FIELDS]
     : undefined;
-  if (kind === undefined || rest.length > 0) {
+  // Not quoted: an unknown path is the caller's text, not a field name.
+  if (
+    kind === undefined ||
+    rest.length > 0 ||
+    (field !== undefined && !Object.hasOwn(kind.fields, field))
+  ) {
     throw new DomainError(
       "invalid_argument",
-      `update_mask: unknown field path "${path}" (one of ${UPDATABLE_PATHS.join(", ")})`,
+      `update_mask: an unknown field path (each one of ${UPDATABLE_PATHS.join(", ")})`,
     );
   }
   if (patch.kind.case !== kind.case) {
@@ -185,9 +190,6 @@ function applyPath(next: Credential, patch: Credential, path: string): void {
   if (field === undefined) {
     next.kind = patch.kind;
     return;
-  }
-  if (!Object.hasOwn(kind.fields, field)) {
-    throw new DomainError("invalid_argument", `update_mask: unknown field path "${path}"`);
   }
   if (next.kind.case !== kind.case) {
     throw new DomainError(

@@ -14,7 +14,12 @@ export interface RawUrl {
   query: string;
 }
 
-const URL_PARTS = /^(https?):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i;
+/** The longest URL signed, in UTF-8 bytes: AWS's own limit is about 8 KB. */
+export const MAX_URL_BYTES = 8192;
+
+// The path group starts with "/" so the authority and path cannot trade
+// characters: a failing match backtracks in linear time, not quadratic.
+const URL_PARTS = /^(https?):\/\/([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?$/i;
 const AUTHORITY = /^(\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::(\d{1,5}))?$/i;
 
 /**
@@ -22,6 +27,9 @@ const AUTHORITY = /^(\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::(\d{1,5}))?$/i;
  * (dot segments, spaces, UTF-8) and so sign something other than what is sent.
  */
 export function parseRawUrl(url: string): RawUrl {
+  if (url.length > MAX_URL_BYTES || Buffer.byteLength(url) > MAX_URL_BYTES) {
+    throw new DomainError("invalid_argument", `url: at most ${MAX_URL_BYTES} bytes`);
+  }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is rejected
   if (/[\u0000-\u001f\u007f]/.test(url)) {
     throw new DomainError("invalid_argument", "url: must not contain control characters");
@@ -37,12 +45,16 @@ export function parseRawUrl(url: string): RawUrl {
     );
   }
   const [, scheme = "", authority = "", path = "", query = ""] = m;
+  // Not quoted in any message: user info is where a URL carries a password.
+  if (authority.includes("@")) {
+    throw new DomainError("invalid_argument", "url: user info is not allowed");
+  }
   const a = AUTHORITY.exec(authority);
   const port = a?.[2] === undefined ? undefined : Number(a[2]);
   if (a === null || (port !== undefined && (port < 1 || port > 65535))) {
     throw new DomainError(
       "invalid_argument",
-      `url: bad host "${authority}" (no user info, a valid port)`,
+      "url: bad host (a host name or [IPv6 literal], then an optional port 1-65535)",
     );
   }
   return {
@@ -57,32 +69,84 @@ export function parseRawUrl(url: string): RawUrl {
 
 /**
  * Decodes %XX sequences; an escape that is not part of valid UTF-8 stays as
- * written, the valid ones around it are decoded. '+' stays '+'.
+ * written, the valid ones around it are decoded. '+' stays '+'. One pass, no
+ * exceptions: a megabyte of bad escapes costs what a megabyte of good ones does.
  */
 export function percentDecode(text: string): string {
-  if (!text.includes("%")) return text;
-  return text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
-    const escapes = run.match(/%[0-9a-f]{2}/gi) ?? [];
-    let out = "";
-    for (let i = 0; i < escapes.length; ) {
-      let taken = 0;
-      // A UTF-8 sequence is 1-4 bytes: take the longest that decodes.
-      for (let n = Math.min(4, escapes.length - i); n > 0 && taken === 0; n--) {
-        try {
-          out += decodeURIComponent(escapes.slice(i, i + n).join(""));
-          taken = n;
-        } catch {
-          // shorter, or not decodable at all
-        }
-      }
-      if (taken === 0) {
-        out += escapes[i];
-        taken = 1;
-      }
-      i += taken;
+  let at = text.indexOf("%");
+  if (at < 0) return text;
+  let out = "";
+  /** text[kept, at) is copied as written. */
+  let kept = 0;
+  while (at >= 0) {
+    const point = codePointAt(text, at);
+    if (point < 0) {
+      at = text.indexOf("%", at + 1);
+      continue;
     }
-    return out;
-  });
+    out += text.slice(kept, at) + String.fromCodePoint(point);
+    at += 3 * utf8Length(point);
+    kept = at;
+    at = text.indexOf("%", at);
+  }
+  return out + text.slice(kept);
+}
+
+/**
+ * The code point of the escaped UTF-8 sequence at `at`, or -1 when it is not
+ * well-formed (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), as decodeURIComponent decides.
+ */
+function codePointAt(text: string, at: number): number {
+  const b0 = byteAt(text, at);
+  if (b0 < 0x80) return b0;
+  let length: number;
+  let point: number;
+  // The second byte's range (RFC 3629 section 4); later ones are 80-BF.
+  let low = 0x80;
+  let high = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    length = 2;
+    point = b0 & 0x1f;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    length = 3;
+    point = b0 & 0x0f;
+    if (b0 === 0xe0) low = 0xa0;
+    if (b0 === 0xed) high = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    length = 4;
+    point = b0 & 0x07;
+    if (b0 === 0xf0) low = 0x90;
+    if (b0 === 0xf4) high = 0x8f;
+  } else {
+    return -1;
+  }
+  for (let i = 1; i < length; i++) {
+    const b = byteAt(text, at + 3 * i);
+    if (b < low || b > high) return -1;
+    point = (point << 6) | (b & 0x3f);
+    low = 0x80;
+    high = 0xbf;
+  }
+  return point;
+}
+
+function utf8Length(point: number): number {
+  return point < 0x80 ? 1 : point < 0x800 ? 2 : point < 0x10000 ? 3 : 4;
+}
+
+/** The byte of a well-formed %XX escape at `at`, or -1. */
+function byteAt(text: string, at: number): number {
+  if (at + 2 >= text.length || text.charCodeAt(at) !== 0x25) return -1;
+  const hi = hexValue(text.charCodeAt(at + 1));
+  const lo = hexValue(text.charCodeAt(at + 2));
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const lower = code | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
 }
 
 /** RFC 3986 encoding as SigV4 wants it: everything but A-Z a-z 0-9 - . _ ~ */

@@ -1,14 +1,15 @@
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { accessLogInterceptor } from "../api/access-log.js";
 import { auditInterceptor } from "../api/audit-interceptor.js";
-import { authInterceptor } from "../api/auth.js";
+import { Authenticator } from "../api/auth.js";
+import { BodyBudget } from "../api/body-budget.js";
 import { errorInterceptor } from "../api/error-mapping.js";
 import { specCompliantGrpcMessage } from "../api/grpc-message.js";
 import type { HealthState } from "../api/health-service.js";
 import { type Listener, listen } from "../api/listener.js";
 import { peerContext, socketOf } from "../api/peer-certificate.js";
-import { apiServices, routesOf, type ServedService } from "../api/routes.js";
+import { apiServices, clientStreamPaths, routesOf, type ServedService } from "../api/routes.js";
+import { rpcHandler } from "../api/rpc-handler.js";
 import type { ContainerBindings } from "../api/signing-service.js";
 import { listenTls } from "../api/tls-listener.js";
 import { fastUnary } from "../api/unary/fast-unary.js";
@@ -84,23 +85,29 @@ async function startApiListener({
   log,
   tls,
 }: ApiListenerDeps): Promise<Listener> {
+  const auth = new Authenticator(callers, {
+    rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
+    failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
+  });
   const interceptors = [
     accessLogInterceptor(log),
     errorInterceptor(log),
     auditInterceptor(audit),
-    authInterceptor(callers, {
-      rate: new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst),
-      failures: new FailureThrottle(Date.now, 10, config.authFailureDelayMs),
-    }),
+    auth.interceptor,
   ];
+  // Both paths authenticate from the headers before reading a body, and share one body budget.
+  const authenticate = auth.fromHeaders;
+  const budget = new BodyBudget(config.transportLimits.maxInflightBodyBytes);
   // The peer's address and, with mutual TLS, its verified certificate's subject.
   const peer = peerContext(tls?.clientCa !== undefined);
-  const handler = connectNodeAdapter({
+  const handler = rpcHandler({
     routes: routesOf(services),
     interceptors,
     readMaxBytes: LIMITS.maxMessageBytes,
     maxTimeoutMs: LIMITS.maxTimeoutMs,
     contextValues: (req) => peer(socketOf(req)),
+    authenticate,
+    budget,
   });
   // Unary calls over HTTP/2 in binary: the same services and interceptors, less framework.
   const streams = config.fastUnary
@@ -110,9 +117,17 @@ async function startApiListener({
         contextValues: peer,
         readMaxBytes: LIMITS.maxMessageBytes,
         maxTimeoutMs: LIMITS.maxTimeoutMs,
+        authenticate,
+        budget,
       })
     : undefined;
-  const listenOptions = { ...config.listen, handler: specCompliantGrpcMessage(handler), streams };
+  const listenOptions = {
+    ...config.listen,
+    handler: specCompliantGrpcMessage(handler),
+    streams,
+    limits: config.transportLimits,
+    clientStreams: clientStreamPaths(services),
+  };
   const listener =
     tls === undefined ? await listen(listenOptions) : await listenTls({ ...listenOptions, ...tls });
   log.info(

@@ -190,7 +190,11 @@ describe("credbroker CLI against a real daemon", () => {
     for (const sub of ["create", "get", "list", "update", "delete", "verify"]) {
       assert.match(top.stdout, new RegExp(`^ {2}credbroker cred ${sub} `, "m"), sub);
     }
-    assert.match(top.stdout, /Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated, 4 not found,/);
+    // Exit 2 is also what config check and serve answer for a config they refuse.
+    assert.match(
+      top.stdout,
+      /Exit codes: 0 ok, 1 error, 2 usage or invalid config \(bad flags; config check,\nor serve refusing its config before starting\), 3 unauthenticated, 4 not found,/,
+    );
 
     const none = await raw([]);
     assert.equal(none.code, 2, describeRun([], none));
@@ -971,10 +975,10 @@ describe("commands that open a data dir find it as serve does", () => {
   test("repair: --data-dir, else CREDBROKER_DATA_DIR, else $XDG_DATA_HOME/credbroker", async () => {
     const dir = await tempDir();
     try {
-      // A typed --data-dir is named by its flag, not repeated.
+      // A typed --data-dir (or CREDBROKER_DATA_DIR) is named by its flag (or variable), not repeated.
       const cases: [string[], Record<string, string>, string][] = [
         [["--data-dir", path.join(dir, "flag")], {}, "the --data-dir directory"],
-        [[], { CREDBROKER_DATA_DIR: path.join(dir, "env") }, path.join(dir, "env")],
+        [[], { CREDBROKER_DATA_DIR: path.join(dir, "env") }, "the CREDBROKER_DATA_DIR directory"],
         [[], { CREDBROKER_DATA_DIR: "", XDG_DATA_HOME: dir }, path.join(dir, "credbroker")],
       ];
       for (const [args, env, expected] of cases) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { isNonAwsWildcard } from "../../src/core/host-wildcards.js";
 import { type EndpointInfo, inferEndpoint, isAwsHost } from "../../src/providers/aws/endpoint.js";
 
 type InferRow = [label: string, host: string, expected: EndpointInfo | undefined];
@@ -122,6 +123,27 @@ describe("isAwsHost", () => {
   for (const [host, aws] of awsHostRows) {
     test(`${host} is ${aws ? "" : "not "}an AWS endpoint`, () => {
       assert.equal(isAwsHost(host), aws);
+    });
+  }
+});
+
+const wildcardRows: [pattern: string, nonAws: boolean][] = [
+  ["*.minio.example.com", true],
+  ["*.example.com", true],
+  ["*.evilamazonaws.com", true],
+  ["*.amazonaws.com.evil.com", true],
+  ["*.amazonaws.com", false],
+  ["*.AmazonAWS.com", false],
+  ["*.s3.eu-west-1.amazonaws.com", false],
+  ["*.amazonaws.com.cn", false],
+  ["minio.example.com", false],
+  ["s3.amazonaws.com", false],
+];
+
+describe("isNonAwsWildcard", () => {
+  for (const [pattern, nonAws] of wildcardRows) {
+    test(`${pattern} is ${nonAws ? "" : "not "}a wildcard outside AWS`, () => {
+      assert.equal(isNonAwsWildcard(pattern), nonAws);
     });
   }
 });

@@ -146,9 +146,22 @@ const accepted: Row[] = [
     }),
   ],
   [
-    "host *.example.com",
+    "host *.example.com without scopes",
     edited(accessKeyInput(), (c) => {
       c.allowedHosts = ["*.example.com"];
+      c.allowedScopes = [];
+    }),
+  ],
+  [
+    "AWS wildcards with scopes",
+    edited(accessKeyInput(), (c) => {
+      c.allowedHosts = ["*.amazonaws.com", "*.s3.eu-west-1.amazonaws.com", "*.amazonaws.com.cn"];
+    }),
+  ],
+  [
+    "exact non-AWS hosts with scopes",
+    edited(accessKeyInput(), (c) => {
+      c.allowedHosts = ["minio.example.com", "bucket.minio.example.com", "127.0.0.1"];
     }),
   ],
   [
@@ -482,6 +495,20 @@ const rejected: [label: string, credential: Credential, field: string][] = [
     "allowed_hosts",
   ],
   [
+    "a non-AWS wildcard host with scopes (the bucket may be in the host name)",
+    edited(accessKeyInput(), (c) => {
+      c.allowedHosts = ["s3.amazonaws.com", "*.minio.example.com"];
+    }),
+    "allowed_hosts",
+  ],
+  [
+    "a wildcard that only looks like AWS, with scopes",
+    edited(accessKeyInput(), (c) => {
+      c.allowedHosts = ["*.evilamazonaws.com"];
+    }),
+    "allowed_hosts",
+  ],
+  [
     "101 hosts",
     edited(accessKeyInput(), (c) => {
       c.allowedHosts = Array.from({ length: 101 }, (_, i) => `h${i}.example.com`);
@@ -610,11 +637,48 @@ describe("validateCredential", () => {
     );
   });
 
-  test("reports the bad host in the message", () => {
+  test("points at the bad host by index, never quoting it", () => {
     const bad = edited(accessKeyInput(), (c) => {
-      c.allowedHosts = ["ok.example.com", "x.com:443"];
+      c.allowedHosts = ["ok.example.com", "MARKER:s3cret@x.com"];
     });
-    assert.throws(() => validateCredential(bad), domainError("invalid_argument", "x.com:443"));
+    assert.throws(
+      () => validateCredential(bad),
+      (err: unknown) => {
+        domainError("invalid_argument", "allowed_hosts[1]")(err);
+        assert.ok(!(err as Error).message.includes("MARKER"), (err as Error).message);
+        return true;
+      },
+    );
+  });
+
+  test("points at a scope with an unknown action by index, never quoting the action", () => {
+    const bad = edited(accessKeyInput(), (c) => {
+      c.allowedScopes = [scope("b", ["get_object"]), scope("b", ["MARKERs3cret"])];
+    });
+    assert.throws(
+      () => validateCredential(bad),
+      (err: unknown) => {
+        domainError("invalid_argument", "allowed_scopes[1]")(err);
+        assert.ok(!(err as Error).message.includes("MARKER"), (err as Error).message);
+        return true;
+      },
+    );
+  });
+
+  test("names the wildcard rule and the offending entry", () => {
+    const bad = edited(accessKeyInput(), (c) => {
+      c.allowedHosts = ["s3.amazonaws.com", "*.minio.example.com"];
+    });
+    assert.throws(
+      () => validateCredential(bad),
+      domainError(
+        "invalid_argument",
+        "allowed_hosts",
+        "wildcard",
+        "allowed_scopes",
+        "allowed_hosts[1]",
+      ),
+    );
   });
 });
 

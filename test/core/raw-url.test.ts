@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import {
   encodeOnce,
+  MAX_URL_BYTES,
   parseRawUrl,
   percentDecode,
   queryParams,
@@ -137,8 +139,8 @@ const rejected: [label: string, url: string, fragment: string][] = [
   ["ftp", "ftp://example.com/b/k", "url:"],
   ["a fragment", "https://example.com/b/k#frag", "without a fragment"],
   ["a fragment after a query", "https://example.com/b/k?x=1#frag", "without a fragment"],
-  ["user info", "https://user@example.com/b/k", "bad host"],
-  ["user and password", "https://user:pw@example.com/b/k", "bad host"],
+  ["user info", "https://user@example.com/b/k", "user info is not allowed"],
+  ["user and password", "https://user:pw@example.com/b/k", "user info is not allowed"],
   ["an empty host", "https:///b/k", "bad host"],
   ["port 0", "http://example.com:0/", "bad host"],
   ["port 65536", "http://example.com:65536/", "bad host"],
@@ -184,6 +186,13 @@ const decoded: [label: string, input: string, expected: string][] = [
   ["a malformed escape does not stop later ones", "%zz/%41", "%zz/A"],
   // Only the malformed byte should stay: %41 is a well-formed escape.
   ["a valid escape next to a malformed one is still decoded", "%41%E2", "A%E2"],
+  ["four-byte UTF-8", "%F0%9F%98%80", "😀"],
+  ["an overlong form stays", "%C0%AF", "%C0%AF"],
+  ["an encoded UTF-16 surrogate stays", "%ED%A0%80", "%ED%A0%80"],
+  ["above U+10FFFF stays", "%F4%90%80%80", "%F4%90%80%80"],
+  ["a truncated sequence before ASCII", "%E2%82%41", "%E2%82A"],
+  ["a trailing %", "%41%", "A%"],
+  ["%00 decodes", "%00", "\u0000"],
 ];
 
 describe("percentDecode", () => {
@@ -192,6 +201,47 @@ describe("percentDecode", () => {
       assert.equal(percentDecode(input), expected);
     });
   }
+});
+
+/** The decoder before it was made linear: the longest run of 1-4 escapes decodeURIComponent takes. */
+function referenceDecode(text: string): string {
+  return text.replace(/(%[0-9a-f]{2})+/gi, (run) => {
+    const escapes = run.match(/%[0-9a-f]{2}/gi) ?? [];
+    let out = "";
+    for (let i = 0; i < escapes.length; ) {
+      let taken = 0;
+      for (let n = Math.min(4, escapes.length - i); n > 0 && taken === 0; n--) {
+        try {
+          out += decodeURIComponent(escapes.slice(i, i + n).join(""));
+          taken = n;
+        } catch {
+          // shorter, or not decodable
+        }
+      }
+      if (taken === 0) {
+        out += escapes[i];
+        taken = 1;
+      }
+      i += taken;
+    }
+    return out;
+  });
+}
+
+describe("percentDecode agrees with decodeURIComponent", () => {
+  const piece = fc.oneof(
+    fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, "0")}`),
+    fc.constantFrom("%", "%4", "%zz", "a", "/", "é", "😀", "+", "%E2%82", "%F0%9F%98"),
+  );
+  test("on any mix of escapes, partial escapes and text (fixed seed)", () => {
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join("");
+        assert.equal(percentDecode(text), referenceDecode(text));
+      }),
+      { seed: 20, numRuns: 2000 },
+    );
+  });
 });
 
 const encoded: [label: string, input: string, expected: string][] = [
@@ -284,6 +334,94 @@ describe("encodeOnce", () => {
   for (const [label, path, expected] of once) {
     test(`${label}: ${JSON.stringify(path)}`, () => {
       assert.equal(encodeOnce(path), expected);
+    });
+  }
+});
+
+describe("hostile URLs cost linear time", () => {
+  /**
+   * Milliseconds `fn` takes, best of three (a GC pause is not the code's
+   * cost); one run when that is already slow, so a regression fails quickly.
+   */
+  function timed(fn: () => void): number {
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3 && (i === 0 || best < 500); i++) {
+      const started = performance.now();
+      fn();
+      best = Math.min(best, performance.now() - started);
+    }
+    return best;
+  }
+
+  test("percentDecode: a megabyte of undecodable escapes takes milliseconds, and twice as many about twice as long", () => {
+    const small = "%ff".repeat(170_000);
+    const large = "%ff".repeat(340_000);
+    const largeMs = timed(() => percentDecode(large));
+    const smallMs = timed(() => percentDecode(small));
+    // Before: four throwing decodeURIComponent calls per escape, ~30 s for 1 MB.
+    assert.ok(largeMs < 500, `1 MB of %ff decoded in ${largeMs.toFixed(1)} ms`);
+    assert.ok(
+      largeMs < 4 * smallMs + 20,
+      `linear: ${smallMs.toFixed(1)} ms, then ${largeMs.toFixed(1)} ms`,
+    );
+    assert.equal(percentDecode(large), large, "undecodable escapes stay as written");
+  });
+
+  test("percentDecode: truncated and mixed sequences in bulk are linear too", () => {
+    const mixed = "%e2%82%ac%e2%82%f0%9f%98%80%c3%ed%a0%80".repeat(20_000);
+    const ms = timed(() => percentDecode(mixed));
+    assert.ok(ms < 500, `${mixed.length} characters decoded in ${ms.toFixed(1)} ms`);
+    assert.equal(percentDecode("%e2%82%ac%e2%82%f0%9f%98%80%c3%ed%a0%80"), "€%e2%82😀%c3%ed%a0%80");
+  });
+
+  test(`parseRawUrl: more than ${MAX_URL_BYTES} bytes is invalid_argument, at once`, () => {
+    const huge = `https://s3.amazonaws.com/b/${"%ff".repeat(340_000)}`;
+    assert.ok(timed(() => assert.throws(() => parseRawUrl(huge))) < 50);
+    assert.throws(
+      () => parseRawUrl(huge),
+      domainError("invalid_argument", "url:", `${MAX_URL_BYTES} bytes`),
+    );
+    const path = (n: number) => `/b/${"k".repeat(n)}`;
+    const base = "https://s3.amazonaws.com";
+    assert.doesNotThrow(() => parseRawUrl(`${base}${path(MAX_URL_BYTES - base.length - 3)}`));
+    assert.throws(
+      () => parseRawUrl(`${base}${path(MAX_URL_BYTES - base.length - 2)}`),
+      domainError("invalid_argument", "url:"),
+    );
+    // Bytes, not characters: 3000 "€" are 9000 bytes.
+    assert.throws(
+      () => parseRawUrl(`${base}/b/${"€".repeat(3000)}`),
+      domainError("invalid_argument", "bytes"),
+    );
+  });
+
+  test("parseRawUrl: a long authority with a fragment fails fast (no quadratic backtracking)", () => {
+    const url = `https://${"a".repeat(MAX_URL_BYTES - 10)}#`;
+    const ms = timed(() => assert.throws(() => parseRawUrl(url), domainError("invalid_argument")));
+    // Before: ~180 ms at 8 KB and minutes at 300 KB.
+    assert.ok(ms < 50, `rejected in ${ms.toFixed(1)} ms`);
+  });
+});
+
+describe("parseRawUrl never quotes the URL", () => {
+  const MARKER = "MARKERs3cr3tV4lue";
+  for (const url of [
+    `https://AKIAX:${MARKER}@b.s3.amazonaws.com/k`,
+    `https://${MARKER}@b.s3.amazonaws.com/k`,
+    `https://b.s3.amazonaws.com:${MARKER}/k`,
+    `https://${MARKER}%41.example.com/k`,
+    `https://b.s3.amazonaws.com/${MARKER}#frag`,
+  ]) {
+    test(JSON.stringify(url), () => {
+      assert.throws(
+        () => parseRawUrl(url),
+        (err: unknown) => {
+          domainError("invalid_argument", "url:")(err);
+          assert.ok(!(err as Error).message.includes(MARKER), (err as Error).message);
+          assert.ok(!(err as Error).message.includes("AKIAX"), (err as Error).message);
+          return true;
+        },
+      );
     });
   }
 });

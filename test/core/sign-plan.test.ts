@@ -257,7 +257,7 @@ const rejected: Rejected[] = [
   [
     "a host header for another host",
     { headers: [header("Host", "evil.example.com")] },
-    ["headers[0]", "host", "evil.example.com"],
+    ["headers[0]", "host"],
   ],
   [
     "a host header without the URL's port",
@@ -584,13 +584,13 @@ const planRows: PlanRow[] = [
     "a non-AWS host without a service",
     { url: "http://127.0.0.1:8080/b/k" },
     COMPAT,
-    ["invalid_argument", "service", "127.0.0.1"],
+    ["invalid_argument", "service", "not an AWS endpoint"],
   ],
   [
     "no region anywhere",
     { url: "http://127.0.0.1:8080/b/k", service: "s3" },
     NO_REGION,
-    ["invalid_argument", "region", "127.0.0.1"],
+    ["invalid_argument", "region", "URL's host"],
   ],
   [
     "no credential region, but the request's",
@@ -721,13 +721,13 @@ const planRows: PlanRow[] = [
     "a host not allowed",
     { url: "https://minio.example.com/b/k", service: "s3" },
     OPEN,
-    deny("HostNotAllowed", "minio.example.com"),
+    deny("HostNotAllowed", "AWS endpoints"),
   ],
   [
     "evilamazonaws.com",
     { url: "https://s3.evilamazonaws.com/b/k", service: "s3" },
     OPEN,
-    deny("HostNotAllowed", "s3.evilamazonaws.com"),
+    deny("HostNotAllowed", "AWS endpoints"),
   ],
   [
     "an AWS name under another domain",
@@ -769,7 +769,7 @@ const planRows: PlanRow[] = [
     "scoped: path-style outside the prefix",
     { url: "https://s3.amazonaws.com/artifacts/secret/x" },
     SCOPED,
-    deny("ActionNotInScope", "artifacts/secret/x"),
+    deny("ActionNotInScope", "get_object"),
   ],
   [
     "scoped: virtual-hosted global",
@@ -799,13 +799,13 @@ const planRows: PlanRow[] = [
     "scoped: virtual-hosted outside the prefix",
     { url: "https://artifacts.s3.amazonaws.com/secret/x" },
     SCOPED,
-    deny("ActionNotInScope", "artifacts/secret/x"),
+    deny("ActionNotInScope", "get_object"),
   ],
   [
     "scoped: virtual-hosted, path naming another bucket",
     { url: "https://artifacts.s3.amazonaws.com/my.dotted.bucket/k" },
     SCOPED,
-    deny("ActionNotInScope", "artifacts/my.dotted.bucket/k"),
+    deny("ActionNotInScope", "get_object"),
   ],
   [
     "scoped: virtual-hosted list of the prefix",
@@ -1024,7 +1024,7 @@ const planRows: PlanRow[] = [
     "scoped: S3-compatible path-style outside",
     { url: "http://127.0.0.1:8080/other/builds/x", service: "s3" },
     COMPAT_SCOPED,
-    deny("ActionNotInScope", "other/builds/x"),
+    deny("ActionNotInScope", "get_object"),
   ],
   [
     "scoped: S3-compatible IPv6 in scope",

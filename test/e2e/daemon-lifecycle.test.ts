@@ -126,10 +126,15 @@ describe("daemon lifecycle", () => {
     const daemon = await startDaemon({ dataDir });
     const client = credentialClient(daemon.url, "connect-h2", daemon.token);
     const acked: string[] = [];
-    const calls = Array.from({ length: 100 }, (_, i) =>
+    let firstAck: () => void = () => {};
+    const acking = new Promise<void>((resolve) => {
+      firstAck = resolve;
+    });
+    const calls = Array.from({ length: 1000 }, (_, i) =>
       client.createCredential(accessKey(`drain-${i}`)).then(
         () => {
           acked.push(`drain-${i}`);
+          firstAck();
         },
         (err: unknown) => {
           // Calls that arrive after the drain began are refused cleanly, never hung.
@@ -137,11 +142,15 @@ describe("daemon lifecycle", () => {
         },
       ),
     );
-    await new Promise((r) => setTimeout(r, 20));
+    // SIGTERM once calls are being answered (a fixed wait raced the client on a loaded machine).
+    await acking;
     const exit = await daemon.stop("SIGTERM");
     await Promise.all(calls);
     assert.equal(exit.code, 0);
-    assert.ok(acked.length > 0, "some calls completed");
+    assert.ok(
+      acked.length > 0 && acked.length < 1000,
+      `SIGTERM came mid-flight (${acked.length} acknowledged)`,
+    );
 
     const again = await startDaemon({ dataDir });
     try {

@@ -634,10 +634,10 @@ describe("TLS and mutual TLS on the API port", () => {
         CREDBROKER_TLS_CERT: pki.serverCert,
       });
       assert.equal(combined.code, 2, combined.stderr);
-      assert.match(combined.stderr, /--tls-key .*missing\.key: no such file \(ENOENT\)/);
+      assert.match(combined.stderr, /--tls-key: no such file \(ENOENT\)/);
     });
 
-    test("unreadable or wrong files: a startup error naming the file, never its contents; nothing created", async () => {
+    test("unreadable or wrong files: a startup error naming the flag (and the file, when it exists), never its contents; nothing created", async () => {
       const secretish = "MHcCAQEEIKEYBYTESMUSTNEVERBEPRINTEDxxxxxxxxxxxxxxxxxxxxxxx";
       const garbageKey = path.join(pki.dir, "garbage.key");
       await writeFile(
@@ -647,7 +647,7 @@ describe("TLS and mutual TLS on the API port", () => {
       const cases: [string[], RegExp][] = [
         [
           ["--tls-cert", path.join(pki.dir, "nope.crt"), "--tls-key", pki.serverKey],
-          /--tls-cert \S*nope\.crt: no such file \(ENOENT\)/,
+          /--tls-cert: no such file \(ENOENT\)/,
         ],
         [
           ["--tls-cert", pki.serverCert, "--tls-key", garbageKey],
@@ -670,7 +670,7 @@ describe("TLS and mutual TLS on the API port", () => {
             "--client-ca",
             path.join(pki.dir, "nope-ca.crt"),
           ],
-          /--client-ca \S*nope-ca\.crt: no such file \(ENOENT\)/,
+          /--client-ca: no such file \(ENOENT\)/,
         ],
       ];
       const keyPem = (await readFile(pki.serverKey, "utf8")).split("\n")[1] ?? "";

@@ -550,6 +550,33 @@ describe("audit before the answer (fail-closed)", () => {
   });
 });
 
+describe("audit lines record the path, never the query", () => {
+  test("a query on the credentials path is not written to the audit route", async () => {
+    const routes: string[] = [];
+    const server = await startImdsServer({
+      host: "127.0.0.1",
+      port: 0,
+      roleName: ROLE,
+      credentials: async () => SESSION,
+      allowV1: false,
+      now: new Clock().now,
+      async audit(e) {
+        routes.push(e.route);
+      },
+    });
+    try {
+      const token = await newToken(server.url);
+      const res = await call(server.url, `${CREDS_PATH}?marker=s3cretMARKERvalue`, {
+        headers: { "x-aws-ec2-metadata-token": token },
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(routes, [`GET ${CREDS_PATH}`]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("token bound over real sockets", () => {
   test("100,000 PUTs with keep-alive fill the table: the rest get 503, no held token is evicted", async (t) => {
     const clock = new Clock();

@@ -83,6 +83,7 @@ function samplePositionals(usageWords: readonly string[]): string[] {
   if (usageWords.includes("--")) return ["--", "true"];
   if (usageWords.includes("URL")) return ["https://bucket.s3.amazonaws.com/key"];
   if (usageWords.includes("NAME")) return ["some-name"];
+  if (usageWords.includes("ID")) return ["some-id"];
   return [];
 }
 

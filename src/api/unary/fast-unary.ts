@@ -15,7 +15,9 @@ import {
 import { parseContentType as connectContentType } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { readBody } from "./body.js";
+import { type BodyBudget, bodyBudgetExhausted } from "../body-budget.js";
+import type { HeaderAuthentication } from "../rpc-handler.js";
+import { type Body, readBody } from "./body.js";
 import type { Call } from "./call.js";
 import { connectUnary } from "./connect-wire.js";
 import { grpcUnary } from "./grpc-wire.js";
@@ -32,7 +34,20 @@ export interface FastUnaryOptions {
   contextValues: (socket: net.Socket | undefined) => ContextValues;
   readMaxBytes: number;
   maxTimeoutMs: number;
+  /** Decides the caller from the headers before the body is read (as connect-node's path does). */
+  authenticate: HeaderAuthentication;
+  /** Counts the bodies held, with connect-node's path. */
+  budget: BodyBudget;
 }
+
+/** Stand-in bodies of an unauthenticated request: an empty message, enveloped for gRPC. */
+const EMPTY: Body = { chunks: [Buffer.alloc(0)], size: 0, complete: true, overBudget: false };
+const EMPTY_ENVELOPE: Body = {
+  chunks: [Buffer.alloc(5)],
+  size: 5,
+  complete: true,
+  overBudget: false,
+};
 
 /** Connect-node's defaults: gzip and brotli offered, messages under 1 KiB sent uncompressed. */
 const COMPRESSIONS = [compressionGzip, compressionBrotli];
@@ -99,6 +114,21 @@ export function fastUnary(opts: FastUnaryOptions) {
     headers: http2.IncomingHttpHeaders,
   ): Promise<void> {
     const requestHeader = HeaderMap.fromRequest(headers);
+    const path = headers[":path"] ?? "";
+    const values = opts.contextValues(stream.session?.socket);
+    const hold = opts.budget.hold();
+    stream.once("close", hold.release);
+    // Unauthenticated: the body is never read; the RPC runs on an empty
+    // message, so the auth interceptor refuses it as on connect-node's path.
+    const authenticated = await opts.authenticate(path, requestHeader.get("authorization"), values);
+    // The stand-in's length is its own, not the unread body's.
+    if (!authenticated) requestHeader.delete("content-length");
+    const body = async (bound: number): Promise<Body> => {
+      if (!authenticated) return protocol === "grpc" ? EMPTY_ENVELOPE : EMPTY;
+      const read = await readBody(stream, bound, hold);
+      if (read.overBudget) throw bodyBudgetExhausted();
+      return read;
+    };
     let context: CallContext | undefined;
     const call: Call = {
       route,
@@ -113,7 +143,7 @@ export function fastUnary(opts: FastUnaryOptions) {
       compressMinBytes: COMPRESS_MIN_BYTES,
       readMaxBytes: opts.readMaxBytes,
       maxTimeoutMs: opts.maxTimeoutMs,
-      body: (bound) => readBody(stream, bound),
+      body,
       context: (timeoutMs, contentType) => {
         if (timeoutMs !== undefined) {
           const timer = setTimeout(() => context?.abort(new Error("deadline exceeded")), timeoutMs);
@@ -124,7 +154,7 @@ export function fastUnary(opts: FastUnaryOptions) {
           protocol,
           `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`,
           requestHeader,
-          opts.contextValues(stream.session?.socket),
+          values,
           contentType,
           timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
         );

@@ -1,5 +1,6 @@
 import { open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { flagAndPath, unreadable } from "../../config/shown-path.js";
 import { dataDirFlag, dataDirOf } from "../data-dir.js";
 import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
@@ -7,7 +8,7 @@ import type { Io } from "../io.js";
 
 const DECISIONS = ["allow", "deny", "error", "attempt"] as const;
 
-const FLAGS: readonly FlagSpec[] = [
+export const FLAGS: readonly FlagSpec[] = [
   dataDirFlag("the daemon's data dir (its audit.log is read)"),
   {
     name: "audit-log",
@@ -62,7 +63,8 @@ export async function auditCommand(argv: readonly string[], io: Io): Promise<num
     }
     const n = Number(flags.string("lines"));
     if (!Number.isInteger(n) || n < 1) throw new UsageError("--lines: a positive number");
-    const file = flags.string("audit-log") ?? path.join(dataDirOf(flags, io.env), "audit.log");
+    const logFlag = flags.string("audit-log");
+    const file = logFlag ?? path.join(dataDirOf(flags, io.env), "audit.log");
     const { namespace: ns, name } = credentialFilter(
       flags.string("namespace"),
       flags.string("credential"),
@@ -93,8 +95,13 @@ export async function auditCommand(argv: readonly string[], io: Io): Promise<num
         (decision === undefined || e.decision === decision)
       );
     };
-    const text = await readFile(file, "utf8").catch(() => {
-      throw new UsageError(`cannot read ${file}`);
+    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+      // The path is named only when it exists: a value typed after a flag may be a secret.
+      const where =
+        logFlag !== undefined
+          ? flagAndPath("--audit-log", file)
+          : `audit.log in ${flagAndPath("the data dir", path.dirname(file))}`;
+      throw new UsageError(`${where}: ${unreadable(err)}`);
     });
     for (const line of text.split("\n").filter(keep).slice(-n)) io.out(`${line}\n`);
     if (!flags.bool("follow")) return EXIT.ok;

@@ -71,7 +71,7 @@ function callerTable(c: Caller): string {
   ]);
 }
 
-const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
+export const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
   create: {
     args: "NAME",
     about: "Creates a caller and prints its bearer token, once (only its hash is kept).",

@@ -48,7 +48,7 @@ const ETAG_FLAG: FlagSpec = {
 
 type Subcommand = Omit<ClientCommand, "command">;
 
-const SUBCOMMANDS: Record<string, Subcommand> = {
+export const SUBCOMMANDS: Record<string, Subcommand> = {
   create: {
     args: "NAME",
     about:

@@ -22,7 +22,7 @@ const SCRUBBED = [
   "CREDBROKER_TOKEN_FILE",
 ];
 
-const EXEC: ClientCommand = {
+export const EXEC: ClientCommand = {
   command: "credbroker exec",
   args: "-- COMMAND…",
   about: `Runs COMMAND with short-lived credentials of one credential (allowed_in_tasks),

@@ -12,7 +12,7 @@ import { table } from "../render.js";
 
 const list = (ids: readonly string[]) => (ids.length === 0 ? "-" : ids.join(", "));
 
-const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
+export const SUBCOMMANDS: Record<string, Omit<ClientCommand, "command">> = {
   status: {
     args: "",
     about: "Shows the loaded master key ids and whether a rotation is in progress.",

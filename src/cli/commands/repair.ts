@@ -19,7 +19,7 @@ import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, helpText, parseFlags, UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
-const FLAGS: readonly FlagSpec[] = [
+export const FLAGS: readonly FlagSpec[] = [
   dataDirFlag("the stopped daemon's data dir (its db/ and master.key)"),
   {
     name: "drop-damaged",
@@ -56,7 +56,13 @@ export async function repairCommand(argv: readonly string[], io: Io): Promise<nu
       throw new UsageError("unexpected argument (repair takes none)");
     const dataDir = path.resolve(dataDirOf(flags, io.env));
     const location = path.join(dataDir, "db");
-    await assertStopped(location, flags.given("data-dir") ? "the --data-dir directory" : dataDir);
+    // A typed or exported path is not repeated (it may be a secret in the wrong place).
+    const shown = flags.given("data-dir")
+      ? "the --data-dir directory"
+      : io.env.CREDBROKER_DATA_DIR
+        ? "the CREDBROKER_DATA_DIR directory"
+        : dataDir;
+    await assertStopped(location, shown);
     // Before anything changes: without the keys nothing could be verified.
     // Keys as serve finds them, previous ones included (a rotation in progress).
     const file = path.join(dataDir, "master.key");

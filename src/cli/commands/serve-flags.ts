@@ -204,6 +204,13 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "past 10 failed authentications a minute from one peer, each waits this much more (0 = off)",
   },
   {
+    name: "transport-limits",
+    kind: "string",
+    value: "KEY=N,...",
+    env: "CREDBROKER_TRANSPORT_LIMITS",
+    help: "API port deadlines and caps: headers-timeout-ms, request-timeout-ms, streams-per-session, connections-per-peer, inflight-body-bytes (docs/SECURITY.md)",
+  },
+  {
     name: "disable-fast-unary",
     kind: "boolean",
     env: "CREDBROKER_DISABLE_FAST_UNARY",
@@ -247,6 +254,7 @@ export const STRING_INPUTS = {
   rateLimit: "rate-limit",
   rateBurst: "rate-burst",
   authFailureDelay: "auth-failure-delay",
+  transportLimits: "transport-limits",
 } as const satisfies Partial<Record<keyof ServeInputs, string>>;
 
 /** …and the switches. */

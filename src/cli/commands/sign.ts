@@ -5,7 +5,7 @@ import { type ClientCommand, NAMESPACE_FLAG, runClientCommand } from "../client-
 import { UsageError } from "../flags.js";
 import type { Io } from "../io.js";
 
-const SIGN: ClientCommand = {
+export const SIGN: ClientCommand = {
   command: "credbroker sign",
   args: "URL",
   about: `Signs a request with a stored credential (SigV4) and prints the headers to send,

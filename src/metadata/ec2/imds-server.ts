@@ -162,7 +162,8 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
       if (kind !== "credentials" || opts.audit === undefined) return true;
       try {
         await opts.audit({
-          route: `${req.method} ${req.url}`,
+          // The path only: a query is the caller's and is not recorded.
+          route: `${req.method} ${(req.url ?? "/").split("?")[0]}`,
           peer: req.socket.remoteAddress,
           decision,
           reason,

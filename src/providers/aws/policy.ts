@@ -1,6 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../../core/errors.js";
+import { isNonAwsWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
 import type { S3Action } from "../../core/s3-actions.js";
 import { isAwsHost } from "./endpoint.js";
@@ -20,8 +21,10 @@ export interface SignIntent {
 /**
  * Whether `c` may sign `intent` at `now`. Pure: throws permission_denied
  * naming the rule (AccessDenied, ExpiredCredentials, HostNotAllowed,
- * OperationNotScoped, ActionNotInScope), or failed_precondition for a kind
- * that cannot sign, and returns nothing when the signature may be made.
+ * WildcardHostWithScopes, OperationNotScoped, ActionNotInScope), or
+ * failed_precondition for a kind that cannot sign, and returns nothing when
+ * the signature may be made. Messages name the rule and the credential, never
+ * the request's values (a URL or header may carry a secret).
  */
 export function authorize(c: Credential, intent: SignIntent, now: Date): void {
   const who = displayName(c.namespace, c.name);
@@ -39,8 +42,19 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
     deny(
       "HostNotAllowed",
       c.allowedHosts.length === 0
-        ? `${who} has no allowed_hosts, so it signs only for AWS endpoints (*.amazonaws.com, *.amazonaws.com.cn), not ${intent.host}`
-        : `${intent.host} is not in ${who}'s allowed_hosts`,
+        ? `${who} has no allowed_hosts, so it signs only for AWS endpoints (*.amazonaws.com, *.amazonaws.com.cn), which the URL's host is not`
+        : `the URL's host is not in ${who}'s allowed_hosts`,
+    );
+  }
+  // Records stored before create/update refused such wildcards on scoped credentials.
+  if (
+    c.allowedScopes.length > 0 &&
+    c.allowedHosts.length > 0 &&
+    !c.allowedHosts.some((p) => !isNonAwsWildcard(p) && hostAllowed([p], intent.host))
+  ) {
+    deny(
+      "WildcardHostWithScopes",
+      `the URL's host matches only a *. wildcard outside AWS in ${who}'s allowed_hosts; with allowed_scopes, hosts outside AWS must be listed exactly (the bucket may be in the host name)`,
     );
   }
   if (c.allowedScopes.length === 0) {
@@ -67,7 +81,7 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
   if (!inScope(c.allowedScopes, op.action, op.bucket, target, listing)) {
     deny(
       "ActionNotInScope",
-      `${op.action} on ${op.bucket}/${target} is outside ${who}'s allowed_scopes`,
+      `${op.action} on the request's ${listing ? "bucket and prefix" : "bucket and key"} is outside ${who}'s allowed_scopes`,
     );
   }
   for (const also of op.alsoNeeds ?? []) {
@@ -81,7 +95,7 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
   ) {
     deny(
       "ActionNotInScope",
-      `the copy source ${op.copySource.bucket}/${op.copySource.key} needs get_object, outside ${who}'s allowed_scopes`,
+      `the copy source (x-amz-copy-source) needs get_object, outside ${who}'s allowed_scopes`,
     );
   }
 }

@@ -41,6 +41,51 @@ const LIST_PARAMS = new Set([
   "fetch-owner",
 ]);
 
+/** S3 sub-resources, named in reasons; any other parameter name is the caller's and is not quoted. */
+const SUBRESOURCES = new Set([
+  "accelerate",
+  "acl",
+  "analytics",
+  "attributes",
+  "cors",
+  "delete",
+  "encryption",
+  "intelligent-tiering",
+  "inventory",
+  "legal-hold",
+  "lifecycle",
+  "location",
+  "logging",
+  "metrics",
+  "notification",
+  "object-lock",
+  "ownershipControls",
+  "policy",
+  "policyStatus",
+  "publicAccessBlock",
+  "replication",
+  "requestPayment",
+  "restore",
+  "retention",
+  "select",
+  "select-type",
+  "tagging",
+  "torrent",
+  "uploadId",
+  "uploads",
+  "versioning",
+  "versions",
+  "website",
+]);
+
+function isS3Param(name: string): boolean {
+  return SUBRESOURCES.has(name) || OBJECT_READ_PARAMS.has(name) || LIST_PARAMS.has(name);
+}
+
+function paramName(name: string): string {
+  return isS3Param(name) ? name : "(other)";
+}
+
 export interface S3RequestParts {
   method: string;
   /** The bucket from a virtual-hosted host name, if any. */
@@ -84,7 +129,7 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
   if (bucket === "")
     return { ok: false, reason: `${method} / (ListBuckets) is not a scoped action` };
   if (key.split("/").some((s) => s === "." || s === "..")) {
-    return { ok: false, reason: `key "${key}" has "." or ".." segments` };
+    return { ok: false, reason: 'the object key has "." or ".." segments' };
   }
   // The AWS SDKs add ?x-id=<Operation> for their own routing; S3 ignores it.
   const query = r.query.filter(([k]) => k !== "x-id");
@@ -94,12 +139,13 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
   if (params.size !== query.length) {
     const seen = new Set<string>();
     const repeated = query.find(([k]) => seen.size === seen.add(k).size)?.[0];
-    return { ok: false, reason: `query parameter "${repeated}" is given more than once` };
+    const named = repeated !== undefined && isS3Param(repeated) ? ` ${repeated}` : "";
+    return { ok: false, reason: `query parameter${named} is given more than once` };
   }
   const only = (allowed: ReadonlySet<string>) => [...params.keys()].every((k) => allowed.has(k));
   const unmapped = (): S3Mapping => ({
     ok: false,
-    reason: `${method} ${key === "" ? `bucket ${bucket}` : "object"}${params.size ? ` with ?${[...params.keys()].join("&")}` : ""} is not a scoped action`,
+    reason: `${method} ${key === "" ? "bucket" : "object"}${params.size ? ` with ?${[...params.keys()].map(paramName).join("&")}` : ""} is not a scoped action`,
   });
   const op = (action: S3Action, extra: Partial<S3Operation> = {}): S3Mapping => ({
     ok: true,
@@ -147,7 +193,8 @@ export function mapS3Request(r: S3RequestParts): S3Mapping {
     if (/[ \t]/.test(source))
       return { ok: false, reason: "x-amz-copy-source has whitespace: URL-encode it" };
     const parsed = parseCopySource(source);
-    if (parsed === undefined) return { ok: false, reason: "x-amz-copy-source is not /bucket/key" };
+    if (parsed === undefined)
+      return { ok: false, reason: "x-amz-copy-source is not /bucket/key without dot segments" };
     return op(action, { copySource: parsed, ...extra });
   }
 

@@ -3,9 +3,9 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import type { SignRequestRequest } from "../../../gen/credbroker/v1/signing_service_pb.js";
 import { DomainError } from "../../core/errors.js";
-import { assertNamespace, isValidName } from "../../core/names.js";
 import { parseRawUrl, percentDecode, queryParams, type RawUrl } from "../../core/raw-url.js";
 import { RequestHeaders } from "../../core/request-headers.js";
+import { checkSignTarget } from "../../core/sign-target.js";
 import { type EndpointInfo, inferEndpoint } from "./endpoint.js";
 import { authorize } from "./policy.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
@@ -88,12 +88,7 @@ const SINGLE_HEADER = /^(x-amz-|content-|if-)|^(range|expires)$/;
 
 /** Checks a SignRequest's form; throws invalid_argument naming the field. */
 export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
-  assertNamespace(req.namespace);
-  if (req.credential !== "" && !isValidName(req.credential)) {
-    invalid(
-      "credential: 1-64 of letters, digits, '.', '_', '-' (or \"\" for the provider default)",
-    );
-  }
+  checkSignTarget(req);
   if (!TOKEN.test(req.method)) invalid("method: an HTTP method such as GET or PUT");
   const url = parseRawUrl(req.url);
   const presign = req.presignExpiresSeconds;
@@ -108,7 +103,7 @@ export function validateSignRequest(req: SignRequestRequest): ValidSignRequest {
     if (SIGNER_NAMES.has(name))
       invalid(`headers[${i}]: ${name} is set by the signer, not the caller`);
     if (name === "host" && h.value.toLowerCase() !== url.authority.toLowerCase()) {
-      invalid(`headers[${i}]: host "${h.value}" differs from the URL's "${url.authority}"`);
+      invalid(`headers[${i}]: a host header must equal the URL's host[:port]`);
     }
     const first = firstAt.get(name);
     if (first !== undefined && SINGLE_HEADER.test(name)) {
@@ -231,11 +226,11 @@ export function planSignature(req: ValidSignRequest, c: Credential, now: Date): 
   const { endpoint } = req;
   const service = req.service || endpoint?.service;
   if (service === undefined) {
-    invalid(`service: required, since ${req.url.host} is not an AWS endpoint (e.g. "s3")`);
+    invalid('service: required, since the URL\'s host is not an AWS endpoint (e.g. "s3")');
   }
   const region = req.region || endpoint?.region || c.region;
   if (region === "") {
-    invalid(`region: required, since neither ${req.url.host} nor the credential says it`);
+    invalid("region: required, since neither the URL's host nor the credential says it");
   }
   const s3 = service === "s3";
   authorize(c, { host: req.url.host, service, s3: req.s3?.parts, s3Mapping: req.s3?.mapping }, now);
