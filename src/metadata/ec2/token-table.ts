@@ -12,6 +12,8 @@ const MAX_PRESENTED_LENGTH = 128;
 
 interface Entry {
   readonly digest: string;
+  /** Its place in the expiry heap (kept by the heap, for removal out of order). */
+  index: number;
   readonly expiresAtMs: number;
   /** Issue order: among equal expiries the older token goes first. */
   readonly seq: number;
@@ -28,11 +30,16 @@ interface Entry {
  * table holds nothing that can be replayed.
  *
  * Bound: at most `maxTokens` live entries, and at most `maxPerPeer` of them
- * issued to one peer. Issuing beyond either is refused (resource_exhausted,
- * a 503 on the wire) and nothing is evicted: a flood of PUTs costs memory
- * O(maxTokens) and can delay new tokens, but never takes away a token
- * someone holds (an evicted holder would get 401 until it asks again).
- * Expired entries are dropped as they reach the front of the expiry heap.
+ * issued to one peer. Past either bound, the oldest token that was never
+ * presented (of the table, or of that peer) makes room; when every token
+ * has been used, issuing is refused (resource_exhausted, a 503 on the wire).
+ * So a flood of PUTs costs memory O(maxTokens) and never takes away a token
+ * someone uses (an evicted holder would get 401 until it asks again), while
+ * clients that take a new token per process and drop it (the AWS CLI: one
+ * per run, 6 h each) never lock the table for hours. A token PUT and not yet
+ * presented can be evicted by a flood; its holder's GET gets 401 and the SDK
+ * asks for a new one. Expired entries are dropped as they reach the front of
+ * the expiry heap.
  */
 export class TokenTable {
   private readonly byDigest = new Map<string, Entry>();
@@ -40,6 +47,9 @@ export class TokenTable {
   private readonly heap: Entry[] = [];
   /** Live entries by peer (a peer with none has no key). */
   private readonly perPeer = new Map<string, number>();
+  /** Entries never presented, oldest first (Map order), all and by peer: what makes room. */
+  private readonly unused = new Map<string, Entry>();
+  private readonly unusedByPeer = new Map<string, Map<string, Entry>>();
   private seq = 0;
 
   /**
@@ -80,25 +90,43 @@ export class TokenTable {
     }
     const nowMs = now.getTime();
     this.dropExpired(nowMs);
-    if (this.heap.length >= this.maxTokens) {
-      throw new DomainError("resource_exhausted", `at most ${this.maxTokens} live tokens`);
+    if ((this.perPeer.get(peer) ?? 0) >= this.maxPerPeer) {
+      const oldest = first(this.unusedByPeer.get(peer));
+      if (oldest === undefined) {
+        throw new DomainError(
+          "resource_exhausted",
+          `at most ${this.maxPerPeer} live tokens per peer, all in use`,
+        );
+      }
+      this.remove(oldest);
     }
-    const held = this.perPeer.get(peer) ?? 0;
-    if (held >= this.maxPerPeer) {
-      throw new DomainError(
-        "resource_exhausted",
-        `at most ${this.maxPerPeer} live tokens per peer`,
-      );
+    if (this.heap.length >= this.maxTokens) {
+      const oldest = first(this.unused);
+      if (oldest === undefined) {
+        throw new DomainError(
+          "resource_exhausted",
+          `at most ${this.maxTokens} live tokens, all in use`,
+        );
+      }
+      this.remove(oldest);
     }
     const token = this.random(TOKEN_BYTES).toString("base64url");
     const entry: Entry = {
       digest: digest(token),
+      index: -1,
       expiresAtMs: nowMs + ttlSeconds * 1000,
       seq: this.seq++,
       peer,
     };
     this.byDigest.set(entry.digest, entry);
-    this.perPeer.set(peer, held + 1);
+    this.perPeer.set(peer, (this.perPeer.get(peer) ?? 0) + 1);
+    this.unused.set(entry.digest, entry);
+    let mine = this.unusedByPeer.get(peer);
+    if (mine === undefined) {
+      mine = new Map();
+      this.unusedByPeer.set(peer, mine);
+    }
+    mine.set(entry.digest, entry);
     this.push(entry);
     return token;
   }
@@ -107,7 +135,9 @@ export class TokenTable {
   valid(token: string, now: Date): boolean {
     if (token.length === 0 || token.length > MAX_PRESENTED_LENGTH) return false;
     const entry = this.byDigest.get(digest(token));
-    return entry !== undefined && now.getTime() < entry.expiresAtMs;
+    if (entry === undefined || now.getTime() >= entry.expiresAtMs) return false;
+    this.forgetUnused(entry);
+    return true;
   }
 
   private dropExpired(nowMs: number): void {
@@ -122,52 +152,84 @@ export class TokenTable {
 
   /** Removes the entry that expires soonest. */
   private dropFirst(): void {
-    const top = this.pop();
-    if (top === undefined) return;
-    this.byDigest.delete(top.digest);
-    const left = (this.perPeer.get(top.peer) ?? 1) - 1;
-    if (left === 0) this.perPeer.delete(top.peer);
-    else this.perPeer.set(top.peer, left);
+    const top = this.heap[0];
+    if (top !== undefined) this.remove(top);
+  }
+
+  /** Removes `entry` from every index. */
+  private remove(entry: Entry): void {
+    this.removeAt(entry.index);
+    this.byDigest.delete(entry.digest);
+    this.forgetUnused(entry);
+    const left = (this.perPeer.get(entry.peer) ?? 1) - 1;
+    if (left === 0) this.perPeer.delete(entry.peer);
+    else this.perPeer.set(entry.peer, left);
+  }
+
+  private forgetUnused(entry: Entry): void {
+    if (!this.unused.delete(entry.digest)) return;
+    const mine = this.unusedByPeer.get(entry.peer);
+    mine?.delete(entry.digest);
+    if (mine?.size === 0) this.unusedByPeer.delete(entry.peer);
   }
 
   private push(entry: Entry): void {
+    entry.index = this.heap.push(entry) - 1;
+    this.up(entry.index);
+  }
+
+  /** Takes the entry at `i` out of the heap, moving the last one into its place. */
+  private removeAt(i: number): void {
     const heap = this.heap;
-    let i = heap.push(entry) - 1;
+    const last = heap.pop();
+    if (last === undefined || i === heap.length) return;
+    heap[i] = last;
+    last.index = i;
+    this.up(i);
+    this.down(last.index);
+  }
+
+  private up(i: number): void {
+    const heap = this.heap;
+    const entry = heap[i] as Entry;
     while (i > 0) {
       const parent = (i - 1) >> 1;
       const p = heap[parent] as Entry;
       if (!before(entry, p)) break;
       heap[i] = p;
+      p.index = i;
       i = parent;
     }
     heap[i] = entry;
+    entry.index = i;
   }
 
-  private pop(): Entry | undefined {
+  private down(i: number): void {
     const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    let i = 0;
+    const entry = heap[i] as Entry;
     for (;;) {
       const left = 2 * i + 1;
       if (left >= heap.length) break;
-      const right = left + 1;
-      const l = heap[left] as Entry;
-      const r = heap[right];
+      const r = heap[left + 1];
       let child = left;
-      let c = l;
-      if (r !== undefined && before(r, l)) {
-        child = right;
+      let c = heap[left] as Entry;
+      if (r !== undefined && before(r, c)) {
+        child = left + 1;
         c = r;
       }
-      if (!before(c, last)) break;
+      if (!before(c, entry)) break;
       heap[i] = c;
+      c.index = i;
       i = child;
     }
-    heap[i] = last;
-    return top;
+    heap[i] = entry;
+    entry.index = i;
   }
+}
+
+/** The oldest entry of an insertion-ordered map. */
+function first(entries: Map<string, Entry> | undefined): Entry | undefined {
+  return entries?.values().next().value;
 }
 
 function before(a: Entry, b: Entry): boolean {
