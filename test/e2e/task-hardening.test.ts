@@ -428,7 +428,7 @@ describe("task hardening over the real daemon", () => {
         ).status;
       assert.equal(await read(), 200);
 
-      // Tokens nobody presents (a flood, or one AWS CLI run each) never lock IMDS out.
+      // Tokens nobody presents (a flood) never lock IMDS out.
       assert.deepEqual(await flood(1100, "127.0.0.1"), { 200: 1100 });
       assert.equal(await read(), 200, "the live token still works");
       assert.deepEqual(await flood(1100, "127.0.0.2"), { 200: 1100 });

@@ -615,7 +615,7 @@ describe("token bound over real sockets", () => {
       };
       await Promise.all(Array.from({ length: 16 }, worker));
       const ms = performance.now() - started;
-      // A flood of tokens nobody presents never locks the table (the AWS CLI takes one per run).
+      // A flood of tokens nobody presents never locks the table.
       assert.deepEqual(Object.fromEntries(statuses), { 200: total });
 
       assert.equal((await read(short)).status, 200, "the soonest-expiring token was kept");

@@ -33,12 +33,10 @@ interface Entry {
  * issued to one peer. Past either bound, the oldest token that was never
  * presented (of the table, or of that peer) makes room; when every token
  * has been used, issuing is refused (resource_exhausted, a 503 on the wire).
- * So a flood of PUTs costs memory O(maxTokens) and never takes away a token
- * someone uses (an evicted holder would get 401 until it asks again), while
- * clients that take a new token per process and drop it (the AWS CLI: one
- * per run, 6 h each) never lock the table for hours. A token PUT and not yet
- * presented can be evicted by a flood; its holder's GET gets 401 and the SDK
- * asks for a new one. Expired entries are dropped as they reach the front of
+ * So a flood of PUTs costs memory O(maxTokens), never locks the table, and
+ * never takes away a token someone uses (an evicted holder would get 401
+ * until it asks again). A token PUT and not yet presented can be evicted by
+ * a flood; its holder's GET gets 401 and the SDK asks for a new one. Expired entries are dropped as they reach the front of
  * the expiry heap.
  */
 export class TokenTable {
