@@ -24,6 +24,7 @@ import type {
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import type {
   CreateContainerBindingRequest,
+  ForwardRequestRequest,
   SignRequestRequest,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import type { AuditEvent, AuditSink } from "../audit/audit-log.js";
@@ -50,6 +51,7 @@ const AUDITED = new Set([
   "UpdateCredential",
   "DeleteCredential",
   "SignRequest",
+  "ForwardRequest",
   "CreateContainerBinding",
   "DeleteContainerBinding",
   "CreateCaller",
@@ -59,6 +61,9 @@ const AUDITED = new Set([
   "RotateMasterKey",
   "RetirePreviousKeys",
 ]);
+
+/** Audited with one line, the outcome, and no "attempt" line before. */
+const ONE_LINE = new Set(["SignRequest", "ForwardRequest"]);
 
 type Target = Pick<AuditEvent, "namespace" | "credential" | "newName" | "targetCaller">;
 
@@ -94,6 +99,7 @@ const TARGETS: Record<string, (message: never) => Target> = {
   VerifyCredential: (m: VerifyCredentialRequest) => ofCredential(m.target.value),
   // credential "" is the namespace's provider default: the namespace alone is named.
   SignRequest: (m: SignRequestRequest) => ref(m.namespace, m.credential),
+  ForwardRequest: (m: ForwardRequestRequest) => ref(m.namespace, m.credential),
   CreateContainerBinding: (m: CreateContainerBindingRequest) => ref(m.namespace, m.credential),
   CreateCaller: (m: CreateCallerRequest) => ({ targetCaller: named(m.caller?.name ?? "") }),
   GetCaller: (m: GetCallerRequest) => ({ targetCaller: named(m.name) }),
@@ -155,8 +161,9 @@ export function auditInterceptor(audit: AuditSink): Interceptor {
       req.contextValues.set(AUDIT_LINE, (fields) => record(audit, { ...who(), ...fields }));
     }
     // A mutation is recorded before it happens too: if that line cannot be
-    // written, nothing is changed. A signature is recorded before it leaves.
-    if (audited && req.method.name !== "SignRequest") await record(audit, event("attempt"));
+    // written, nothing is changed. A signature is recorded before it leaves;
+    // a forward once, after the call, with the upstream's status.
+    if (audited && !ONE_LINE.has(req.method.name)) await record(audit, event("attempt"));
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);

@@ -98,6 +98,10 @@ export function signingService({
       return response(await signWith(prepared, caller, credential, req.credential === ""));
     },
 
+    async forwardRequest() {
+      throw new DomainError("unimplemented", "ForwardRequest is not built yet");
+    },
+
     async createContainerBinding(req, ctx) {
       if (containers === undefined) {
         throw new DomainError(

@@ -20,9 +20,17 @@ export interface AuditEvent {
   newName?: string | undefined;
   /** CallerService: the caller the call names (`caller` is the one making the call). */
   targetCaller?: string | undefined;
-  /** SignRequest: the target host and the S3 action, where relevant. */
+  /** SignRequest, ForwardRequest: the target host and the S3 action, where relevant. */
   host?: string | undefined;
   action?: string | undefined;
+  /** ForwardRequest: the method and the path (never the query string, which may carry a token). */
+  method?: string | undefined;
+  path?: string | undefined;
+  /** ForwardRequest: the upstream's status, the body bytes sent and received, the time taken. */
+  status?: number | undefined;
+  bytesSent?: number | undefined;
+  bytesReceived?: number | undefined;
+  durationMs?: number | undefined;
   /** ImportCredentials' row lines: the client's number for the row (ImportItem.line, a string as in proto3 JSON). */
   line?: string | undefined;
   /** ImportCredentials' row lines: what became of the row (skipped: it exists already). */

@@ -4,15 +4,19 @@ import { ConcealedDenial, DomainError } from "./errors.js";
 import { credentialNotFound, displayName } from "./names.js";
 
 /** What a request does, as roles grant it. */
-export type Action = "read" | "write" | "sign" | "admin";
+/** "forward": ForwardRequest, the broker making the call (a use, like "sign"). */
+export type Action = "read" | "write" | "sign" | "forward" | "admin";
 
 const GRANTS: Record<CallerRole, readonly Action[]> = {
   [CallerRole.UNSPECIFIED]: [],
-  [CallerRole.ADMIN]: ["read", "write", "sign", "admin"],
+  [CallerRole.ADMIN]: ["read", "write", "sign", "forward", "admin"],
   [CallerRole.WRITER]: ["read", "write"],
   [CallerRole.READER]: ["read"],
-  [CallerRole.SIGNER]: ["sign"],
+  [CallerRole.SIGNER]: ["sign", "forward"],
 };
+
+/** What sharing lends: use, never reading or changing. */
+const USES: ReadonlySet<Action> = new Set(["sign", "forward"]);
 
 export function isAdmin(caller: Caller): boolean {
   return caller.role === CallerRole.ADMIN;
@@ -50,11 +54,11 @@ export function authorizeCredential(caller: Caller, action: Action, c: Credentia
       "namespace_not_allowed",
     );
   }
-  const granted = GRANTS[caller.role].includes(action) && (own || action === "sign");
+  const granted = GRANTS[caller.role].includes(action) && (own || USES.has(action));
   if (!granted) {
     throw new DomainError(
       "permission_denied",
-      `caller ${caller.name} (${roleName(caller.role)}) may not ${action} ${displayName(c.namespace, c.name)}${shared ? " (shared credentials lend signing only)" : ""}`,
+      `caller ${caller.name} (${roleName(caller.role)}) may not ${action} ${displayName(c.namespace, c.name)}${shared ? " (shared credentials lend use only: sign, forward)" : ""}`,
     );
   }
 }

@@ -5,12 +5,15 @@ import {
   Provider,
   ReadAccess,
   RoleSource,
+  type Token,
+  TokenPlacement,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import {
   type Check,
   CheckSchema,
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
+import { HTTP_PREFIX } from "./allowed-hosts.js";
 import { isNonAwsWildcard } from "./host-wildcards.js";
 import { isValidName, isValidNamespace } from "./names.js";
 import { isS3Action, S3_ACTIONS } from "./s3-actions.js";
@@ -199,10 +202,77 @@ function kindRules(c: Credential): Rule[] {
           c.kind.value.token.length <= LIMITS.token && PRINTABLE.test(c.kind.value.token),
           `token.token: required, 1-${LIMITS.token} printable ASCII characters without spaces`,
         ],
+        ...placementRules(c.kind.value),
       ];
     default:
       return [];
   }
+}
+
+/** Header names a token may not take: the broker sets them, or they are hop-by-hop. */
+export const RESERVED_TOKEN_HEADERS = new Set([
+  "host",
+  "content-length",
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+const QUERY_NAME = /^[A-Za-z0-9._~-]{1,128}$/;
+/** Printable ASCII, spaces allowed: written before the token in a header. */
+const PREFIX = /^[\x20-\x7e]{0,64}$/;
+/** A Basic user name: printable, no ':' (it ends the user name). */
+const USERNAME = /^[\x20-\x39\x3b-\x7e]{0,256}$/;
+
+function placementRules(t: Token): Rule[] {
+  const p = t.placement;
+  const only = (field: keyof Token, used: boolean, placement: string): Rule => [
+    `token.${snake(field)}.placement`,
+    used || t[field] === "",
+    `token.${snake(field)}: only with TOKEN_PLACEMENT_${placement}`,
+  ];
+  return [
+    [
+      "token.placement.known",
+      TokenPlacement[p] !== undefined,
+      "token.placement: one of TOKEN_PLACEMENT_BEARER, _HEADER, _QUERY, _BASIC (unset means BEARER)",
+    ],
+    only("headerName", p === TokenPlacement.HEADER, "HEADER"),
+    only("prefix", p === TokenPlacement.HEADER, "HEADER"),
+    only("queryName", p === TokenPlacement.QUERY, "QUERY"),
+    only("username", p === TokenPlacement.BASIC, "BASIC"),
+    [
+      "token.header_name.format",
+      p !== TokenPlacement.HEADER ||
+        (HEADER_NAME.test(t.headerName) && !RESERVED_TOKEN_HEADERS.has(t.headerName.toLowerCase())),
+      "token.header_name: required with TOKEN_PLACEMENT_HEADER, an HTTP header name (1-64 characters) other than Host, Content-Length and hop-by-hop headers",
+    ],
+    [
+      "token.prefix.format",
+      PREFIX.test(t.prefix),
+      "token.prefix: at most 64 printable ASCII characters",
+    ],
+    [
+      "token.query_name.format",
+      p !== TokenPlacement.QUERY || QUERY_NAME.test(t.queryName),
+      "token.query_name: required with TOKEN_PLACEMENT_QUERY, 1-128 of letters, digits, '.', '_', '~', '-'",
+    ],
+    [
+      "token.username.format",
+      USERNAME.test(t.username),
+      "token.username: at most 256 printable ASCII characters, no ':'",
+    ],
+  ];
+}
+
+function snake(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 function metadataRules(metadata: Record<string, string>): Rule[] {
@@ -225,14 +295,17 @@ function metadataRules(metadata: Record<string, string>): Rule[] {
 }
 
 function hostRules(hosts: string[], scoped: boolean): Rule[] {
-  const bad = indexesWhere(hosts, (h) => !(HOST.test(h) || BRACKETED_IPV6.test(h)));
+  const bad = indexesWhere(hosts, (entry) => {
+    const h = entry.toLowerCase().startsWith(HTTP_PREFIX) ? entry.slice(HTTP_PREFIX.length) : entry;
+    return !(HOST.test(h) || BRACKETED_IPV6.test(h));
+  });
   const wildcards = scoped ? indexesWhere(hosts, isNonAwsWildcard) : [];
   return [
     ["allowed_hosts.size", hosts.length <= LIMITS.hosts, `allowed_hosts: at most ${LIMITS.hosts}`],
     [
       "allowed_hosts.format",
       bad.length === 0,
-      `allowed_hosts: each an exact host or *.suffix, without scheme or port${shown("allowed_hosts", bad)}`,
+      `allowed_hosts: each an exact host, IP literal or *.suffix, optionally after http://, without port or path${shown("allowed_hosts", bad)}`,
     ],
     [
       "allowed_hosts.wildcard_with_scopes",

@@ -1,3 +1,5 @@
+import { readHostPattern } from "./allowed-hosts.js";
+
 /**
  * Domains whose virtual-hosted bucket names policy reads from the host
  * itself (providers/aws/endpoint.ts for AWS's). A new cloud with virtual
@@ -12,7 +14,8 @@ const VIRTUAL_HOST_DOMAINS = [".amazonaws.com", ".amazonaws.com.cn"];
  * bucket policy sees is not the one the server acts on, so scopes cannot be
  * enforced under such a wildcard.
  */
-export function isNonAwsWildcard(pattern: string): boolean {
-  const suffix = pattern.slice(1).toLowerCase();
-  return pattern.startsWith("*.") && !VIRTUAL_HOST_DOMAINS.some((d) => suffix.endsWith(d));
+export function isNonAwsWildcard(entry: string): boolean {
+  const { pattern, wildcard } = readHostPattern(entry);
+  const suffix = pattern.slice(1);
+  return wildcard && !VIRTUAL_HOST_DOMAINS.some((d) => suffix.endsWith(d));
 }

@@ -118,7 +118,17 @@ const KIND_FIELDS = {
       source: "source",
     },
   },
-  token: { case: "token", fields: { token: "token" } },
+  token: {
+    case: "token",
+    fields: {
+      token: "token",
+      placement: "placement",
+      header_name: "headerName",
+      prefix: "prefix",
+      query_name: "queryName",
+      username: "username",
+    },
+  },
 } as const satisfies Record<string, { case: KindCase; fields: Record<string, string> }>;
 
 const IMMUTABLE = new Set(["id", "namespace", "created_at", "updated_at", "etag", "managed_by"]);

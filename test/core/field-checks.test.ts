@@ -7,6 +7,8 @@ import {
   AccessScopeSchema,
   type Credential,
   type Role,
+  type Token,
+  TokenPlacement,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { type Check, Severity } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { fieldChecks } from "../../src/core/field-checks.js";
@@ -37,6 +39,15 @@ function setToken(c: Credential, token: string): void {
   c.kind.value.token = token;
 }
 
+function placed(
+  fields: Partial<Pick<Token, "placement" | "headerName" | "prefix" | "queryName" | "username">>,
+): Credential {
+  return edited(tokenInput(), (c) => {
+    if (c.kind.case !== "token") throw new Error("fixture is not a token");
+    Object.assign(c.kind.value, fields);
+  });
+}
+
 const x = (n: number): string => "x".repeat(n);
 const scope = (bucket: string, actions: string[]) =>
   create(AccessScopeSchema, { bucket, prefixes: [], actions });
@@ -49,6 +60,24 @@ const accepted: Row[] = [
   ["a good access_key", accessKeyInput()],
   ["a good role", roleInput()],
   ["a good token", tokenInput()],
+  ["a bearer token", placed({ placement: TokenPlacement.BEARER })],
+  [
+    "a token in a header, with a prefix",
+    placed({ placement: TokenPlacement.HEADER, headerName: "X-Api-Key", prefix: "Token " }),
+  ],
+  [
+    "a token in Authorization with its own scheme",
+    placed({ placement: TokenPlacement.HEADER, headerName: "Authorization", prefix: "token " }),
+  ],
+  ["a token in the query", placed({ placement: TokenPlacement.QUERY, queryName: "api_key" })],
+  ["a Basic token", placed({ placement: TokenPlacement.BASIC, username: "ci-bot" })],
+  ["a Basic token with no user name", placed({ placement: TokenPlacement.BASIC })],
+  [
+    "http:// and IP-literal hosts",
+    edited(tokenInput(), (c) => {
+      c.allowedHosts = ["http://api.internal", "10.0.0.5", "[fd00::1]", "HTTP://*.example.com"];
+    }),
+  ],
   [
     "an access_key with a session token",
     edited(accessKeyInput(), (c) => {
@@ -347,6 +376,57 @@ const rejected: [label: string, credential: Credential, field: string][] = [
     }),
     "token.token",
   ],
+  ["an unknown placement", placed({ placement: 9 as TokenPlacement }), "token.placement"],
+  [
+    "a header placement without header_name",
+    placed({ placement: TokenPlacement.HEADER }),
+    "token.header_name",
+  ],
+  [
+    "a header placement on Host",
+    placed({ placement: TokenPlacement.HEADER, headerName: "host" }),
+    "token.header_name",
+  ],
+  [
+    "a header placement on a hop-by-hop header",
+    placed({ placement: TokenPlacement.HEADER, headerName: "Transfer-Encoding" }),
+    "token.header_name",
+  ],
+  [
+    "a header name with a space",
+    placed({ placement: TokenPlacement.HEADER, headerName: "X Key" }),
+    "token.header_name",
+  ],
+  [
+    "a prefix with a line break",
+    placed({ placement: TokenPlacement.HEADER, headerName: "X-Key", prefix: "a\r\nX-Evil: 1" }),
+    "token.prefix",
+  ],
+  [
+    "a query placement without query_name",
+    placed({ placement: TokenPlacement.QUERY }),
+    "token.query_name",
+  ],
+  [
+    "a query name with '&'",
+    placed({ placement: TokenPlacement.QUERY, queryName: "a&b" }),
+    "token.query_name",
+  ],
+  [
+    "a Basic user name with ':'",
+    placed({ placement: TokenPlacement.BASIC, username: "a:b" }),
+    "token.username",
+  ],
+  [
+    "header_name on a bearer token",
+    placed({ placement: TokenPlacement.BEARER, headerName: "X-Key" }),
+    "token.header_name",
+  ],
+  [
+    "query_name on a header token",
+    placed({ placement: TokenPlacement.HEADER, headerName: "X-Key", queryName: "k" }),
+    "token.query_name",
+  ],
   [
     "8193-char token",
     edited(tokenInput(), (c) => {
@@ -474,9 +554,9 @@ const rejected: [label: string, credential: Credential, field: string][] = [
     "principal_name",
   ],
   [
-    "host with a scheme",
+    "host with an https:// scheme (only http:// is a prefix allowed_hosts reads)",
     edited(accessKeyInput(), (c) => {
-      c.allowedHosts = ["http://x"];
+      c.allowedHosts = ["https://x"];
     }),
     "allowed_hosts",
   ],

@@ -253,7 +253,8 @@ describe("the host a URL names", () => {
         }
         let hostname: string;
         try {
-          hostname = new URL(url).hostname;
+          // One trailing dot names the same DNS host (the matcher drops it too).
+          hostname = new URL(url).hostname.replace(/\.$/, "");
         } catch {
           return; // no client could send it
         }

@@ -123,7 +123,7 @@ export enum CallerRole {
   READER = 3,
 
   /**
-   * SignRequest and container bindings.
+   * SignRequest, ForwardRequest and container bindings.
    *
    * @generated from enum value: CALLER_ROLE_SIGNER = 4;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/credential.proto.
  */
 export const file_credbroker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEirwYKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkSLgoLcmVhZF9hY2Nlc3MYFSABKA4yGS5jcmVkYnJva2VyLnYxLlJlYWRBY2Nlc3MSGQoRc2hhcmVkX25hbWVzcGFjZXMYFiADKAkSEgoKbWFuYWdlZF9ieRgXIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZEIKCghfZW5hYmxlZCJrCglBY2Nlc3NLZXkSFQoNYWNjZXNzX2tleV9pZBgBIAEoCRIZChFzZWNyZXRfYWNjZXNzX2tleRgCIAEoCRIaCg1zZXNzaW9uX3Rva2VuGAMgASgJSACIAQFCEAoOX3Nlc3Npb25fdG9rZW4iuQEKBFJvbGUSEAoIcm9sZV9hcm4YASABKAkSEwoLZXh0ZXJuYWxfaWQYAiABKAkSGQoMc2Vzc2lvbl9uYW1lGAMgASgJSACIAQESGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoBRIZChFzb3VyY2VfY3JlZGVudGlhbBgFIAEoCRIpCgZzb3VyY2UYBiABKA4yGS5jcmVkYnJva2VyLnYxLlJvbGVTb3VyY2VCDwoNX3Nlc3Npb25fbmFtZSIWCgVUb2tlbhINCgV0b2tlbhgBIAEoCSJACgtBY2Nlc3NTY29wZRIOCgZidWNrZXQYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSDwoHYWN0aW9ucxgDIAMoCSpMCghQcm92aWRlchIYChRQUk9WSURFUl9VTlNQRUNJRklFRBAAEhAKDFBST1ZJREVSX0FXUxABEhQKEFBST1ZJREVSX0dFTkVSSUMQAiqBAQoKUmVhZEFjY2VzcxIbChdSRUFEX0FDQ0VTU19VTlNQRUNJRklFRBAAEhkKFVJFQURfQUNDRVNTX05BTUVTUEFDRRABEhYKElJFQURfQUNDRVNTX0dMT0JBTBACEiMKH1JFQURfQUNDRVNTX1NQRUNJRklDX05BTUVTUEFDRVMQAypeCgpSb2xlU291cmNlEhsKF1JPTEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGgoWUk9MRV9TT1VSQ0VfQ1JFREVOVElBTBABEhcKE1JPTEVfU09VUkNFX0FNQklFTlQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEirwYKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkSLgoLcmVhZF9hY2Nlc3MYFSABKA4yGS5jcmVkYnJva2VyLnYxLlJlYWRBY2Nlc3MSGQoRc2hhcmVkX25hbWVzcGFjZXMYFiADKAkSEgoKbWFuYWdlZF9ieRgXIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZEIKCghfZW5hYmxlZCJrCglBY2Nlc3NLZXkSFQoNYWNjZXNzX2tleV9pZBgBIAEoCRIZChFzZWNyZXRfYWNjZXNzX2tleRgCIAEoCRIaCg1zZXNzaW9uX3Rva2VuGAMgASgJSACIAQFCEAoOX3Nlc3Npb25fdG9rZW4iuQEKBFJvbGUSEAoIcm9sZV9hcm4YASABKAkSEwoLZXh0ZXJuYWxfaWQYAiABKAkSGQoMc2Vzc2lvbl9uYW1lGAMgASgJSACIAQESGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoBRIZChFzb3VyY2VfY3JlZGVudGlhbBgFIAEoCRIpCgZzb3VyY2UYBiABKA4yGS5jcmVkYnJva2VyLnYxLlJvbGVTb3VyY2VCDwoNX3Nlc3Npb25fbmFtZSKTAQoFVG9rZW4SDQoFdG9rZW4YASABKAkSMAoJcGxhY2VtZW50GAIgASgOMh0uY3JlZGJyb2tlci52MS5Ub2tlblBsYWNlbWVudBITCgtoZWFkZXJfbmFtZRgDIAEoCRIOCgZwcmVmaXgYBCABKAkSEgoKcXVlcnlfbmFtZRgFIAEoCRIQCgh1c2VybmFtZRgGIAEoCSJACgtBY2Nlc3NTY29wZRIOCgZidWNrZXQYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSDwoHYWN0aW9ucxgDIAMoCSpMCghQcm92aWRlchIYChRQUk9WSURFUl9VTlNQRUNJRklFRBAAEhAKDFBST1ZJREVSX0FXUxABEhQKEFBST1ZJREVSX0dFTkVSSUMQAiqBAQoKUmVhZEFjY2VzcxIbChdSRUFEX0FDQ0VTU19VTlNQRUNJRklFRBAAEhkKFVJFQURfQUNDRVNTX05BTUVTUEFDRRABEhYKElJFQURfQUNDRVNTX0dMT0JBTBACEiMKH1JFQURfQUNDRVNTX1NQRUNJRklDX05BTUVTUEFDRVMQAypeCgpSb2xlU291cmNlEhsKF1JPTEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGgoWUk9MRV9TT1VSQ0VfQ1JFREVOVElBTBABEhcKE1JPTEVfU09VUkNFX0FNQklFTlQQAiqfAQoOVG9rZW5QbGFjZW1lbnQSHwobVE9LRU5fUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASGgoWVE9LRU5fUExBQ0VNRU5UX0JFQVJFUhABEhoKFlRPS0VOX1BMQUNFTUVOVF9IRUFERVIQAhIZChVUT0tFTl9QTEFDRU1FTlRfUVVFUlkQAxIZChVUT0tFTl9QTEFDRU1FTlRfQkFTSUMQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A credential held by credbroker. Reads return every field except the
@@ -142,7 +142,10 @@ export type Credential = Message<"credbroker.v1.Credential"> & {
   expiresAt?: Timestamp | undefined;
 
   /**
-   * Hosts the credential may sign for: an exact host or "*.suffix".
+   * Hosts the credential may sign for and forward to: an exact host, an IP
+   * literal or "*.suffix"; "http://host" also lets ForwardRequest use plain
+   * http there (an IP literal allows http by itself). ForwardRequest needs at
+   * least one.
    *
    * @generated from field: repeated string allowed_hosts = 18;
    */
@@ -282,7 +285,7 @@ export const RoleSchema: GenMessage<Role> = /*@__PURE__*/
   messageDesc(file_credbroker_v1_credential, 2);
 
 /**
- * An opaque bearer token.
+ * An opaque token, applied to forwarded requests as `placement` says.
  *
  * @generated from message credbroker.v1.Token
  */
@@ -293,6 +296,42 @@ export type Token = Message<"credbroker.v1.Token"> & {
    * @generated from field: string token = 1;
    */
   token: string;
+
+  /**
+   * How ForwardRequest puts the token on a request. Unset means BEARER.
+   *
+   * @generated from field: credbroker.v1.TokenPlacement placement = 2;
+   */
+  placement: TokenPlacement;
+
+  /**
+   * With TOKEN_PLACEMENT_HEADER: the header, e.g. "X-Api-Key" (not a
+   * header the broker sets itself: Host, Content-Length, hop-by-hop).
+   *
+   * @generated from field: string header_name = 3;
+   */
+  headerName: string;
+
+  /**
+   * With TOKEN_PLACEMENT_HEADER: written before the token, e.g. "Token ".
+   *
+   * @generated from field: string prefix = 4;
+   */
+  prefix: string;
+
+  /**
+   * With TOKEN_PLACEMENT_QUERY: the query parameter, e.g. "api_key".
+   *
+   * @generated from field: string query_name = 5;
+   */
+  queryName: string;
+
+  /**
+   * With TOKEN_PLACEMENT_BASIC: the user name (no ':').
+   *
+   * @generated from field: string username = 6;
+   */
+  username: string;
 };
 
 /**
@@ -356,8 +395,8 @@ export enum Provider {
   AWS = 1,
 
   /**
-   * Any other HTTP API (typically a `token` credential). Stored and verified;
-   * never signed with SigV4.
+   * Any other HTTP API (typically a `token` credential). Stored, verified and
+   * used through ForwardRequest; never signed with SigV4.
    *
    * @generated from enum value: PROVIDER_GENERIC = 2;
    */
@@ -447,4 +486,52 @@ export enum RoleSource {
  */
 export const RoleSourceSchema: GenEnum<RoleSource> = /*@__PURE__*/
   enumDesc(file_credbroker_v1_credential, 2);
+
+/**
+ * Where a token goes on a forwarded request.
+ *
+ * @generated from enum credbroker.v1.TokenPlacement
+ */
+export enum TokenPlacement {
+  /**
+   * Stored as given; applied as BEARER.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * `Authorization: Bearer T`.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_BEARER = 1;
+   */
+  BEARER = 1,
+
+  /**
+   * `header_name: prefix T`.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_HEADER = 2;
+   */
+  HEADER = 2,
+
+  /**
+   * `?query_name=T` (URL-encoded), added to the URL's query.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_QUERY = 3;
+   */
+  QUERY = 3,
+
+  /**
+   * `Authorization: Basic base64(username:T)`.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_BASIC = 4;
+   */
+  BASIC = 4,
+}
+
+/**
+ * Describes the enum credbroker.v1.TokenPlacement.
+ */
+export const TokenPlacementSchema: GenEnum<TokenPlacement> = /*@__PURE__*/
+  enumDesc(file_credbroker_v1_credential, 3);
 

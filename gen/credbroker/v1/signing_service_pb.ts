@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/signing_service.proto.
  */
 export const file_credbroker_v1_signing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSJFChxMaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImsKHUxpc3RDb250YWluZXJCaW5kaW5nc1Jlc3BvbnNlEjEKCGJpbmRpbmdzGAEgAygLMh8uY3JlZGJyb2tlci52MS5Db250YWluZXJCaW5kaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoQQ29udGFpbmVyQmluZGluZxISCgpiaW5kaW5nX2lkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJEhUKDWNyZWRlbnRpYWxfaWQYBCABKAkSDwoHY3JlYXRvchgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghmdWxsX3VyaRgIIAEoCSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLIAwoOU2lnbmluZ1NlcnZpY2USVAoLU2lnblJlcXVlc3QSIS5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVxdWVzdBoiLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXNwb25zZRJ1ChZDcmVhdGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnUKFkRlbGV0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2UScgoVTGlzdENvbnRhaW5lckJpbmRpbmdzEisuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0GiwuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSJFChxMaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImsKHUxpc3RDb250YWluZXJCaW5kaW5nc1Jlc3BvbnNlEjEKCGJpbmRpbmdzGAEgAygLMh8uY3JlZGJyb2tlci52MS5Db250YWluZXJCaW5kaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoQQ29udGFpbmVyQmluZGluZxISCgpiaW5kaW5nX2lkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJEhUKDWNyZWRlbnRpYWxfaWQYBCABKAkSDwoHY3JlYXRvchgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghmdWxsX3VyaRgIIAEoCSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkixwIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQFCCQoHcGF5bG9hZEIRCg9fbm9ybWFsaXplX3BhdGgilQEKE1NpZ25SZXF1ZXN0UmVzcG9uc2USCwoDdXJsGAEgASgJEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISFQoNYWNjZXNzX2tleV9pZBgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLKAQoVRm9yd2FyZFJlcXVlc3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRISCgpjcmVkZW50aWFsGAIgASgJEg4KBm1ldGhvZBgDIAEoCRILCgN1cmwYBCABKAkSKgoHaGVhZGVycxgFIAMoCzIZLmNyZWRicm9rZXIudjEuSHR0cEhlYWRlchIMCgRib2R5GAYgASgMEg4KBnJlZ2lvbhgHIAEoCRIPCgdzZXJ2aWNlGAggASgJEhIKCnRpbWVvdXRfbXMYCSABKA0idAoWRm9yd2FyZFJlcXVlc3RSZXNwb25zZRIOCgZzdGF0dXMYASABKA0SKgoHaGVhZGVycxgCIAMoCzIZLmNyZWRicm9rZXIudjEuSHR0cEhlYWRlchIMCgRib2R5GAMgASgMEhAKCHJlZGFjdGVkGAQgASgIMqcECg5TaWduaW5nU2VydmljZRJUCgtTaWduUmVxdWVzdBIhLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXF1ZXN0GiIuY3JlZGJyb2tlci52MS5TaWduUmVxdWVzdFJlc3BvbnNlEl0KDkZvcndhcmRSZXF1ZXN0EiQuY3JlZGJyb2tlci52MS5Gb3J3YXJkUmVxdWVzdFJlcXVlc3QaJS5jcmVkYnJva2VyLnYxLkZvcndhcmRSZXF1ZXN0UmVzcG9uc2USdQoWQ3JlYXRlQ29udGFpbmVyQmluZGluZxIsLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1JlcXVlc3QaLS5jcmVkYnJva2VyLnYxLkNyZWF0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZRJ1ChZEZWxldGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuRGVsZXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnIKFUxpc3RDb250YWluZXJCaW5kaW5ncxIrLmNyZWRicm9rZXIudjEuTGlzdENvbnRhaW5lckJpbmRpbmdzUmVxdWVzdBosLmNyZWRicm9rZXIudjEuTGlzdENvbnRhaW5lckJpbmRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message credbroker.v1.CreateContainerBindingRequest
@@ -396,6 +396,120 @@ export const SignRequestResponseSchema: GenMessage<SignRequestResponse> = /*@__P
   messageDesc(file_credbroker_v1_signing_service, 9);
 
 /**
+ * @generated from message credbroker.v1.ForwardRequestRequest
+ */
+export type ForwardRequestRequest = Message<"credbroker.v1.ForwardRequestRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The credential's name (required).
+   *
+   * @generated from field: string credential = 2;
+   */
+  credential: string;
+
+  /**
+   * The HTTP method; "" means GET.
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+
+  /**
+   * https://host[:port]/path[?query] (http:// where allowed_hosts allows it).
+   *
+   * @generated from field: string url = 4;
+   */
+  url: string;
+
+  /**
+   * Sent as given, except hop-by-hop headers (dropped). Authorization,
+   * Host, the token's header and x-amz-* signing headers are the broker's:
+   * a caller's is INVALID_ARGUMENT.
+   *
+   * @generated from field: repeated credbroker.v1.HttpHeader headers = 5;
+   */
+  headers: HttpHeader[];
+
+  /**
+   * @generated from field: bytes body = 6;
+   */
+  body: Uint8Array;
+
+  /**
+   * As in SignRequest, for access keys and roles.
+   *
+   * @generated from field: string region = 7;
+   */
+  region: string;
+
+  /**
+   * @generated from field: string service = 8;
+   */
+  service: string;
+
+  /**
+   * The whole exchange, connect to last byte: 1-120000; 0 means 30000.
+   * Past it, DEADLINE_EXCEEDED.
+   *
+   * @generated from field: uint32 timeout_ms = 9;
+   */
+  timeoutMs: number;
+};
+
+/**
+ * Describes the message credbroker.v1.ForwardRequestRequest.
+ * Use `create(ForwardRequestRequestSchema)` to create a new message.
+ */
+export const ForwardRequestRequestSchema: GenMessage<ForwardRequestRequest> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 10);
+
+/**
+ * @generated from message credbroker.v1.ForwardRequestResponse
+ */
+export type ForwardRequestResponse = Message<"credbroker.v1.ForwardRequestResponse"> & {
+  /**
+   * The upstream's status, 3xx included (redirects are not followed).
+   *
+   * @generated from field: uint32 status = 1;
+   */
+  status: number;
+
+  /**
+   * The upstream's headers, without hop-by-hop ones.
+   *
+   * @generated from field: repeated credbroker.v1.HttpHeader headers = 2;
+   */
+  headers: HttpHeader[];
+
+  /**
+   * The body (decoded when the upstream compressed it), at most the
+   * daemon's --forward-max-response bytes (RESOURCE_EXHAUSTED past it).
+   *
+   * @generated from field: bytes body = 3;
+   */
+  body: Uint8Array;
+
+  /**
+   * Some occurrence of the secret, or of a form of it that was sent, was
+   * replaced by "[redacted]" in headers or body.
+   *
+   * @generated from field: bool redacted = 4;
+   */
+  redacted: boolean;
+};
+
+/**
+ * Describes the message credbroker.v1.ForwardRequestResponse.
+ * Use `create(ForwardRequestResponseSchema)` to create a new message.
+ */
+export const ForwardRequestResponseSchema: GenMessage<ForwardRequestResponse> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_signing_service, 11);
+
+/**
  * SigningService signs a caller's HTTP request with a stored credential,
  * under that credential's policy, without the secret leaving the daemon.
  *
@@ -412,6 +526,22 @@ export const SigningService: GenService<{
     methodKind: "unary";
     input: typeof SignRequestRequestSchema;
     output: typeof SignRequestResponseSchema;
+  },
+  /**
+   * Makes the HTTP request itself with the credential applied (a token as
+   * its placement says, a key or role signed with SigV4 under the same
+   * policy as SignRequest) and returns the upstream's answer, with every
+   * occurrence of the secret redacted. Only to the credential's
+   * allowed_hosts, over https (http only where allowed_hosts says so), never
+   * to private, loopback or link-local addresses unless allowed; redirects
+   * are returned, not followed. Needs the `forward` permission (admin, signer).
+   *
+   * @generated from rpc credbroker.v1.SigningService.ForwardRequest
+   */
+  forwardRequest: {
+    methodKind: "unary";
+    input: typeof ForwardRequestRequestSchema;
+    output: typeof ForwardRequestResponseSchema;
   },
   /**
    * Mints a container-credentials binding: a URL on the daemon's container

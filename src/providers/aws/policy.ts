@@ -1,5 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
 import { isNonAwsWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
@@ -106,16 +107,12 @@ function deny(rule: string, detail: string): never {
 
 /**
  * `*.example.com` matches deeper subdomains only (not example.com itself);
- * matching is case-insensitive and the port is not part of the host. With no
- * allowed_hosts, only AWS endpoints.
+ * matching is case-insensitive and the port is not part of the host
+ * (core/allowed-hosts.ts). With no allowed_hosts, only AWS endpoints.
  */
 export function hostAllowed(allowed: readonly string[], host: string): boolean {
-  const h = host.toLowerCase();
-  if (allowed.length === 0) return isAwsHost(h);
-  return allowed.some((pattern) => {
-    const p = pattern.toLowerCase();
-    return p.startsWith("*.") ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
-  });
+  if (allowed.length === 0) return isAwsHost(host.toLowerCase());
+  return matchHost(allowed, host) !== undefined;
 }
 
 /**
