@@ -11,6 +11,7 @@ const CODES: Record<ErrorCode, Code> = {
   aborted: Code.Aborted,
   unauthenticated: Code.Unauthenticated,
   resource_exhausted: Code.ResourceExhausted,
+  deadline_exceeded: Code.DeadlineExceeded,
   unimplemented: Code.Unimplemented,
   unavailable: Code.Unavailable,
   data_loss: Code.DataLoss,

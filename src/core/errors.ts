@@ -12,6 +12,7 @@ export type ErrorCode =
   | "aborted"
   | "unauthenticated"
   | "resource_exhausted"
+  | "deadline_exceeded"
   | "unimplemented"
   | "unavailable"
   | "data_loss"
