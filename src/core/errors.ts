@@ -10,6 +10,7 @@ export type ErrorCode =
   | "permission_denied"
   | "failed_precondition"
   | "aborted"
+  | "deadline_exceeded"
   | "unauthenticated"
   | "resource_exhausted"
   | "deadline_exceeded"
