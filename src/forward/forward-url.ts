@@ -45,9 +45,7 @@ export function readForwardTarget(
   }
   const port = raw.port ?? DEFAULT_PORT[raw.scheme];
   const authority = port === DEFAULT_PORT[raw.scheme] ? host : `${host}:${port}`;
-  const listedAddresses = new Set(
-    allowedHosts.flatMap((entry) => readHostPattern(entry).ip ?? []),
-  );
+  const listedAddresses = new Set(allowedHosts.flatMap((entry) => readHostPattern(entry).ip ?? []));
   return {
     scheme: raw.scheme,
     host,
