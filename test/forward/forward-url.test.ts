@@ -79,3 +79,12 @@ describe("readForwardTarget", () => {
     }
   });
 });
+
+describe("readForwardTarget: what goes on the wire", () => {
+  test("spaces and non-ASCII in path and query are percent-encoded as fetch would; escapes stay", () => {
+    const t = read("https://a.example.com/data/hello world/ü%2F?q=a b&x=%41", ["a.example.com"]);
+    assert.equal(t.path, "/data/hello%20world/%C3%BC%2F");
+    assert.equal(t.query, "q=a%20b&x=%41");
+    assert.equal(t.url, "https://a.example.com/data/hello%20world/%C3%BC%2F?q=a%20b&x=%41");
+  });
+});
