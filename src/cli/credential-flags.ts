@@ -182,7 +182,7 @@ export function credentialFromFlags(
  */
 export function updateFromFlags(
   flags: ParsedFlags,
-  currentKind: KindCase | undefined,
+  currentKind: Credential["kind"]["case"],
   secrets: Secrets,
 ): { patch: Credential; paths: string[] } {
   const patch = create(CredentialSchema);
@@ -205,7 +205,7 @@ export function updateFromFlags(
     paths.push(path);
   }
 
-  const kind = kindFromFlags(flags) ?? currentKind;
+  const kind = kindFromFlags(flags) ?? cliKind(currentKind);
   const kindPaths: string[] = [];
   for (const [flag, f] of Object.entries(KIND_FIELD_FLAGS)) {
     if (flags.given(flag)) kindPaths.push(f.path);
@@ -224,6 +224,11 @@ export function updateFromFlags(
     }
   }
   return { patch, paths };
+}
+
+/** The kinds these flags can write; others are left to the API. */
+function cliKind(kind: Credential["kind"]["case"]): KindCase | undefined {
+  return kind === "accessKey" || kind === "role" || kind === "token" ? kind : undefined;
 }
 
 function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Credential["kind"] {

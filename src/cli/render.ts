@@ -22,7 +22,13 @@ export function table(rows: readonly (readonly string[])[]): string {
     .join("");
 }
 
-const KIND_NAMES = { accessKey: "access-key", role: "role", token: "token" } as const;
+const KIND_NAMES = {
+  accessKey: "access-key",
+  role: "role",
+  token: "token",
+  servicePrincipal: "service-principal",
+  serviceAccount: "service-account",
+} as const;
 
 export function kindName(c: Credential): string {
   return c.kind.case === undefined ? "-" : KIND_NAMES[c.kind.case];

@@ -129,6 +129,12 @@ const KIND_FIELDS = {
       username: "username",
     },
   },
+  service_principal: {
+    case: "servicePrincipal",
+    fields: { tenant_id: "tenantId", client_id: "clientId", client_secret: "clientSecret" },
+  },
+  // client_email, private_key_id, project_id are read from the key, never written.
+  service_account: { case: "serviceAccount", fields: { key_json: "keyJson" } },
 } as const satisfies Record<string, { case: KindCase; fields: Record<string, string> }>;
 
 const IMMUTABLE = new Set(["id", "namespace", "created_at", "updated_at", "etag", "managed_by"]);
