@@ -1,8 +1,8 @@
 /**
  * The import rules of src/ (docs/ARCHITECTURE.md, "Map"). Layers, lowest first:
  *
- *   gen ← core ← providers ← store, bindings, http, audit ← auth, config, metadata
- *       ← api ← daemon ← cli;   client ← gen only (it ships to applications)
+ *   gen ← core ← providers ← store, bindings, http, audit, forward ← auth, config,
+ *       metadata ← api ← daemon ← cli;   client ← gen only (it ships to applications)
  *
  * A folder may import its own files, `gen/`, and the folders listed for it
  * below, nothing else. One cloud never imports another. Checked by
@@ -18,10 +18,11 @@ const MAY_IMPORT = {
   bindings: ["core", "providers"],
   http: ["core"],
   audit: ["core"],
+  forward: ["core"],
   auth: ["core", "store"],
   config: ["core", "store", "http"],
   metadata: ["core", "providers", "bindings", "http", "audit"],
-  api: ["core", "providers", "store", "bindings", "http", "audit", "auth"],
+  api: ["core", "providers", "store", "bindings", "http", "audit", "auth", "forward"],
   daemon: [
     "core",
     "providers",
@@ -33,6 +34,7 @@ const MAY_IMPORT = {
     "config",
     "metadata",
     "api",
+    "forward",
   ],
   cli: ["core", "store", "config", "client", "daemon"],
   // ships to applications: gen/ and packages only, never the daemon's modules

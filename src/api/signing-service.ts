@@ -24,6 +24,7 @@ import type { PreparedSign, SignedRequest } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { CredentialReads } from "../store/read-cache.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
+import { type ForwardDeps, forwardRequestHandler } from "./forward-request.js";
 import { callerOf } from "./caller-context.js";
 
 const DEFAULT_BINDING_PAGE = 100;
@@ -44,6 +45,8 @@ export interface SigningServiceDeps {
   providers: ProviderRegistry;
   /** Provider defaults, read uncached (a created default demotes another without a `changed`). */
   store: CredentialStore;
+  /** ForwardRequest's pool and rules; without them, ForwardRequest is unimplemented. */
+  forwarding?: Pick<ForwardDeps, "pool" | "options" | "now"> | undefined;
 }
 
 /** SigningService: the request's names, the caller and credential, then the provider's form check, policy and signature. */
@@ -52,6 +55,7 @@ export function signingService({
   providers,
   containers,
   reads,
+  forwarding,
 }: SigningServiceDeps): ServiceImpl<typeof SigningService> {
   /**
    * The caller's authorization, then the provider's policy and signature.
@@ -63,13 +67,24 @@ export function signingService({
     caller: Caller,
     c: Credential,
     withSecrets: boolean,
+    action: "sign" | "forward" = "sign",
   ): Promise<SignedRequest> {
-    authorizeCredential(caller, "sign", c);
+    authorizeCredential(caller, action, c);
     return prepared.sign(c, {
       withSecrets: async () => (withSecrets ? c : reads.getWithSecrets(c.namespace, c.name)),
-      again: (full) => signWith(prepared, caller, full, true),
+      again: (full) => signWith(prepared, caller, full, true, action),
     });
   }
+
+  const forwardRequest =
+    forwarding === undefined
+      ? undefined
+      : forwardRequestHandler({
+          ...forwarding,
+          reads,
+          providers,
+          signWith: (prepared, caller, c, action) => signWith(prepared, caller, c, false, action),
+        });
 
   return {
     async signRequest(req, ctx) {
@@ -98,8 +113,11 @@ export function signingService({
       return response(await signWith(prepared, caller, credential, req.credential === ""));
     },
 
-    async forwardRequest() {
-      throw new DomainError("unimplemented", "ForwardRequest is not built yet");
+    async forwardRequest(req, ctx) {
+      if (forwardRequest === undefined) {
+        throw new DomainError("unimplemented", "this daemon does not forward requests");
+      }
+      return forwardRequest(req, ctx);
     },
 
     async createContainerBinding(req, ctx) {

@@ -99,6 +99,9 @@ function settingValues(c: ServeConfig): Record<string, string | number | boolean
     "rate-limit": c.rateLimit.perSecond,
     "rate-burst": c.rateLimit.burst,
     "auth-failure-delay": c.authFailureDelayMs,
+    "forward-allow-private": c.forward.allowPrivate,
+    "forward-max-response": c.forward.maxResponseBytes,
+    "forward-max-in-flight": c.forward.maxInFlightPerCaller,
     "disable-fast-unary": !c.fastUnary,
   };
 }

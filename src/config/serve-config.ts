@@ -46,6 +46,12 @@ export interface ServeConfig {
   fastUnary: boolean;
   /** The API port's deadlines and caps (--transport-limits). */
   transportLimits: TransportLimits;
+  /** ForwardRequest's rules (--forward-*). */
+  forward: {
+    allowPrivate: boolean;
+    maxResponseBytes: number;
+    maxInFlightPerCaller: number;
+  };
   /** The config file (--config), whose [[credentials]] and [[callers]] are reconciled on start and SIGHUP. */
   configFile?: string | undefined;
   /** Where audit lines go: a file (default audit.log in the data dir), or "stdout". */
@@ -114,6 +120,9 @@ export interface ServeInputs extends StoreInputs {
   rateBurst?: string | undefined;
   authFailureDelay?: string | undefined;
   transportLimits?: string | undefined;
+  forwardAllowPrivate?: boolean | undefined;
+  forwardMaxResponse?: string | undefined;
+  forwardMaxInFlight?: string | undefined;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   clientCa?: string | undefined;
@@ -130,6 +139,8 @@ export interface ServeInputs extends StoreInputs {
  * --imds-allow-v1 / CREDBROKER_IMDS_ALLOW_V1, --container-listen / CREDBROKER_CONTAINER_LISTEN,
  * --audit-log / CREDBROKER_AUDIT_LOG,
  * --disable-fast-unary / CREDBROKER_DISABLE_FAST_UNARY,
+ * --forward-allow-private, --forward-max-response, --forward-max-in-flight
+ * (CREDBROKER_FORWARD_*),
  * --tls-cert / CREDBROKER_TLS_CERT, --tls-key / CREDBROKER_TLS_KEY,
  * --client-ca / CREDBROKER_CLIENT_CA (an empty value is unset, so `--tls-cert ""`
  * turns off TLS that the environment asks for), --store / CREDBROKER_STORE,
@@ -246,6 +257,23 @@ export function collectServeConfig(
     transportLimits: check(parseTransportLimits(undefined), () =>
       parseTransportLimits(flags.transportLimits ?? env.CREDBROKER_TRANSPORT_LIMITS),
     ),
+    forward: {
+      allowPrivate: bool(flags.forwardAllowPrivate, "CREDBROKER_FORWARD_ALLOW_PRIVATE"),
+      maxResponseBytes: check(DEFAULT_FORWARD_MAX_RESPONSE, () =>
+        bounded(
+          flags.forwardMaxResponse ?? env.CREDBROKER_FORWARD_MAX_RESPONSE,
+          "--forward-max-response",
+          { min: 1024, max: 256 * 1024 * 1024, fallback: DEFAULT_FORWARD_MAX_RESPONSE },
+        ),
+      ),
+      maxInFlightPerCaller: check(DEFAULT_FORWARD_IN_FLIGHT, () =>
+        bounded(flags.forwardMaxInFlight ?? env.CREDBROKER_FORWARD_MAX_IN_FLIGHT, "--forward-max-in-flight", {
+          min: 1,
+          max: 100_000,
+          fallback: DEFAULT_FORWARD_IN_FLIGHT,
+        }),
+      ),
+    },
     listen,
     dataDir,
     store: check({ kind: "leveldb" }, () => storeConfig(flags, env)),
@@ -314,6 +342,22 @@ export function credentialRef(value: string, what: string): { namespace: string;
     );
   }
   return ref;
+}
+
+const DEFAULT_FORWARD_MAX_RESPONSE = 8 * 1024 * 1024;
+const DEFAULT_FORWARD_IN_FLIGHT = 64;
+
+/** A whole number in [min, max]; unset is the fallback. */
+function bounded(
+  value: string | undefined,
+  flag: string,
+  { min, max, fallback }: { min: number; max: number; fallback: number },
+): number {
+  if (value === undefined) return fallback;
+  if (!/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new DomainError("invalid_argument", `${flag}: a whole number, ${min}-${max}`);
+  }
+  return Number(value);
 }
 
 function count(value: string, flag: string): number {

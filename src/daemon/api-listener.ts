@@ -10,7 +10,7 @@ import { type Listener, listen } from "../api/listener.js";
 import { peerContext, socketOf } from "../api/peer-certificate.js";
 import { apiServices, clientStreamPaths, routesOf, type ServedService } from "../api/routes.js";
 import { rpcHandler } from "../api/rpc-handler.js";
-import type { ContainerBindings } from "../api/signing-service.js";
+import type { ContainerBindings, SigningServiceDeps } from "../api/signing-service.js";
 import { listenTls } from "../api/tls-listener.js";
 import { fastUnary } from "../api/unary/fast-unary.js";
 import type { AuditSink } from "../audit/audit-log.js";
@@ -31,6 +31,7 @@ export interface ApiDeps {
   ambient: Ambient;
   health: HealthState;
   containers: ContainerBindings | undefined;
+  forwarding: SigningServiceDeps["forwarding"];
   reads: ReadCache;
   rotation: KeyRotation;
   providers: DaemonProviders;
@@ -51,6 +52,7 @@ export function startApi(deps: ApiDeps): Promise<Listener> {
     reads,
     health: deps.health,
     containers: deps.containers,
+    forwarding: deps.forwarding,
     changed: deps.changed,
     providers: providers.registry,
     callerAdmin: { callers: store, ambient, changed: () => callers.forget() },

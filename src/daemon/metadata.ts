@@ -11,6 +11,7 @@ import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
 import type { ReadCache } from "../store/read-cache.js";
 import type { Closers } from "./closers.js";
+import type { OwnListeners } from "./forwarding.js";
 import type { DaemonProviders } from "./providers.js";
 
 export interface MetadataDeps {
@@ -23,6 +24,8 @@ export interface MetadataDeps {
   audit: AuditSink;
   /** Each listener started is closed by what is pushed here. */
   closers: Closers;
+  /** Each listener started is recorded here (ForwardRequest never reaches them). */
+  own: OwnListeners;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface MetadataDeps {
 export async function startMetadata(
   deps: MetadataDeps,
 ): Promise<{ table: BindingTable; baseUrl: string } | undefined> {
-  const { config, providers, callers, reads, ambient, log, audit, closers } = deps;
+  const { config, providers, callers, reads, ambient, log, audit, closers, own } = deps;
   const provider = providers.metadata;
   const bindings = new BindingTable(ambient.now);
   const container = config.containerListen
@@ -51,6 +54,7 @@ export async function startMetadata(
     : undefined;
   if (container) {
     closers.push(() => container.close());
+    own.add(container.url);
     log.info({ url: container.url }, "container credentials listening");
   }
   const imdsConfig = config.imds;
@@ -76,6 +80,7 @@ export async function startMetadata(
         }),
     });
     closers.push(() => imds.close());
+    own.add(imds.url);
     log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
   }
   return container ? { table: bindings, baseUrl: container.url } : undefined;

@@ -17,6 +17,7 @@ import { startApi } from "./api-listener.js";
 import { Closers } from "./closers.js";
 import { startMetadata } from "./metadata.js";
 import { type DaemonStore, logKeyStatus, openStore, storeTrust } from "./open-store.js";
+import { OwnListeners, startForwarding } from "./forwarding.js";
 import { startProviders } from "./providers.js";
 import { reloader } from "./reload.js";
 import { watchStore } from "./store-watch.js";
@@ -79,9 +80,11 @@ async function serve(
   };
   const audit = openAudit(config, ambient, log);
   const closers = new Closers(async () => audit.close());
+  const own = new OwnListeners();
+  const forwarding = startForwarding(config, ambient, own, closers);
   const parts = {
     ...{ config, log, store, ambient, tls, trust, callers, health, rotation, reads, providers },
-    ...{ audit, closers, changed: invalidate, callersChanged: () => callers.forget() },
+    ...{ audit, closers, own, changed: invalidate, callersChanged: () => callers.forget() },
   };
   try {
     const watch = await watchStore(store, parts);
@@ -89,7 +92,8 @@ async function serve(
     const containers = await startMetadata(parts);
     const reload = reloader(parts);
     await reload();
-    const listener = await startApi({ ...parts, containers });
+    const listener = await startApi({ ...parts, containers, forwarding });
+    own.add(listener.url);
     return {
       url: listener.url,
       listener,

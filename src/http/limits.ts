@@ -10,8 +10,8 @@ import { DomainError } from "../core/errors.js";
 export const LIMITS = {
   /** Largest request message, also after decompression (Connect's readMaxBytes). */
   maxMessageBytes: 1024 * 1024,
-  /** Longest deadline a client may ask for; longer is invalid_argument. */
-  maxTimeoutMs: 60_000,
+  /** Longest deadline a client may ask for; longer is invalid_argument (a 120 s ForwardRequest fits). */
+  maxTimeoutMs: 130_000,
   /** HTTP/2 streams a connection may have open at once. */
   maxConcurrentStreams: 256,
   /** Request header block, bytes (HTTP/1.1 and HTTP/2). */

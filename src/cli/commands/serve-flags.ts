@@ -211,6 +211,29 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "API port deadlines and caps: headers-timeout-ms, request-timeout-ms, streams-per-session, connections-per-peer, inflight-body-bytes (docs/SECURITY.md)",
   },
   {
+    name: "forward-allow-private",
+    kind: "boolean",
+    env: "CREDBROKER_FORWARD_ALLOW_PRIVATE",
+    default: "false",
+    help: "let ForwardRequest reach private, loopback and link-local addresses (never the daemon's own listeners)",
+  },
+  {
+    name: "forward-max-response",
+    kind: "string",
+    value: "BYTES",
+    env: "CREDBROKER_FORWARD_MAX_RESPONSE",
+    default: String(8 * 1024 * 1024),
+    help: "the largest answer ForwardRequest returns (decoded); beyond, resource_exhausted",
+  },
+  {
+    name: "forward-max-in-flight",
+    kind: "string",
+    value: "N",
+    env: "CREDBROKER_FORWARD_MAX_IN_FLIGHT",
+    default: "64",
+    help: "forwards one caller may have running at once; beyond, resource_exhausted",
+  },
+  {
     name: "disable-fast-unary",
     kind: "boolean",
     env: "CREDBROKER_DISABLE_FAST_UNARY",
@@ -255,6 +278,8 @@ export const STRING_INPUTS = {
   rateBurst: "rate-burst",
   authFailureDelay: "auth-failure-delay",
   transportLimits: "transport-limits",
+  forwardMaxResponse: "forward-max-response",
+  forwardMaxInFlight: "forward-max-in-flight",
 } as const satisfies Partial<Record<keyof ServeInputs, string>>;
 
 /** …and the switches. */
@@ -262,6 +287,7 @@ export const BOOLEAN_INPUTS = {
   allowAmbient: "allow-ambient",
   imdsAllowV1: "imds-allow-v1",
   disableFastUnary: "disable-fast-unary",
+  forwardAllowPrivate: "forward-allow-private",
 } as const satisfies Partial<Record<keyof ServeInputs, string>>;
 
 /** The settings a config file may hold: every serve flag but --config and --help. */

@@ -1,9 +1,9 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
 import { isNonAwsWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
+import { assertUsable } from "../../core/usable.js";
 import type { S3Action } from "../../core/s3-actions.js";
 import { isAwsHost } from "./endpoint.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
@@ -35,10 +35,7 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
       `${who} is a token credential: signing with it would reveal the token itself`,
     );
   }
-  if (c.enabled === false) deny("AccessDenied", `${who} is disabled`);
-  if (c.expiresAt !== undefined && timestampDate(c.expiresAt).getTime() <= now.getTime()) {
-    deny("ExpiredCredentials", `${who} expired at ${timestampDate(c.expiresAt).toISOString()}`);
-  }
+  assertUsable(c, now);
   if (!hostAllowed(c.allowedHosts, intent.host)) {
     deny(
       "HostNotAllowed",
