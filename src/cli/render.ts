@@ -145,7 +145,8 @@ export function credentialList(credentials: readonly Credential[]): string {
         ? c.kind.value.accessKeyId
         : c.kind.case === "role"
           ? c.kind.value.roleArn
-          : c.kind.case === "token"
+          : // A token shows its placement unless it is the default (bearer).
+            c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
             ? placementText(c.kind.value)
             : "",
       when(c.updatedAt),

@@ -107,6 +107,20 @@ describe("brokerFetch", () => {
       assert.equal(e.headers["x-trace"], "t-1");
       if (type !== undefined) assert.equal(e.headers["content-type"], type);
     }
+    // A stream, read whole before the call.
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(Buffer.from("part 1, "));
+        c.enqueue(Buffer.from("part 2"));
+        c.close();
+      },
+    });
+    const streamed = await brokerFetch(opts(), `${upstream.url}/echo`, {
+      method: "POST",
+      body: stream,
+      duplex: "half",
+    });
+    assert.equal(sent(await echo(streamed)).toString(), "part 1, part 2");
     // A Request as the input: its method, headers and body.
     const req = new Request(`${upstream.url}/echo`, {
       method: "PUT",
