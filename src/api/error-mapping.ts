@@ -9,7 +9,6 @@ const CODES: Record<ErrorCode, Code> = {
   permission_denied: Code.PermissionDenied,
   failed_precondition: Code.FailedPrecondition,
   aborted: Code.Aborted,
-  deadline_exceeded: Code.DeadlineExceeded,
   unauthenticated: Code.Unauthenticated,
   resource_exhausted: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,

@@ -158,7 +158,9 @@ export function forwardRequestHandler(deps: ForwardDeps) {
       details.action = prepared.target.action || undefined;
       const signed = await deps.signWith(prepared, caller, c, "forward");
       headers = signed.headers;
-      sentForms = headers.flatMap(([n, v]) => (n.toLowerCase() === "x-amz-security-token" ? [v] : []));
+      sentForms = headers.flatMap(([n, v]) =>
+        n.toLowerCase() === "x-amz-security-token" ? [v] : [],
+      );
     }
 
     const { address } = await resolveTarget(target.host, target.port, {
@@ -204,7 +206,9 @@ function checkForwardRequest(req: ForwardRequestRequest): number {
     invalid("method: an HTTP method such as GET or POST (not CONNECT)");
   }
   if (req.timeoutMs > MAX_FORWARD_TIMEOUT_MS) {
-    invalid(`timeout_ms: at most ${MAX_FORWARD_TIMEOUT_MS} (0 means ${DEFAULT_FORWARD_TIMEOUT_MS})`);
+    invalid(
+      `timeout_ms: at most ${MAX_FORWARD_TIMEOUT_MS} (0 means ${DEFAULT_FORWARD_TIMEOUT_MS})`,
+    );
   }
   if (req.headers.length > MAX_FORWARD_HEADERS) {
     invalid(`headers: at most ${MAX_FORWARD_HEADERS}`);

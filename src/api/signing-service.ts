@@ -24,8 +24,8 @@ import type { PreparedSign, SignedRequest } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { CredentialReads } from "../store/read-cache.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
-import { type ForwardDeps, forwardRequestHandler } from "./forward-request.js";
 import { callerOf } from "./caller-context.js";
+import { type ForwardDeps, forwardRequestHandler } from "./forward-request.js";
 
 const DEFAULT_BINDING_PAGE = 100;
 const MAX_BINDING_PAGE = 1000;

@@ -267,11 +267,15 @@ export function collectServeConfig(
         ),
       ),
       maxInFlightPerCaller: check(DEFAULT_FORWARD_IN_FLIGHT, () =>
-        bounded(flags.forwardMaxInFlight ?? env.CREDBROKER_FORWARD_MAX_IN_FLIGHT, "--forward-max-in-flight", {
-          min: 1,
-          max: 100_000,
-          fallback: DEFAULT_FORWARD_IN_FLIGHT,
-        }),
+        bounded(
+          flags.forwardMaxInFlight ?? env.CREDBROKER_FORWARD_MAX_IN_FLIGHT,
+          "--forward-max-in-flight",
+          {
+            min: 1,
+            max: 100_000,
+            fallback: DEFAULT_FORWARD_IN_FLIGHT,
+          },
+        ),
       ),
     },
     listen,

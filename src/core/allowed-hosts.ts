@@ -1,5 +1,3 @@
-import { isIP } from "node:net";
-
 /**
  * One allowed_hosts entry, read: `host`, `*.suffix`, an IP literal (IPv6 in
  * brackets), each optionally behind `http://`, which lets ForwardRequest use
@@ -19,8 +17,7 @@ export const HTTP_PREFIX = "http://";
 export function readHostPattern(entry: string): HostPattern {
   const http = entry.toLowerCase().startsWith(HTTP_PREFIX);
   const pattern = normalizeHost(http ? entry.slice(HTTP_PREFIX.length) : entry);
-  const bare = pattern.startsWith("[") && pattern.endsWith("]") ? pattern.slice(1, -1) : pattern;
-  const ip = isIP(bare) === 0 ? undefined : bare;
+  const ip = ipLiteral(pattern);
   return { pattern, wildcard: pattern.startsWith("*."), ip, httpAllowed: http || ip !== undefined };
 }
 
@@ -45,4 +42,13 @@ export function matchHost(allowed: readonly string[], host: string): HostPattern
     if (hit) return p;
   }
   return undefined;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const BRACKETED_IPV6 = /^\[([0-9a-f:.]+)\]$/;
+
+/** The address an IP-literal host names (IPv6 unbracketed), else undefined. */
+export function ipLiteral(host: string): string | undefined {
+  if (IPV4.test(host)) return host;
+  return BRACKETED_IPV6.exec(host)?.[1];
 }

@@ -13,7 +13,6 @@ export type ErrorCode =
   | "deadline_exceeded"
   | "unauthenticated"
   | "resource_exhausted"
-  | "deadline_exceeded"
   | "unimplemented"
   | "unavailable"
   | "data_loss"

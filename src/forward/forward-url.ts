@@ -9,7 +9,7 @@ export interface ForwardTarget {
   /** Lower case, ASCII (IDNA), no trailing dot; an IPv6 literal keeps its brackets. */
   host: string;
   port: number;
-  /** Path and query exactly as written: what goes on the wire. */
+  /** Path and query as written, but for characters HTTP cannot carry (space, non-ASCII), percent-encoded as fetch would. */
   path: string;
   query: string;
   /** The URL rebuilt from the above (default port left out): what a SigV4 signature covers. */
@@ -45,18 +45,25 @@ export function readForwardTarget(
   }
   const port = raw.port ?? DEFAULT_PORT[raw.scheme];
   const authority = port === DEFAULT_PORT[raw.scheme] ? host : `${host}:${port}`;
-  const listedAddresses = new Set(
-    allowedHosts.flatMap((entry) => readHostPattern(entry).ip ?? []),
-  );
+  const listedAddresses = new Set(allowedHosts.flatMap((entry) => readHostPattern(entry).ip ?? []));
+  const path = onTheWire(raw.path);
+  const query = onTheWire(raw.query);
   return {
     scheme: raw.scheme,
     host,
     port,
-    path: raw.path,
-    query: raw.query,
-    url: `${raw.scheme}://${authority}${raw.path}${raw.query === "" ? "" : `?${raw.query}`}`,
+    path,
+    query,
+    url: `${raw.scheme}://${authority}${path}${query === "" ? "" : `?${query}`}`,
     listedAddresses,
   };
+}
+
+/** Characters a request line cannot hold: percent-encoded (UTF-8); existing escapes stay. */
+const NOT_ON_THE_WIRE = /[^\x21-\x7e]|["<>\\^`{|}]/gu;
+
+function onTheWire(text: string): string {
+  return text.replace(NOT_ON_THE_WIRE, (c) => encodeURIComponent(c));
 }
 
 /**

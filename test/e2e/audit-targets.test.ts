@@ -116,6 +116,18 @@ function table(ns: string, who: string): Row[] {
       target: { namespace: ns, credential: "k" },
     },
     {
+      // k has no allowed_hosts: the admin's forward is refused (an error line), nothing is sent.
+      rpc: sg("ForwardRequest"),
+      audited: true,
+      call: (c) =>
+        c.signing.forwardRequest({
+          namespace: ns,
+          credential: "k",
+          url: "https://reports.s3.amazonaws.com/2026/q1.csv",
+        }),
+      target: { namespace: ns, credential: "k" },
+    },
+    {
       rpc: cr("UpdateCredential"),
       audited: true,
       call: (c) =>

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type MessageInitShape, create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
@@ -32,10 +32,15 @@ const TOKEN = "tok_FORWARDsecret0123456789abcdefghijKLMN/+=";
 const USER = "ci-bot";
 
 type ForwardInit = Omit<MessageInitShape<typeof ForwardRequestRequestSchema>, "$typeName">;
-type CredentialInit = MessageInitShape<typeof import("../../gen/credbroker/v1/credential_pb.js").CredentialSchema>;
+type CredentialInit = MessageInitShape<
+  typeof import("../../gen/credbroker/v1/credential_pb.js").CredentialSchema
+>;
 
 function token(placement: TokenPlacement, fields: Record<string, string> = {}) {
-  return { case: "token" as const, value: create(TokenSchema, { token: TOKEN, placement, ...fields }) };
+  return {
+    case: "token" as const,
+    value: create(TokenSchema, { token: TOKEN, placement, ...fields }),
+  };
 }
 
 async function filesUnder(dir: string): Promise<Buffer[]> {
@@ -72,11 +77,18 @@ describe("ForwardRequest", () => {
     upstream = await startEchoUpstream({ pki });
     const env = { NODE_EXTRA_CA_CERTS: pki.ca };
     [daemon, open] = await Promise.all([
-      startDaemon({ env, args: ["--forward-max-response", "262144", "--forward-max-in-flight", "2"] }),
+      startDaemon({
+        env,
+        args: ["--forward-max-response", "262144", "--forward-max-in-flight", "2"],
+      }),
       startDaemon({ env, args: ["--forward-allow-private"] }),
     ]);
     const ip = ["127.0.0.1"];
-    await add(daemon, { name: "bearer", kind: token(TokenPlacement.UNSPECIFIED), allowedHosts: ip });
+    await add(daemon, {
+      name: "bearer",
+      kind: token(TokenPlacement.UNSPECIFIED),
+      allowedHosts: ip,
+    });
     await add(daemon, {
       name: "header",
       kind: token(TokenPlacement.HEADER, { headerName: "X-Api-Key", prefix: "Key " }),
@@ -93,13 +105,22 @@ describe("ForwardRequest", () => {
       allowedHosts: ip,
     });
     await add(daemon, { name: "nowhere", kind: token(TokenPlacement.BEARER) });
-    await add(daemon, { name: "by-name", kind: token(TokenPlacement.BEARER), allowedHosts: ["localhost"] });
+    await add(daemon, {
+      name: "by-name",
+      kind: token(TokenPlacement.BEARER),
+      allowedHosts: ["localhost"],
+    });
     await add(daemon, {
       name: "by-name-listed",
       kind: token(TokenPlacement.BEARER),
       allowedHosts: ["localhost", "127.0.0.1"],
     });
-    await add(daemon, { name: "off", kind: token(TokenPlacement.BEARER), allowedHosts: ip, enabled: false });
+    await add(daemon, {
+      name: "off",
+      kind: token(TokenPlacement.BEARER),
+      allowedHosts: ip,
+      enabled: false,
+    });
     await add(daemon, {
       name: "old",
       kind: token(TokenPlacement.BEARER),
@@ -197,7 +218,10 @@ describe("ForwardRequest", () => {
 
     test("user info in the URL is invalid_argument and never quoted", async () => {
       const err = await rejection(
-        forward({ credential: "bearer", url: `https://me:pw-SECRET@127.0.0.1:${upstream.port}/echo` }),
+        forward({
+          credential: "bearer",
+          url: `https://me:pw-SECRET@127.0.0.1:${upstream.port}/echo`,
+        }),
       );
       assert.equal(err.code, Code.InvalidArgument);
       assert.ok(!err.rawMessage.includes("pw-SECRET"));
@@ -217,7 +241,10 @@ describe("ForwardRequest", () => {
     });
 
     test("--forward-allow-private: the same name is reached, over https only unless http:// is listed", async () => {
-      const ok = await forward({ credential: "named", url: `https://localhost:${upstream.port}/echo` }, open);
+      const ok = await forward(
+        { credential: "named", url: `https://localhost:${upstream.port}/echo` },
+        open,
+      );
       assert.equal(ok.status, 200);
       const plain = await startEchoUpstream({});
       try {
@@ -227,7 +254,10 @@ describe("ForwardRequest", () => {
         );
         assert.equal(err.code, Code.PermissionDenied);
         assert.match(err.rawMessage, /SchemeNotAllowed/);
-        const res = await forward({ credential: "named-http", url: `http://localhost:${port}/echo` }, open);
+        const res = await forward(
+          { credential: "named-http", url: `http://localhost:${port}/echo` },
+          open,
+        );
         assert.equal(res.status, 200);
         assert.equal(plain.seen.length, 1);
       } finally {
@@ -237,7 +267,9 @@ describe("ForwardRequest", () => {
 
     test("the daemon's own listeners are never reached, even listed and with --forward-allow-private", async () => {
       const port = new URL(open.url).port;
-      const err = await rejection(forward({ credential: "self", url: `http://127.0.0.1:${port}/` }, open));
+      const err = await rejection(
+        forward({ credential: "self", url: `http://127.0.0.1:${port}/` }, open),
+      );
       assert.equal(err.code, Code.PermissionDenied);
       assert.match(err.rawMessage, /AddressNotAllowed/);
     });
@@ -246,7 +278,10 @@ describe("ForwardRequest", () => {
       const before = upstream.seen.length;
       const res = await forward({ credential: "bearer", url: `${upstream.url}/redirect` });
       assert.equal(res.status, 302);
-      assert.equal(res.headers.find((h) => h.name === "location")?.value, "https://elsewhere.example/landing");
+      assert.equal(
+        res.headers.find((h) => h.name === "location")?.value,
+        "https://elsewhere.example/landing",
+      );
       assert.equal(upstream.seen.length, before + 1);
     });
 
@@ -284,7 +319,9 @@ describe("ForwardRequest", () => {
     test("at most --forward-max-in-flight forwards per caller run at once", async () => {
       const slow = () => forward({ credential: "bearer", url: `${upstream.url}/slow?ms=1500` });
       const results = await Promise.allSettled([slow(), slow(), slow()]);
-      const codes = results.map((r) => (r.status === "fulfilled" ? "ok" : (r.reason as { code: Code }).code));
+      const codes = results.map((r) =>
+        r.status === "fulfilled" ? "ok" : (r.reason as { code: Code }).code,
+      );
       assert.equal(codes.filter((c) => c === "ok").length, 2, String(codes));
       assert.ok(codes.includes(Code.ResourceExhausted), String(codes));
       // Slots are given back: the next one runs.
@@ -294,16 +331,26 @@ describe("ForwardRequest", () => {
     test("the broker's headers cannot be set by the caller", async () => {
       for (const name of ["Authorization", "Host", "proxy-authorization"]) {
         const err = await rejection(
-          forward({ credential: "bearer", url: `${upstream.url}/echo`, headers: [{ name, value: "x" }] }),
+          forward({
+            credential: "bearer",
+            url: `${upstream.url}/echo`,
+            headers: [{ name, value: "x" }],
+          }),
         );
         assert.equal(err.code, Code.InvalidArgument, name);
         assert.ok(!err.rawMessage.includes(": x"), err.rawMessage);
       }
       const header = await rejection(
-        forward({ credential: "header", url: `${upstream.url}/echo`, headers: [{ name: "x-api-key", value: "mine" }] }),
+        forward({
+          credential: "header",
+          url: `${upstream.url}/echo`,
+          headers: [{ name: "x-api-key", value: "mine" }],
+        }),
       );
       assert.equal(header.code, Code.InvalidArgument);
-      const query = await rejection(forward({ credential: "query", url: `${upstream.url}/echo?api_key=mine` }));
+      const query = await rejection(
+        forward({ credential: "query", url: `${upstream.url}/echo?api_key=mine` }),
+      );
       assert.equal(query.code, Code.InvalidArgument);
     });
 
@@ -325,7 +372,8 @@ describe("ForwardRequest", () => {
       const hop = await forward({ credential: "bearer", url: `${upstream.url}/hop` });
       const names = hop.headers.map((h) => h.name.toLowerCase());
       assert.ok(names.includes("x-kept"));
-      for (const h of ["connection", "keep-alive", "x-private-hop"]) assert.ok(!names.includes(h), h);
+      for (const h of ["connection", "keep-alive", "x-private-hop"])
+        assert.ok(!names.includes(h), h);
     });
 
     test("disabled and expired credentials forward nothing", async () => {
@@ -340,7 +388,10 @@ describe("ForwardRequest", () => {
     });
 
     test("roles: a signer forwards, a reader may not, and another namespace's caller sees nothing", async () => {
-      const callers = createClient(CallerService, transport(daemon.url, "connect-h2", daemon.token));
+      const callers = createClient(
+        CallerService,
+        transport(daemon.url, "connect-h2", daemon.token),
+      );
       const mint = async (name: string, role: CallerRole, namespaces: string[]) =>
         (await callers.createCaller({ caller: { name, role, namespaces } })).token;
       const [signer, reader, stranger] = await Promise.all([
@@ -349,7 +400,11 @@ describe("ForwardRequest", () => {
         mint("fw-stranger", CallerRole.SIGNER, ["elsewhere"]),
       ]);
       const as = (t: string) =>
-        signing(daemon, t).forwardRequest({ namespace: "fw", credential: "bearer", url: `${upstream.url}/hop` });
+        signing(daemon, t).forwardRequest({
+          namespace: "fw",
+          credential: "bearer",
+          url: `${upstream.url}/hop`,
+        });
       assert.equal((await as(signer)).status, 200);
       assert.equal((await rejection(as(reader))).code, Code.PermissionDenied);
       assert.equal((await rejection(as(stranger))).code, Code.NotFound);
@@ -383,11 +438,18 @@ describe("ForwardRequest", () => {
     });
 
     test("the token is nowhere: answers, daemon output, audit log, data dir", async () => {
-      const forms = [TOKEN, encodeURIComponent(TOKEN), Buffer.from(`${USER}:${TOKEN}`).toString("base64")];
+      const forms = [
+        TOKEN,
+        encodeURIComponent(TOKEN),
+        Buffer.from(`${USER}:${TOKEN}`).toString("base64"),
+      ];
       const haystacks: [string, Buffer][] = [
         ...answers.map((a, i): [string, Buffer] => [`answer ${i}`, a]),
         ["daemon output", Buffer.from(daemon.output() + open.output())],
-        ...(await filesUnder(daemon.dataDir)).map((f, i): [string, Buffer] => [`data file ${i}`, f]),
+        ...(await filesUnder(daemon.dataDir)).map((f, i): [string, Buffer] => [
+          `data file ${i}`,
+          f,
+        ]),
       ];
       for (const [where, hay] of haystacks) {
         for (const form of forms) assert.ok(!hay.includes(form), `${where} holds the token`);

@@ -10,7 +10,14 @@ describe("redactAnswer", () => {
     const body = Buffer.from(
       `raw ${secret} json ${JSON.stringify({ t: secret })} php "s3cr3t\\/val+ue" url ${encodeURIComponent(secret)}`,
     );
-    const out = redactAnswer([["x-echo", `Bearer ${secret}`], [`x-${secret}`, "v"]], body, forms);
+    const out = redactAnswer(
+      [
+        ["x-echo", `Bearer ${secret}`],
+        [`x-${secret}`, "v"],
+      ],
+      body,
+      forms,
+    );
     assert.equal(out.redacted, true);
     const text = out.body.toString();
     assert.ok(!text.includes("s3cr3t"), text);
@@ -29,7 +36,7 @@ describe("redactAnswer", () => {
   test("property: no form of the secret survives, whatever surrounds it", () => {
     fc.assert(
       fc.property(
-        fc.string({ minLength: 4, maxLength: 40, unit: fc.constantFrom(..."bXYZ019/+=%&\"\\") }),
+        fc.string({ minLength: 4, maxLength: 40, unit: fc.constantFrom(...'bXYZ019/+=%&"\\') }),
         fc.array(fc.string({ maxLength: 20 }), { maxLength: 6 }),
         (secret, fillers) => {
           const forms = redactionForms([secret]);

@@ -20,7 +20,11 @@ describe("placeToken", () => {
   });
 
   test("HEADER: the named header with its prefix", () => {
-    const placed = placeToken(token(TokenPlacement.HEADER, { headerName: "X-Key", prefix: "Token " }), [], "");
+    const placed = placeToken(
+      token(TokenPlacement.HEADER, { headerName: "X-Key", prefix: "Token " }),
+      [],
+      "",
+    );
     assert.deepEqual(placed.header, ["X-Key", `Token ${T}`]);
   });
 
@@ -29,7 +33,10 @@ describe("placeToken", () => {
     assert.equal(placed.header, undefined);
     assert.equal(placed.query, `a=1&api_key=${encodeURIComponent(T)}`);
     assert.deepEqual(placed.sentForms, [T, encodeURIComponent(T)]);
-    assert.equal(placeToken(token(TokenPlacement.QUERY, { queryName: "k" }), [], "").query, `k=${encodeURIComponent(T)}`);
+    assert.equal(
+      placeToken(token(TokenPlacement.QUERY, { queryName: "k" }), [], "").query,
+      `k=${encodeURIComponent(T)}`,
+    );
   });
 
   test("BASIC: base64 of user:token, which is redacted too", () => {
@@ -42,8 +49,14 @@ describe("placeToken", () => {
   test("the caller may not set the token's header or query parameter", () => {
     const refused = (f: () => unknown) =>
       assert.throws(f, (e) => e instanceof DomainError && e.code === "invalid_argument");
-    refused(() => placeToken(token(TokenPlacement.HEADER, { headerName: "X-Key" }), [["x-key", "mine"]], ""));
-    refused(() => placeToken(token(TokenPlacement.QUERY, { queryName: "api_key" }), [], "a=1&api_key=mine"));
-    refused(() => placeToken(token(TokenPlacement.QUERY, { queryName: "api_key" }), [], "api%5Fkey=mine"));
+    refused(() =>
+      placeToken(token(TokenPlacement.HEADER, { headerName: "X-Key" }), [["x-key", "mine"]], ""),
+    );
+    refused(() =>
+      placeToken(token(TokenPlacement.QUERY, { queryName: "api_key" }), [], "a=1&api_key=mine"),
+    );
+    refused(() =>
+      placeToken(token(TokenPlacement.QUERY, { queryName: "api_key" }), [], "api%5Fkey=mine"),
+    );
   });
 });

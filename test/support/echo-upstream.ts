@@ -132,32 +132,39 @@ function route(
       headers: req.headers,
       body: body.toString("utf8"),
     });
-  const authorized = (ok: boolean) => {
+  const authorized = (ok: boolean): void => {
     res.writeHead(ok ? 200 : 401, { "content-type": "application/json" }).end(echo());
   };
   switch (url.pathname) {
     case "/echo":
-      res.writeHead(200, { "content-type": "application/json", "x-echo-auth": req.headers.authorization ?? "" });
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "x-echo-auth": req.headers.authorization ?? "",
+      });
       res.end(echo());
       return;
     case "/bearer":
-      return authorized(
+      authorized(
         expect.bearer !== undefined && req.headers.authorization === `Bearer ${expect.bearer}`,
       );
+      return;
     case "/header":
-      return authorized(
+      authorized(
         expect.header !== undefined &&
           req.headers[expect.header[0].toLowerCase()] === expect.header[1],
       );
+      return;
     case "/query":
-      return authorized(
+      authorized(
         expect.query !== undefined && url.searchParams.get(expect.query[0]) === expect.query[1],
       );
+      return;
     case "/basic": {
       const basic = expect.basic
         ? `Basic ${Buffer.from(`${expect.basic[0]}:${expect.basic[1]}`).toString("base64")}`
         : undefined;
-      return authorized(basic !== undefined && req.headers.authorization === basic);
+      authorized(basic !== undefined && req.headers.authorization === basic);
+      return;
     }
     case "/redirect":
       res.writeHead(302, { location: "https://elsewhere.example/landing" }).end();
@@ -185,7 +192,10 @@ function route(
       return;
     }
     case "/slow": {
-      const timer = setTimeout(() => res.writeHead(200).end("late"), Number(url.searchParams.get("ms") ?? "0"));
+      const timer = setTimeout(
+        () => res.writeHead(200).end("late"),
+        Number(url.searchParams.get("ms") ?? "0"),
+      );
       res.on("close", () => clearTimeout(timer));
       return;
     }

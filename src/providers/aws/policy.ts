@@ -3,8 +3,8 @@ import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
 import { isNonAwsWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
-import { assertUsable } from "../../core/usable.js";
 import type { S3Action } from "../../core/s3-actions.js";
+import { assertUsable } from "../../core/usable.js";
 import { isAwsHost } from "./endpoint.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
 
