@@ -1,5 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Credential, Provider, RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
+import {
+  type Credential,
+  Provider,
+  RoleSource,
+  type Token,
+  TokenPlacement,
+} from "../../gen/credbroker/v1/credential_pb.js";
 import type { Check } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { Severity } from "../../gen/credbroker/v1/credential_service_pb.js";
 
@@ -42,6 +48,20 @@ function when(t: Credential["createdAt"]): string {
   return t === undefined ? "-" : timestampDate(t).toISOString();
 }
 
+/** Where a forwarded request carries the token, e.g. "header X-Api-Key: Token …" (never the token). */
+export function placementText(t: Token): string {
+  switch (t.placement) {
+    case TokenPlacement.HEADER:
+      return `header ${t.headerName}: ${t.prefix}…`;
+    case TokenPlacement.QUERY:
+      return `query ?${t.queryName}=…`;
+    case TokenPlacement.BASIC:
+      return `basic (user ${t.username === "" ? '""' : t.username})`;
+    default:
+      return "bearer (Authorization: Bearer …)";
+  }
+}
+
 /** One credential as FIELD / VALUE rows; secrets are never there to show. */
 export function credentialTable(c: Credential): string {
   const rows: string[][] = [
@@ -68,6 +88,9 @@ export function credentialTable(c: Credential): string {
             : c.kind.value.sourceCredential,
         ],
       );
+      break;
+    case "token":
+      rows.push(["placement", placementText(c.kind.value)]);
       break;
     default:
       break;
@@ -128,7 +151,10 @@ export function credentialList(credentials: readonly Credential[]): string {
         ? c.kind.value.accessKeyId
         : c.kind.case === "role"
           ? c.kind.value.roleArn
-          : "",
+          : // A token shows its placement unless it is the default (bearer).
+            c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
+            ? placementText(c.kind.value)
+            : "",
       when(c.updatedAt),
     ]),
   ]);

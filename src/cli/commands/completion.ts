@@ -11,6 +11,7 @@ import { FLAGS as AUDIT_FLAGS } from "./audit.js";
 import { SUBCOMMANDS as CALLER_SUBCOMMANDS } from "./caller.js";
 import { SUBCOMMANDS as CRED_SUBCOMMANDS } from "./cred.js";
 import { EXEC } from "./exec.js";
+import { FETCH } from "./fetch.js";
 import { SUBCOMMANDS as KEY_SUBCOMMANDS } from "./key.js";
 import { FLAGS as REPAIR_FLAGS } from "./repair.js";
 import { SERVE_FLAGS } from "./serve.js";
@@ -53,6 +54,7 @@ function commandTree(): Tree {
     serve: { flags: SERVE_FLAGS, arg: "nothing" },
     cred: group(CRED_SUBCOMMANDS, ["get", "update", "delete", "verify"]),
     sign: clientLeaf(SIGN, "nothing"),
+    fetch: clientLeaf(FETCH, "nothing"),
     exec: clientLeaf(EXEC, "nothing"),
     caller: group(CALLER_SUBCOMMANDS),
     audit: { tail: { flags: AUDIT_FLAGS, arg: "nothing" } },
