@@ -19,6 +19,16 @@ function usage(command: string): never {
   process.exit(2);
 }
 
+/** Runs `start`; when it fails (the port is taken, python3-swift is missing), says so in one message and exits 1. */
+export async function startOrExit<T>(command: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    console.error(`${command}: cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+}
+
 /**
  * Keeps the process in the foreground until SIGINT (Ctrl-C) or SIGTERM, then
  * runs `stop` once and exits 0; a second signal exits at once.

@@ -4,12 +4,13 @@
  * (or --port N), in the foreground until Ctrl-C, which stops every Swift
  * process and removes its temp dir (the data goes with it).
  */
-import { portArg, runUntilSignal } from "./dev-main.js";
+import { portArg, runUntilSignal, startOrExit } from "./dev-main.js";
 import { startSwift } from "./swift.js";
 
 const COMMAND = "dev:s3";
 
-const swift = await startSwift({ proxyPort: portArg(COMMAND, 9480) });
+const proxyPort = portArg(COMMAND, 9480);
+const swift = await startOrExit(COMMAND, () => startSwift({ proxyPort }));
 console.log(
   [
     `${COMMAND}: a local S3 for trying credbroker (OpenStack Swift + s3api, as in the tests); its data is a temp dir, gone on exit.`,

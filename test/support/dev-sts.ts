@@ -5,18 +5,17 @@
  * `npm run dev:s3` so that local S3 accepts them. Not AWS; not for real use.
  */
 
-import { portArg, runUntilSignal } from "./dev-main.js";
+import { portArg, runUntilSignal, startOrExit } from "./dev-main.js";
 import { startFakeSts } from "./sts-server.js";
 import { DEV_S3_KEY } from "./swift.js";
 
 const COMMAND = "dev:sts";
 const ACCOUNT = "000000000000";
 
-const sts = await startFakeSts({
-  port: portArg(COMMAND, 9481),
-  acceptAnyKeyInAccount: ACCOUNT,
-  sessionKey: DEV_S3_KEY,
-});
+const port = portArg(COMMAND, 9481);
+const sts = await startOrExit(COMMAND, () =>
+  startFakeSts({ port, acceptAnyKeyInAccount: ACCOUNT, sessionKey: DEV_S3_KEY }),
+);
 console.log(
   [
     `${COMMAND}: a LOCAL STAND-IN for AWS STS (the tests' test/support/sts-server.ts), not AWS.`,
