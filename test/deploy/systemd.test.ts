@@ -74,9 +74,15 @@ describe("deploy/systemd/credbroker.service", () => {
 
   /** The unit as it would be installed, but with ExecStart at the built CLI. */
   async function testCopy(name: string, edit: (text: string) => string = (t) => t) {
-    assert.ok(unitText.includes(`ExecStart=${INSTALLED_BIN} `), "ExecStart names the installed bin");
+    assert.ok(
+      unitText.includes(`ExecStart=${INSTALLED_BIN} `),
+      "ExecStart names the installed bin",
+    );
     const file = path.join(dir, name);
-    await writeFile(file, edit(unitText.replace(`ExecStart=${INSTALLED_BIN} `, `ExecStart=${CLI} `)));
+    await writeFile(
+      file,
+      edit(unitText.replace(`ExecStart=${INSTALLED_BIN} `, `ExecStart=${CLI} `)),
+    );
     return file;
   }
 
@@ -134,7 +140,10 @@ describe("deploy/systemd/credbroker.service", () => {
       new Set(["AF_INET", "AF_INET6", "AF_UNIX"]),
     );
     // The daemon's data dir is the state directory, /var/lib/<StateDirectory>.
-    assert.match(one("ExecStart"), /^\/usr\/local\/bin\/credbroker serve --data-dir \/var\/lib\/credbroker$/);
+    assert.match(
+      one("ExecStart"),
+      /^\/usr\/local\/bin\/credbroker serve --data-dir \/var\/lib\/credbroker$/,
+    );
     // V8's JIT cannot run under it (the unit says why in a comment).
     assert.equal(service.has("MemoryDenyWriteExecute"), false);
     assert.match(unitText, /# MemoryDenyWriteExecute=yes is left off on purpose: V8's JIT/);
