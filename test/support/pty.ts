@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { stripVTControlCharacters } from "node:util";
 import { CLI } from "./daemon.js";
 
 /**
@@ -36,8 +37,8 @@ _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
 `;
 
-/** Terminal output without its colour codes (SGR sequences). */
-export const withoutColour = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "");
+/** Terminal output without its colour codes. */
+export const withoutColour = (text: string): string => stripVTControlCharacters(text);
 
 export interface OnPty {
   readonly process: ChildProcess;
