@@ -46,7 +46,7 @@ function assertAllJson(output: string): void {
   for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
 }
 
-/** `serve` on a terminal until `pattern` shows, then SIGTERM; the terminal's text. */
+/** `serve` on a terminal until `pattern` shows, then SIGTERM; the terminal's text (colour codes kept). */
 async function serveOnPty(args: string[], pattern: RegExp, env = {}): Promise<string> {
   const run = credbrokerOnPty(args, cliEnv({ CREDBROKER_MASTER_KEY: "", ...env }));
   try {
@@ -55,7 +55,7 @@ async function serveOnPty(args: string[], pattern: RegExp, env = {}): Promise<st
     run.process.kill("SIGTERM");
   }
   assert.equal(await run.exited, 0, run.output());
-  return withoutColour(run.output());
+  return run.output();
 }
 
 /** `serve` with stdout a pipe until `pattern` shows, then SIGTERM; what it wrote. */
@@ -88,11 +88,18 @@ async function serveOnPipe(args: string[], pattern: RegExp, env = {}): Promise<s
 
 describe("log format", () => {
   test("on a terminal: readable lines, no JSON", async () => {
-    const out = await serveOnPty(serveArgs(await dataDir()), PRETTY_LISTENING);
+    const raw = await serveOnPty(serveArgs(await dataDir()), PRETTY_LISTENING);
+    assert.notEqual(raw, withoutColour(raw), "coloured on a terminal");
+    const out = withoutColour(raw);
     assert.match(out, /\] INFO: admin token file /);
     assert.doesNotMatch(out, /^\{/m, "no JSON line on a terminal");
     assert.match(out, /\] INFO: shutting down /, "the whole run is pretty");
     assert.match(out, /\] INFO: stopped/);
+  });
+
+  test("on a terminal with NO_COLOR: readable lines without colour", async () => {
+    const raw = await serveOnPty(serveArgs(await dataDir()), PRETTY_LISTENING, { NO_COLOR: "1" });
+    assert.equal(raw, withoutColour(raw));
   });
 
   test("on a terminal with --log-format json: JSON lines", async () => {
