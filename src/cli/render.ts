@@ -127,17 +127,31 @@ export function credentialTable(c: Credential): string {
   return table(rows);
 }
 
-/** A listing, one credential per line. */
-export function credentialList(credentials: readonly Credential[]): string {
+/**
+ * Whether a credential signs: "active", or what stops it ("disabled",
+ * "expired", or both) as of `now` (the CLI's clock; the daemon decides with its own).
+ */
+export function credentialStatus(c: Credential, now: Date): string {
+  const stops: string[] = [];
+  if (c.enabled === false) stops.push("disabled");
+  if (c.expiresAt !== undefined && timestampDate(c.expiresAt).getTime() <= now.getTime()) {
+    stops.push("expired");
+  }
+  return stops.join(",") || "active";
+}
+
+/** A listing, one credential per line; EXPIRES is "-" for a credential that never expires. */
+export function credentialList(credentials: readonly Credential[], now = new Date()): string {
   return table([
     [
       "NAMESPACE",
       "NAME",
       "KIND",
       "PROVIDER",
-      "ENABLED",
+      "STATUS",
       "DEFAULT",
       "ACCESS KEY ID / ROLE",
+      "EXPIRES",
       "UPDATED",
     ],
     ...credentials.map((c) => [
@@ -145,7 +159,7 @@ export function credentialList(credentials: readonly Credential[]): string {
       c.name,
       kindName(c),
       providerName(c.provider),
-      String(c.enabled !== false),
+      credentialStatus(c, now),
       c.providerDefault ? "yes" : "",
       c.kind.case === "accessKey"
         ? c.kind.value.accessKeyId
@@ -155,6 +169,7 @@ export function credentialList(credentials: readonly Credential[]): string {
             c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
             ? placementText(c.kind.value)
             : "",
+      when(c.expiresAt),
       when(c.updatedAt),
     ]),
   ]);

@@ -10,6 +10,7 @@ import { keyCommand } from "./commands/key.js";
 import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
+import { statusCommand } from "./commands/status.js";
 import { versionCommand } from "./commands/version.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
@@ -18,6 +19,7 @@ export const USAGE = `credbroker — holds cloud credentials and lends their pow
 
 Usage:
   credbroker serve [flags]                 run the daemon
+  credbroker status                        the daemon: version, uptime, store, listeners, health (admins)
   credbroker cred create NAME [flags]      store a credential (secret from stdin, file, env or prompt)
   credbroker cred get NAME [flags]         show one (never its secret)
   credbroker cred list [flags]             list a namespace, one page or --all
@@ -55,6 +57,7 @@ export const COMMANDS: Readonly<
   Record<string, (argv: readonly string[], io: Io) => Promise<number>>
 > = {
   serve: serveCommand,
+  status: statusCommand,
   cred: credCommand,
   sign: signCommand,
   fetch: fetchCommand,

@@ -16,6 +16,7 @@ import { SUBCOMMANDS as KEY_SUBCOMMANDS } from "./key.js";
 import { FLAGS as REPAIR_FLAGS } from "./repair.js";
 import { SERVE_FLAGS } from "./serve.js";
 import { SIGN } from "./sign.js";
+import { STATUS } from "./status.js";
 
 /** What a positional argument or a flag's value completes to. */
 type Completes = "namespace" | "credential" | "file" | "nothing" | { words: string[] };
@@ -52,6 +53,7 @@ function group(
 function commandTree(): Tree {
   return {
     serve: { flags: SERVE_FLAGS, arg: "nothing" },
+    status: clientLeaf(STATUS, "nothing"),
     cred: group(CRED_SUBCOMMANDS, ["get", "update", "delete", "verify"]),
     sign: clientLeaf(SIGN, "nothing"),
     fetch: clientLeaf(FETCH, "nothing"),
