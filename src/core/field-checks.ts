@@ -49,6 +49,7 @@ export const LIMITS = {
   prefixes: 100,
   prefix: 1024,
   sharedNamespaces: 100,
+  tokenScopes: 20,
   minDurationSeconds: 900,
   maxDurationSeconds: 43200,
 } as const;
@@ -112,6 +113,12 @@ export function fieldChecks(c: Credential): Check[] {
         c.sharedNamespaces.every(isValidNamespace) &&
         (c.sharedNamespaces.length === 0 || c.readAccess === ReadAccess.SPECIFIC_NAMESPACES),
       `shared_namespaces: at most ${LIMITS.sharedNamespaces} namespaces, only with read_access READ_ACCESS_SPECIFIC_NAMESPACES`,
+    ],
+    [
+      "token_scopes.format",
+      c.tokenScopes.length <= LIMITS.tokenScopes &&
+        c.tokenScopes.every((t) => t.length <= 256 && PRINTABLE.test(t)),
+      `token_scopes: at most ${LIMITS.tokenScopes}, each 1-256 printable ASCII characters without spaces`,
     ],
     ...hostRules(c.allowedHosts, c.allowedScopes.length > 0),
     ...scopeRules(c.allowedScopes),

@@ -93,6 +93,9 @@ const TOP_LEVEL = {
   shared_namespaces: (to, from) => {
     to.sharedNamespaces = [...from.sharedNamespaces];
   },
+  token_scopes: (to, from) => {
+    to.tokenScopes = [...from.tokenScopes];
+  },
 } satisfies Record<string, (to: Credential, from: Credential) => void>;
 
 type KindCase = NonNullable<Credential["kind"]["case"]>;
