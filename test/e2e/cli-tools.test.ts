@@ -230,7 +230,7 @@ describe("CLI tools against the real daemon", () => {
             namespace: NS,
             name: "bad-host",
             accessKey: { accessKeyId: AKID, secretAccessKey: SECRET },
-            allowedHosts: ["http://x.com"],
+            allowedHosts: ["https://x.com"],
           },
         },
         running().token,

@@ -625,8 +625,8 @@ function defineCases(target: () => Target, ns: string): void {
         field: ["allowed_scopes.actions"],
       },
       {
-        label: 'allowed_host "http://x.com"',
-        credential: accessKey(ns, "ak-bad-host", { allowedHosts: ["http://x.com"] }),
+        label: 'allowed_host "https://x.com" (only http:// is read as a prefix)',
+        credential: accessKey(ns, "ak-bad-host", { allowedHosts: ["https://x.com"] }),
         field: ["allowed_hosts", "allowed_hosts[0]"],
       },
       {
@@ -716,7 +716,7 @@ function defineCases(target: () => Target, ns: string): void {
         api().createCredential({
           credential: accessKey(ns, "ak-two-faults", {
             region: "Not A Region",
-            allowedHosts: ["http://x.com"],
+            allowedHosts: ["https://x.com"],
           }),
         }),
         "InvalidArgument",
