@@ -7,7 +7,13 @@
 import http from "node:http";
 
 const body = Buffer.from(
-  JSON.stringify({ id: "item-0001", status: "ok", owner: "bench", tags: ["a", "b"], n: 42 }),
+  JSON.stringify({
+    id: "item-0001",
+    status: "ok",
+    owner: "bench",
+    tags: ["alpha", "beta"],
+    updated: "2026-12-04T00:00:00Z",
+  }),
 );
 
 const server = http.createServer((_req, res) => {
