@@ -22,6 +22,12 @@
 #   localhost:2379, which the tests never use).
 # - zsh, fish: the completion test checks the scripts `credbroker completion
 #   zsh|fish` print with the shells themselves.
+# - awscli: the README's "Try it" section (run by
+#   test/e2e/readme-try-it.test.ts) uses `aws`; any aws v1 or v2 already on
+#   PATH will do.
+# - systemd: systemd-analyze, which test/deploy/systemd.test.ts runs (verify,
+#   security --offline) on deploy/systemd/credbroker.service; offline, it
+#   needs no running systemd.
 #
 # moto_server (moto 5.x, a Python AWS emulator; test/support/moto.ts runs it
 # as a SigV4-verifying STS) is not a Debian package: it comes with the
@@ -44,6 +50,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+command -v aws >/dev/null 2>&1 || need+=(awscli)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 need_swift=()
 installed python3-swift || need_swift+=(python3-swift)
 

@@ -154,7 +154,7 @@ export function forwardRequestHandler(deps: ForwardDeps) {
         region: req.region,
         service: req.service,
       });
-      const prepared = providers.get(c.provider).prepareSign(signReq);
+      const prepared = providers.forCredential(c).prepareSign(signReq);
       details.action = prepared.target.action || undefined;
       const signed = await deps.signWith(prepared, caller, c, "forward");
       headers = signed.headers;

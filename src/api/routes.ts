@@ -13,6 +13,10 @@ import {
   KeyService,
 } from "../../gen/credbroker/v1/key_service_pb.js";
 import {
+  file_credbroker_v1_server_service,
+  ServerService,
+} from "../../gen/credbroker/v1/server_service_pb.js";
+import {
   file_credbroker_v1_signing_service,
   SigningService,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
@@ -34,6 +38,7 @@ import {
   reflectionServiceV1,
   reflectionServiceV1alpha,
 } from "./reflection-service.js";
+import { type ServerServiceDeps, serverService } from "./server-service.js";
 import { type SigningServiceDeps, signingService } from "./signing-service.js";
 
 /** The names health and reflection report. */
@@ -42,6 +47,7 @@ export const SERVED_SERVICES = [
   SigningService.typeName,
   CallerService.typeName,
   KeyService.typeName,
+  ServerService.typeName,
   Health.typeName,
   ReflectionV1.typeName,
   ReflectionV1alpha.typeName,
@@ -52,6 +58,7 @@ export interface RouteDeps extends Omit<CredentialServiceDeps, "reads">, Signing
   health: HealthState;
   callerAdmin: CallerServiceDeps;
   keys: KeyServiceDeps;
+  server: ServerServiceDeps;
 }
 
 /** A service and its implementation. */
@@ -67,6 +74,7 @@ export function apiServices(deps: RouteDeps): ServedService[] {
     file_credbroker_v1_signing_service,
     file_credbroker_v1_caller_service,
     file_credbroker_v1_key_service,
+    file_credbroker_v1_server_service,
     file_grpc_health_v1_health,
     file_grpc_reflection_v1_reflection,
     file_grpc_reflection_v1alpha_reflection,
@@ -80,6 +88,7 @@ export function apiServices(deps: RouteDeps): ServedService[] {
     served(SigningService, signingService(deps)),
     served(CallerService, callerService(deps.callerAdmin)),
     served(KeyService, keyService(deps.keys)),
+    served(ServerService, serverService(deps.server)),
     served(Health, healthService(deps.health)),
     served(ReflectionV1, reflectionServiceV1(reflection)),
     served(ReflectionV1alpha, reflectionServiceV1alpha(reflection)),

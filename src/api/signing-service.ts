@@ -20,7 +20,7 @@ import { DomainError } from "../core/errors.js";
 import { assertRef, displayName, namespaceShown } from "../core/names.js";
 import { checkSignTarget } from "../core/sign-target.js";
 import type { ProviderRegistry } from "../providers/index.js";
-import type { PreparedSign, SignedRequest } from "../providers/provider.js";
+import type { CloudProvider, PreparedSign, SignedRequest } from "../providers/provider.js";
 import type { CredentialStore } from "../store/credential-store.js";
 import type { CredentialReads } from "../store/read-cache.js";
 import { AUDIT_DETAILS } from "./audit-interceptor.js";
@@ -47,6 +47,16 @@ export interface SigningServiceDeps {
   store: CredentialStore;
   /** ForwardRequest's pool and rules; without them, ForwardRequest is unimplemented. */
   forwarding?: Pick<ForwardDeps, "pool" | "options" | "now"> | undefined;
+}
+
+/** A token is never signed with: the signature would be the token itself. */
+function refuseTokens(c: Credential): void {
+  if (c.kind.case === "token") {
+    throw new DomainError(
+      "failed_precondition",
+      `${displayName(c.namespace, c.name)} is a token credential: signing with it would reveal the token itself; use ForwardRequest`,
+    );
+  }
 }
 
 /** SigningService: the request's names, the caller and credential, then the provider's form check, policy and signature. */
@@ -92,21 +102,26 @@ export function signingService({
       // parsing a hostile URL or header list is the costly part, and only a
       // caller who may sign with the credential gets the daemon to do it.
       checkSignTarget(req);
-      const { id, provider } = providers.forSignRequest(req);
       const caller = callerOf(ctx);
       let credential: Credential | undefined;
+      let provider: CloudProvider;
       if (req.credential !== "") {
         credential = await reads.get(req.namespace, req.credential);
         authorizeCredential(caller, "sign", credential);
+        refuseTokens(credential);
+        provider = providers.forCredential(credential);
       } else {
         authorizeNamespace(caller, "sign", req.namespace);
-        credential = await store.getDefault(req.namespace, id);
+        const byDefault = providers.forDefault(req);
+        provider = byDefault.provider;
+        credential = await store.getDefault(req.namespace, byDefault.id);
         if (credential === undefined) {
           throw new DomainError(
             "not_found",
             `${provider.label} provider default of ${namespaceShown(req.namespace)} not found: name a credential`,
           );
         }
+        refuseTokens(credential);
       }
       const prepared = provider.prepareSign(req);
       ctx.values.set(AUDIT_DETAILS, prepared.target);

@@ -9,6 +9,7 @@ import {
   Provider,
   RoleSchema,
   RoleSource,
+  TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { type FlagSpec, type ParsedFlags, UsageError } from "./flags.js";
@@ -45,6 +46,31 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     kind: "string",
     value: "credential|ambient",
     help: "who calls STS: --source's access key, or the daemon's own identity",
+  },
+  {
+    name: "token-placement",
+    kind: "string",
+    value: "bearer|header|query|basic",
+    help: "where a forwarded request carries the token (unset: bearer)",
+  },
+  { name: "token-header", kind: "string", value: "NAME", help: "the header (placement header)" },
+  {
+    name: "token-prefix",
+    kind: "string",
+    value: "TEXT",
+    help: 'written before the token in --token-header, e.g. "Token "',
+  },
+  {
+    name: "token-query",
+    kind: "string",
+    value: "NAME",
+    help: "the query parameter (placement query)",
+  },
+  {
+    name: "token-username",
+    kind: "string",
+    value: "NAME",
+    help: "the user name (placement basic)",
   },
   { name: "provider", kind: "string", value: "aws|generic", help: "provider (unset: aws)" },
   { name: "region", kind: "string", value: "REGION", help: "default signing region" },
@@ -95,7 +121,21 @@ const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   duration: { kind: "role", path: "role.duration_seconds" },
   source: { kind: "role", path: "role.source_credential" },
   "role-source": { kind: "role", path: "role.source" },
+  "token-placement": { kind: "token", path: "token.placement" },
+  "token-header": { kind: "token", path: "token.header_name" },
+  "token-prefix": { kind: "token", path: "token.prefix" },
+  "token-query": { kind: "token", path: "token.query_name" },
+  "token-username": { kind: "token", path: "token.username" },
 };
+
+/** The token's placement fields: --token-placement on update sets them all (unset ones cleared). */
+const PLACEMENT_PATHS = [
+  "token.placement",
+  "token.header_name",
+  "token.prefix",
+  "token.query_name",
+  "token.username",
+];
 
 /** Flags for top-level fields, with their field path. */
 const FIELD_PATHS: Record<string, string> = {
@@ -182,7 +222,7 @@ export function credentialFromFlags(
  */
 export function updateFromFlags(
   flags: ParsedFlags,
-  currentKind: KindCase | undefined,
+  currentKind: Credential["kind"]["case"],
   secrets: Secrets,
 ): { patch: Credential; paths: string[] } {
   const patch = create(CredentialSchema);
@@ -205,10 +245,14 @@ export function updateFromFlags(
     paths.push(path);
   }
 
-  const kind = kindFromFlags(flags) ?? currentKind;
+  const kind = kindFromFlags(flags) ?? cliKind(currentKind);
   const kindPaths: string[] = [];
   for (const [flag, f] of Object.entries(KIND_FIELD_FLAGS)) {
     if (flags.given(flag)) kindPaths.push(f.path);
+  }
+  // A new placement drops the fields of the old one, which it would otherwise refuse.
+  if (flags.given("token-placement")) {
+    kindPaths.push(...PLACEMENT_PATHS.filter((p) => !kindPaths.includes(p)));
   }
   if (secrets.secret !== undefined) {
     kindPaths.push(kind === "token" ? "token.token" : "access_key.secret_access_key");
@@ -224,6 +268,11 @@ export function updateFromFlags(
     }
   }
   return { patch, paths };
+}
+
+/** The kinds these flags can write; others are left to the API. */
+function cliKind(kind: Credential["kind"]["case"]): KindCase | undefined {
+  return kind === "accessKey" || kind === "role" || kind === "token" ? kind : undefined;
 }
 
 function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Credential["kind"] {
@@ -252,8 +301,34 @@ function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Creden
       };
     }
     case "token":
-      return { case: "token", value: create(TokenSchema, { token: secrets.secret ?? "" }) };
+      return {
+        case: "token",
+        value: create(TokenSchema, {
+          token: secrets.secret ?? "",
+          placement: placement(flags.string("token-placement")),
+          headerName: flags.string("token-header") ?? "",
+          prefix: flags.string("token-prefix") ?? "",
+          queryName: flags.string("token-query") ?? "",
+          username: flags.string("token-username") ?? "",
+        }),
+      };
   }
+}
+
+const PLACEMENTS: Record<string, TokenPlacement> = {
+  bearer: TokenPlacement.BEARER,
+  header: TokenPlacement.HEADER,
+  query: TokenPlacement.QUERY,
+  basic: TokenPlacement.BASIC,
+};
+
+function placement(value: string | undefined): TokenPlacement {
+  if (value === undefined) return TokenPlacement.UNSPECIFIED;
+  const p = Object.hasOwn(PLACEMENTS, value.toLowerCase())
+    ? PLACEMENTS[value.toLowerCase()]
+    : undefined;
+  if (p === undefined) throw new UsageError("--token-placement: bearer, header, query or basic");
+  return p;
 }
 
 function setField(c: Credential, flag: string, flags: ParsedFlags): void {

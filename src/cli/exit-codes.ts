@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
  * 4 not found · 5 invalid input · 6 unavailable (daemon not reachable) ·
  * 7 already exists · 8 conflict (stale etag, failed precondition) · 9 permission denied ·
  * 10 partly done (`cred import --bulk`: some rows were not imported, each reported;
- * `repair`: something was lost).
+ * `repair`: something was lost) · 22 `fetch --fail`: the upstream answered 400 or more (curl's code).
  */
 export const EXIT = {
   ok: 0,
@@ -21,6 +21,7 @@ export const EXIT = {
   conflict: 8,
   permissionDenied: 9,
   partial: 10,
+  upstreamFailed: 22,
 } as const;
 
 /** The exit code for an RPC that failed with `code`. */

@@ -1,5 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Credential, Provider, RoleSource } from "../../gen/credbroker/v1/credential_pb.js";
+import {
+  type Credential,
+  Provider,
+  RoleSource,
+  type Token,
+  TokenPlacement,
+} from "../../gen/credbroker/v1/credential_pb.js";
 import type { Check } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { Severity } from "../../gen/credbroker/v1/credential_service_pb.js";
 
@@ -22,7 +28,13 @@ export function table(rows: readonly (readonly string[])[]): string {
     .join("");
 }
 
-const KIND_NAMES = { accessKey: "access-key", role: "role", token: "token" } as const;
+const KIND_NAMES = {
+  accessKey: "access-key",
+  role: "role",
+  token: "token",
+  servicePrincipal: "service-principal",
+  serviceAccount: "service-account",
+} as const;
 
 export function kindName(c: Credential): string {
   return c.kind.case === undefined ? "-" : KIND_NAMES[c.kind.case];
@@ -34,6 +46,20 @@ export function providerName(p: Provider): string {
 
 function when(t: Credential["createdAt"]): string {
   return t === undefined ? "-" : timestampDate(t).toISOString();
+}
+
+/** Where a forwarded request carries the token, e.g. "header X-Api-Key: Token …" (never the token). */
+export function placementText(t: Token): string {
+  switch (t.placement) {
+    case TokenPlacement.HEADER:
+      return `header ${t.headerName}: ${t.prefix}…`;
+    case TokenPlacement.QUERY:
+      return `query ?${t.queryName}=…`;
+    case TokenPlacement.BASIC:
+      return `basic (user ${t.username === "" ? '""' : t.username})`;
+    default:
+      return "bearer (Authorization: Bearer …)";
+  }
 }
 
 /** One credential as FIELD / VALUE rows; secrets are never there to show. */
@@ -62,6 +88,9 @@ export function credentialTable(c: Credential): string {
             : c.kind.value.sourceCredential,
         ],
       );
+      break;
+    case "token":
+      rows.push(["placement", placementText(c.kind.value)]);
       break;
     default:
       break;
@@ -98,17 +127,31 @@ export function credentialTable(c: Credential): string {
   return table(rows);
 }
 
-/** A listing, one credential per line. */
-export function credentialList(credentials: readonly Credential[]): string {
+/**
+ * Whether a credential signs: "active", or what stops it ("disabled",
+ * "expired", or both) as of `now` (the CLI's clock; the daemon decides with its own).
+ */
+export function credentialStatus(c: Credential, now: Date): string {
+  const stops: string[] = [];
+  if (c.enabled === false) stops.push("disabled");
+  if (c.expiresAt !== undefined && timestampDate(c.expiresAt).getTime() <= now.getTime()) {
+    stops.push("expired");
+  }
+  return stops.join(",") || "active";
+}
+
+/** A listing, one credential per line; EXPIRES is "-" for a credential that never expires. */
+export function credentialList(credentials: readonly Credential[], now = new Date()): string {
   return table([
     [
       "NAMESPACE",
       "NAME",
       "KIND",
       "PROVIDER",
-      "ENABLED",
+      "STATUS",
       "DEFAULT",
       "ACCESS KEY ID / ROLE",
+      "EXPIRES",
       "UPDATED",
     ],
     ...credentials.map((c) => [
@@ -116,13 +159,17 @@ export function credentialList(credentials: readonly Credential[]): string {
       c.name,
       kindName(c),
       providerName(c.provider),
-      String(c.enabled !== false),
+      credentialStatus(c, now),
       c.providerDefault ? "yes" : "",
       c.kind.case === "accessKey"
         ? c.kind.value.accessKeyId
         : c.kind.case === "role"
           ? c.kind.value.roleArn
-          : "",
+          : // A token shows its placement unless it is the default (bearer).
+            c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
+            ? placementText(c.kind.value)
+            : "",
+      when(c.expiresAt),
       when(c.updatedAt),
     ]),
   ]);

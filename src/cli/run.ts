@@ -5,10 +5,12 @@ import { completionCommand, hiddenCompleteCommand } from "./commands/completion.
 import { configCommand } from "./commands/config.js";
 import { credCommand } from "./commands/cred.js";
 import { execCommand } from "./commands/exec.js";
+import { fetchCommand } from "./commands/fetch.js";
 import { keyCommand } from "./commands/key.js";
 import { repairCommand } from "./commands/repair.js";
 import { serveCommand } from "./commands/serve.js";
 import { signCommand } from "./commands/sign.js";
+import { statusCommand } from "./commands/status.js";
 import { versionCommand } from "./commands/version.js";
 import { EXIT } from "./exit-codes.js";
 import type { Io } from "./io.js";
@@ -17,6 +19,7 @@ export const USAGE = `credbroker — holds cloud credentials and lends their pow
 
 Usage:
   credbroker serve [flags]                 run the daemon
+  credbroker status                        the daemon: version, uptime, store, listeners, health (admins)
   credbroker cred create NAME [flags]      store a credential (secret from stdin, file, env or prompt)
   credbroker cred get NAME [flags]         show one (never its secret)
   credbroker cred list [flags]             list a namespace, one page or --all
@@ -26,6 +29,7 @@ Usage:
   credbroker cred import NAME --from SRC   one from env, an AWS profile or a URL
   credbroker cred import --bulk FILE       many: JSON lines, one credential each (- for stdin)
   credbroker sign [flags] URL              SigV4 headers (or --presign URL) for a request
+  credbroker fetch -c NAME [flags] URL     the broker makes an HTTP request with it; prints the body
   credbroker exec [-n NS] -c NAME -- COMMAND…   run COMMAND with short-lived credentials (container endpoint)
   credbroker binding list|delete ID             container bindings (admins: all; others: their own)
   credbroker caller create NAME --role R -n NS   an API caller (admins; token printed once)
@@ -44,7 +48,8 @@ flag with its environment variable and default.
 Exit codes: 0 ok, 1 error, 2 usage or invalid config (bad flags; config check,
 or serve refusing its config before starting), 3 unauthenticated, 4 not found,
 5 invalid input, 6 unavailable, 7 already exists, 8 conflict, 9 permission denied,
-10 partly done (import --bulk: some rows failed; repair: something was lost).
+10 partly done (import --bulk: some rows failed; repair: something was lost),
+22 fetch --fail: the upstream answered 400 or more.
 `;
 
 /** Every command by its first word; help, tests and dispatch all read this table. */
@@ -52,8 +57,10 @@ export const COMMANDS: Readonly<
   Record<string, (argv: readonly string[], io: Io) => Promise<number>>
 > = {
   serve: serveCommand,
+  status: statusCommand,
   cred: credCommand,
   sign: signCommand,
+  fetch: fetchCommand,
   exec: execCommand,
   binding: bindingCommand,
   caller: callerCommand,

@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { KeyService } from "../../gen/credbroker/v1/key_service_pb.js";
+import { ServerService } from "../../gen/credbroker/v1/server_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { baseUrl } from "./address.js";
 
@@ -23,6 +24,7 @@ export interface BrokerClient {
   readonly signing: Client<typeof SigningService>;
   readonly callers: Client<typeof CallerService>;
   readonly keys: Client<typeof KeyService>;
+  readonly server: Client<typeof ServerService>;
 }
 
 /** Adds `authorization: Bearer <token>` to every call. */
@@ -51,5 +53,6 @@ export function createBrokerClient(opts: BrokerClientOptions): BrokerClient {
     signing: createClient(SigningService, transport),
     callers: createClient(CallerService, transport),
     keys: createClient(KeyService, transport),
+    server: createClient(ServerService, transport),
   };
 }

@@ -1,6 +1,7 @@
 /**
- * `credbroker/client`: a typed client for the daemon, and an AWS SDK v3
- * signer that signs through it so applications hold no secret.
+ * `credbroker/client`: a typed client for the daemon, an AWS SDK v3 signer
+ * that signs through it, and `brokerFetch`, a `fetch` the broker makes with a
+ * stored credential: applications hold no secret.
  */
 export { baseUrl, DEFAULT_ADDR } from "./address.js";
 export {
@@ -8,6 +9,12 @@ export {
   type BrokerClientOptions,
   createBrokerClient,
 } from "./broker-client.js";
+export {
+  BrokerFetchError,
+  type BrokerFetchOptions,
+  type BrokerResponse,
+  brokerFetch,
+} from "./broker-fetch.js";
 export {
   BROKER_CREDENTIALS,
   type BrokerSignerOptions,

@@ -7,6 +7,7 @@ import {
   type Credential,
   CredentialSchema,
   RoleSchema,
+  TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "../core/errors.js";
@@ -33,6 +34,11 @@ const FIELDS = new Set([
   "token",
   "token_file",
   "token_env",
+  "token_placement",
+  "token_header_name",
+  "token_prefix",
+  "token_query_name",
+  "token_username",
   "principal_name",
   "created_at",
   "expires_at",
@@ -107,6 +113,34 @@ export async function checkDeclaredCredentials(
     declared.push(one);
   }
   return { declared, problems };
+}
+
+/** A token's placement fields: they mean nothing for another kind. */
+const TOKEN_ONLY = [
+  "token_placement",
+  "token_header_name",
+  "token_prefix",
+  "token_query_name",
+  "token_username",
+];
+
+const PLACEMENTS: Record<string, TokenPlacement> = {
+  bearer: TokenPlacement.BEARER,
+  header: TokenPlacement.HEADER,
+  query: TokenPlacement.QUERY,
+  basic: TokenPlacement.BASIC,
+};
+
+/** token_placement = "bearer" | "header" | "query" | "basic"; unset is bearer. */
+function placement(
+  value: string | undefined,
+  fail: (field: string | undefined, message: string) => undefined,
+): TokenPlacement {
+  if (value === undefined) return TokenPlacement.UNSPECIFIED;
+  const key = value.toLowerCase();
+  if (Object.hasOwn(PLACEMENTS, key)) return PLACEMENTS[key] as TokenPlacement;
+  fail("token_placement", "one of bearer, header, query, basic");
+  return TokenPlacement.UNSPECIFIED;
 }
 
 /** Only for checking a declaration: the stored one gets the daemon's clock and ids. */
@@ -199,7 +233,20 @@ async function declaredCredential(
       }),
     };
   } else {
-    kind = { case: "token", value: create(TokenSchema, { token: token ?? "" }) };
+    kind = {
+      case: "token",
+      value: create(TokenSchema, {
+        token: token ?? "",
+        placement: placement(str("token_placement"), fail),
+        headerName: str("token_header_name") ?? "",
+        prefix: str("token_prefix") ?? "",
+        queryName: str("token_query_name") ?? "",
+        username: str("token_username") ?? "",
+      }),
+    };
+  }
+  if (accessKeyId !== undefined || roleArn !== undefined) {
+    for (const key of TOKEN_ONLY) if (key in fields) fail(key, "only with token");
   }
   const enabled = bool("enabled");
   const tasks = bool("allowed_in_tasks");

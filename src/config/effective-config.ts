@@ -75,6 +75,7 @@ function settingValues(c: ServeConfig): Record<string, string | number | boolean
     listen: hostPort(c.listen),
     "data-dir": c.dataDir,
     "log-level": c.logLevel,
+    "log-format": c.logFormat,
     "shutdown-grace": c.shutdownGraceMs / 1000,
     "sts-endpoint": c.sts.endpoint,
     "sts-region": c.sts.region,

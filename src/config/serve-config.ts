@@ -36,6 +36,8 @@ export interface ServeConfig {
   /** The value of CREDBROKER_PREVIOUS_MASTER_KEYS, if set: keys that only open records (a rotation). */
   previousMasterKeys?: string | undefined;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+  /** --log-format; unset: pretty when the log's stream (stdout) is a terminal, else JSON. */
+  logFormat?: "json" | "pretty" | undefined;
   /** How long shutdown waits for in-flight calls before cutting them off. */
   shutdownGraceMs: number;
   /** Requests per second per caller (0 = unlimited), and the burst allowed. */
@@ -105,6 +107,7 @@ export interface ServeInputs extends StoreInputs {
   listen?: string | undefined;
   dataDir?: string | undefined;
   logLevel?: string | undefined;
+  logFormat?: string | undefined;
   shutdownGrace?: string | undefined;
   stsEndpoint?: string | undefined;
   imdsListen?: string | undefined;
@@ -131,7 +134,7 @@ export interface ServeInputs extends StoreInputs {
 /**
  * Flags win over environment variables, which win over defaults:
  * --listen / CREDBROKER_LISTEN, --data-dir / CREDBROKER_DATA_DIR,
- * --log-level / CREDBROKER_LOG_LEVEL, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE,
+ * --log-level / CREDBROKER_LOG_LEVEL, --log-format / CREDBROKER_LOG_FORMAT, --shutdown-grace / CREDBROKER_SHUTDOWN_GRACE,
  * --sts-endpoint / CREDBROKER_STS_ENDPOINT, --sts-region / CREDBROKER_STS_REGION,
  * --sts-timeout / CREDBROKER_STS_TIMEOUT,
  * --allow-ambient / CREDBROKER_ALLOW_AMBIENT (true or false),
@@ -173,6 +176,17 @@ export function collectServeConfig(
       throw new DomainError("invalid_argument", `--log-level: one of ${LOG_LEVELS.join(", ")}`);
     }
     return level;
+  });
+  const logFormat = check(undefined, () => {
+    const format = flags.logFormat ?? env.CREDBROKER_LOG_FORMAT;
+    if (format === undefined || format === "") return undefined;
+    if (format !== "json" && format !== "pretty") {
+      throw new DomainError(
+        "invalid_argument",
+        "--log-format: json or pretty (unset: pretty on a terminal, else json)",
+      );
+    }
+    return format;
   });
   const graceSeconds = check(10, () => {
     const grace = Number(flags.shutdownGrace ?? env.CREDBROKER_SHUTDOWN_GRACE ?? "10");
@@ -284,6 +298,7 @@ export function collectServeConfig(
     masterKey: env.CREDBROKER_MASTER_KEY,
     previousMasterKeys: env.CREDBROKER_PREVIOUS_MASTER_KEYS,
     logLevel: logLevel as ServeConfig["logLevel"],
+    logFormat,
     shutdownGraceMs: graceSeconds * 1000,
     sts: {
       endpoint: stsEndpoint || undefined,

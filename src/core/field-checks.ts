@@ -14,7 +14,10 @@ import {
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { HTTP_PREFIX } from "./allowed-hosts.js";
+import type { Rule } from "./check-rule.js";
 import { isNonAwsWildcard } from "./host-wildcards.js";
+import { azureRules } from "./kind-rules/azure.js";
+import { gcpRules } from "./kind-rules/gcp.js";
 import { isValidName, isValidNamespace } from "./names.js";
 import { isS3Action, S3_ACTIONS } from "./s3-actions.js";
 
@@ -46,11 +49,10 @@ export const LIMITS = {
   prefixes: 100,
   prefix: 1024,
   sharedNamespaces: 100,
+  tokenScopes: 20,
   minDurationSeconds: 900,
   maxDurationSeconds: 43200,
 } as const;
-
-type Rule = [check: string, ok: boolean, message: string, severity?: Severity];
 
 function toCheck([check, ok, message, severity = Severity.ERROR]: Rule): Check {
   return create(CheckSchema, { check, ok, severity, message });
@@ -72,14 +74,22 @@ export function fieldChecks(c: Credential): Check[] {
     [
       "kind.present",
       c.kind.case !== undefined,
-      "kind: exactly one of access_key, role, token is required",
+      "kind: exactly one of access_key, role, token, service_principal, service_account is required",
     ],
     ...kindRules(c),
     [
       "provider.known",
-      c.provider === Provider.AWS || c.provider === Provider.GENERIC,
-      "provider: PROVIDER_AWS or PROVIDER_GENERIC",
+      PROVIDER_KINDS[c.provider] !== undefined,
+      "provider: PROVIDER_AWS, PROVIDER_AZURE, PROVIDER_GCP or PROVIDER_GENERIC",
     ],
+    [
+      "kind.provider",
+      c.kind.case === undefined ||
+        PROVIDER_KINDS[c.provider] === undefined ||
+        (PROVIDER_KINDS[c.provider] ?? []).includes(c.kind.case),
+      `kind: ${providerLabel(c.provider)} takes ${(PROVIDER_KINDS[c.provider] ?? []).map(kindField).join(", ")}`,
+    ],
+    ...(PROVIDER_RULES[c.provider]?.(c) ?? []),
     ["region.format", c.region === "" || REGION.test(c.region), "region: 1-64 of a-z, 0-9, '-'"],
     [
       "description.length",
@@ -104,10 +114,54 @@ export function fieldChecks(c: Credential): Check[] {
         (c.sharedNamespaces.length === 0 || c.readAccess === ReadAccess.SPECIFIC_NAMESPACES),
       `shared_namespaces: at most ${LIMITS.sharedNamespaces} namespaces, only with read_access READ_ACCESS_SPECIFIC_NAMESPACES`,
     ],
+    [
+      "token_scopes.format",
+      c.tokenScopes.length <= LIMITS.tokenScopes &&
+        c.tokenScopes.every((t) => t.length <= 256 && PRINTABLE.test(t)),
+      `token_scopes: at most ${LIMITS.tokenScopes}, each 1-256 printable ASCII characters without spaces`,
+    ],
     ...hostRules(c.allowedHosts, c.allowedScopes.length > 0),
     ...scopeRules(c.allowedScopes),
   ];
   return rules.map(toCheck);
+}
+
+type KindCase = NonNullable<Credential["kind"]["case"]>;
+
+/** The kinds each provider takes (unset is stored as AWS). */
+const PROVIDER_KINDS: Partial<Record<Provider, readonly KindCase[]>> = {
+  [Provider.UNSPECIFIED]: ["accessKey", "role", "token"],
+  [Provider.AWS]: ["accessKey", "role", "token"],
+  [Provider.GENERIC]: ["accessKey", "role", "token"],
+  [Provider.AZURE]: ["accessKey", "token", "servicePrincipal"],
+  [Provider.GCP]: ["accessKey", "token", "serviceAccount"],
+};
+
+/** Each cloud's own shape rules for the kinds it takes (core/kind-rules/, one file per cloud). */
+const PROVIDER_RULES: Partial<Record<Provider, (c: Credential) => Rule[]>> = {
+  [Provider.AZURE]: azureRules,
+  [Provider.GCP]: gcpRules,
+};
+
+const KIND_FIELDS: Record<KindCase, string> = {
+  accessKey: "access_key",
+  role: "role",
+  token: "token",
+  servicePrincipal: "service_principal",
+  serviceAccount: "service_account",
+};
+
+function kindField(k: KindCase): string {
+  return KIND_FIELDS[k];
+}
+
+function providerLabel(p: Provider): string {
+  return `PROVIDER_${Provider[p] ?? p}`;
+}
+
+/** AWS-shaped key ids are expected where SigV4 is spoken (AWS and S3-compatible stores). */
+function awsShaped(c: Credential): boolean {
+  return c.provider !== Provider.AZURE && c.provider !== Provider.GCP;
 }
 
 function kindRules(c: Credential): Rule[] {
@@ -121,18 +175,20 @@ function kindRules(c: Credential): Rule[] {
           idOk,
           "access_key.access_key_id: 1-128 printable ASCII characters without spaces",
         ],
-        [
+      ];
+      if (awsShaped(c)) {
+        rules.push([
           "access_key.access_key_id.aws_shape",
           !idOk || AWS_KEY_ID.test(k.accessKeyId),
           "access_key.access_key_id: not AWS-shaped (AKIA or ASIA and 16 more); fine for S3-compatible stores",
           Severity.WARNING,
-        ],
-        [
-          "access_key.secret_access_key.format",
-          k.secretAccessKey.length <= LIMITS.secret && PRINTABLE.test(k.secretAccessKey),
-          `access_key.secret_access_key: required, 1-${LIMITS.secret} printable ASCII characters without spaces`,
-        ],
-      ];
+        ]);
+      }
+      rules.push([
+        "access_key.secret_access_key.format",
+        k.secretAccessKey.length <= LIMITS.secret && PRINTABLE.test(k.secretAccessKey),
+        `access_key.secret_access_key: required, 1-${LIMITS.secret} printable ASCII characters without spaces`,
+      ]);
       if (k.sessionToken !== undefined) {
         rules.push([
           "access_key.session_token.format",
@@ -140,7 +196,7 @@ function kindRules(c: Credential): Rule[] {
           `access_key.session_token: when set, 1-${LIMITS.sessionToken} printable ASCII characters`,
         ]);
       }
-      if (k.accessKeyId.startsWith("ASIA")) {
+      if (awsShaped(c) && k.accessKeyId.startsWith("ASIA")) {
         rules.push([
           "access_key.session_token.present",
           k.sessionToken !== undefined,

@@ -93,6 +93,9 @@ const TOP_LEVEL = {
   shared_namespaces: (to, from) => {
     to.sharedNamespaces = [...from.sharedNamespaces];
   },
+  token_scopes: (to, from) => {
+    to.tokenScopes = [...from.tokenScopes];
+  },
 } satisfies Record<string, (to: Credential, from: Credential) => void>;
 
 type KindCase = NonNullable<Credential["kind"]["case"]>;
@@ -129,6 +132,12 @@ const KIND_FIELDS = {
       username: "username",
     },
   },
+  service_principal: {
+    case: "servicePrincipal",
+    fields: { tenant_id: "tenantId", client_id: "clientId", client_secret: "clientSecret" },
+  },
+  // client_email, private_key_id, project_id are read from the key, never written.
+  service_account: { case: "serviceAccount", fields: { key_json: "keyJson" } },
 } as const satisfies Record<string, { case: KindCase; fields: Record<string, string> }>;
 
 const IMMUTABLE = new Set(["id", "namespace", "created_at", "updated_at", "etag", "managed_by"]);

@@ -15,6 +15,12 @@ export function redact(c: Credential): Credential {
     case "token":
       out.kind.value.token = "";
       break;
+    case "servicePrincipal":
+      out.kind.value.clientSecret = "";
+      break;
+    case "serviceAccount":
+      out.kind.value.keyJson = "";
+      break;
     default:
       break;
   }

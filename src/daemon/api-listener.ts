@@ -10,6 +10,7 @@ import { type Listener, listen } from "../api/listener.js";
 import { peerContext, socketOf } from "../api/peer-certificate.js";
 import { apiServices, clientStreamPaths, routesOf, type ServedService } from "../api/routes.js";
 import { rpcHandler } from "../api/rpc-handler.js";
+import type { ListenerInfo } from "../api/server-service.js";
 import type { ContainerBindings, SigningServiceDeps } from "../api/signing-service.js";
 import { listenTls } from "../api/tls-listener.js";
 import { fastUnary } from "../api/unary/fast-unary.js";
@@ -24,6 +25,7 @@ import type { KeyRotation } from "../store/key-rotation.js";
 import type { ReadCache } from "../store/read-cache.js";
 import type { DaemonStore } from "./open-store.js";
 import type { DaemonProviders } from "./providers.js";
+import { buildInfo } from "./version-info.js";
 
 export interface ApiDeps {
   config: ServeConfig;
@@ -41,11 +43,15 @@ export interface ApiDeps {
   audit: AuditSink;
   log: Logger;
   tls: TlsMaterial | undefined;
+  /** The metadata listeners running (GetServerStatus lists them after the API's). */
+  listeners: readonly ListenerInfo[];
+  startedAt: Date;
 }
 
 /** The API's services over the daemon's parts, served on the API port. */
-export function startApi(deps: ApiDeps): Promise<Listener> {
-  const { store, ambient, reads, providers, callers, log } = deps;
+export async function startApi(deps: ApiDeps): Promise<Listener> {
+  const { config, store, ambient, reads, providers, callers, log } = deps;
+  let apiUrl: string | undefined;
   const services = apiServices({
     store,
     ambient,
@@ -65,8 +71,32 @@ export function startApi(deps: ApiDeps): Promise<Listener> {
       },
       log,
     },
+    server: {
+      build: buildInfo,
+      startedAt: deps.startedAt,
+      now: ambient.now,
+      health: deps.health,
+      store: {
+        backend: config.store.kind,
+        location: storeLocation(config),
+        counts: () => deps.rotation.recordCounts(),
+      },
+      listeners: () => [
+        ...(apiUrl === undefined ? [] : [{ kind: "api" as const, url: apiUrl }]),
+        ...deps.listeners,
+      ],
+    },
   });
-  return startApiListener({ ...deps, services });
+  const listener = await startApiListener({ ...deps, services });
+  apiUrl = listener.url;
+  return listener;
+}
+
+/** Where the store is, for GetServerStatus: the data dir, or etcd's hosts (no user information) and prefix. */
+function storeLocation(config: ServeConfig): string {
+  if (config.store.kind !== "etcd") return config.dataDir;
+  const hosts = config.store.endpoints.map((e) => URL.parse(e)?.host ?? "?");
+  return `${hosts.join(",")} ${config.store.prefix}`;
 }
 
 interface ApiListenerDeps {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import type { ListenerInfo } from "../api/server-service.js";
 import type { AuditSink } from "../audit/audit-log.js";
 import type { CallerDirectory } from "../auth/caller-directory.js";
 import { bindingSessions } from "../bindings/binding-use.js";
@@ -31,13 +32,16 @@ export interface MetadataDeps {
 /**
  * The metadata listeners configured (container credentials, IMDS). Started
  * before the API: container bindings name the container listener's URL.
+ * Returns the container bindings (when that listener runs) and each listener.
  */
-export async function startMetadata(
-  deps: MetadataDeps,
-): Promise<{ table: BindingTable; baseUrl: string } | undefined> {
+export async function startMetadata(deps: MetadataDeps): Promise<{
+  containers: { table: BindingTable; baseUrl: string } | undefined;
+  listeners: ListenerInfo[];
+}> {
   const { config, providers, callers, reads, ambient, log, audit, closers, own } = deps;
   const provider = providers.metadata;
   const bindings = new BindingTable(ambient.now);
+  const listeners: ListenerInfo[] = [];
   const container = config.containerListen
     ? await startContainerServer({
         ...config.containerListen,
@@ -55,6 +59,7 @@ export async function startMetadata(
   if (container) {
     closers.push(() => container.close());
     own.add(container.url);
+    listeners.push({ kind: "container", url: container.url });
     log.info({ url: container.url }, "container credentials listening");
   }
   const imdsConfig = config.imds;
@@ -81,7 +86,11 @@ export async function startMetadata(
     });
     closers.push(() => imds.close());
     own.add(imds.url);
+    listeners.push({ kind: "imds", url: imds.url, credential: displayName(namespace, name) });
     log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
   }
-  return container ? { table: bindings, baseUrl: container.url } : undefined;
+  return {
+    containers: container ? { table: bindings, baseUrl: container.url } : undefined,
+    listeners,
+  };
 }

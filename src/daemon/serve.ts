@@ -46,10 +46,11 @@ export async function startDaemon(
   const tls = await assertStartup(config, process.env);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
+  const startedAt = ambient.now();
   const store = await openStore(config, log, ambient);
 
   try {
-    return await serve(config, log, store, ambient, tls);
+    return await serve(config, log, store, ambient, tls, startedAt);
   } catch (err) {
     await store.close();
     throw err;
@@ -63,6 +64,7 @@ async function serve(
   store: DaemonStore,
   ambient: Ambient,
   tls: TlsMaterial | undefined,
+  startedAt: Date,
 ): Promise<Daemon> {
   const admin = await ensureAdminToken(config.dataDir);
   log.info({ file: admin.file, created: admin.created }, "admin token file");
@@ -89,10 +91,10 @@ async function serve(
   try {
     const watch = await watchStore(store, parts);
     if (watch) closers.push(watch);
-    const containers = await startMetadata(parts);
+    const metadata = await startMetadata(parts);
     const reload = reloader(parts);
     await reload();
-    const listener = await startApi({ ...parts, containers, forwarding });
+    const listener = await startApi({ ...parts, ...metadata, startedAt, forwarding });
     own.add(listener.url);
     return {
       url: listener.url,

@@ -90,13 +90,16 @@ export class UpstreamPool {
       const headers = responseHeaders(res.headers);
       const decoders = contentDecoders(headers);
       if (decoders === undefined) {
-        res.body.destroy();
+        res.body.on("error", () => {}).destroy();
         throw new DomainError(
           "failed_precondition",
           "the upstream's response has a content-encoding the broker cannot decode (gzip, deflate and br can be)",
         );
       }
       const body = await readCapped(res.body, decoders, req.maxResponseBytes);
+      // undici frees the connection for the next request on setImmediate after
+      // the last byte; waiting for it lets a caller's next send reuse it.
+      await new Promise((resolve) => setImmediate(resolve));
       const kept =
         decoders.length > 0
           ? headers.filter(([n]) => n !== "content-encoding" && n !== "content-length")

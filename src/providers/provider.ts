@@ -15,7 +15,20 @@ export interface CredentialReads {
 }
 
 /** An emulated metadata protocol (src/metadata/) that can hand out a provider's sessions. */
-export type MetadataProtocol = "ec2-imds" | "ecs-container";
+export type MetadataProtocol =
+  | "ec2-imds"
+  | "ecs-container"
+  | "azure-imds"
+  | "azure-app-service"
+  | "gce-metadata";
+
+/** An OAuth access token minted from a credential (Entra ID, Google): a session, never the stored secret. */
+export interface AccessToken {
+  token: string;
+  expiresAt: Date;
+  /** What it was granted for: the scopes (Google) or the resource/scope (Azure). */
+  scopes: readonly string[];
+}
 
 /** A request signed: headers to send, or a presigned URL (headers then hold only what must go with it). */
 export interface SignedRequest {
@@ -71,6 +84,19 @@ export interface CloudProvider {
    * an instance (the metadata listeners); `expectedId` pins the version bound.
    */
   taskSession(namespace: string, name: string, expectedId?: string): Promise<MintedSession>;
+  /**
+   * An OAuth access token from the credential `namespace/name` for `scopes`
+   * (each within its token_scopes, else permission_denied), cached until
+   * shortly before it expires, one request in flight per key: for the
+   * metadata listeners, exec bindings and Bearer signing. Absent for
+   * providers without tokens (AWS lends STS sessions instead).
+   */
+  accessToken?(
+    namespace: string,
+    name: string,
+    scopes: readonly string[],
+    expectedId?: string,
+  ): Promise<AccessToken>;
   /** Live verification (the cloud's own "who am I" or a fresh session); undefined when not configured. */
   readonly live?: LiveVerification | undefined;
 }

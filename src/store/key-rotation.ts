@@ -1,4 +1,5 @@
 import { DomainError } from "../core/errors.js";
+import { CALLER_PREFIX, recordKey } from "./keys.js";
 import type { SealedEntry } from "./rotation.js";
 import type { Sealer } from "./sealing.js";
 
@@ -148,5 +149,23 @@ export class KeyRotation {
     const retired = this.sealer.retirePrevious();
     await store.retired();
     return { retired, checked };
+  }
+
+  /** How many credentials and callers the store holds: one read-only pass over the sealed records' keys, in batches. */
+  async recordCounts(): Promise<{ credentials: number; callers: number }> {
+    const counts = { credentials: 0, callers: 0 };
+    const credentialPrefix = recordKey("");
+    let after = "";
+    for (;;) {
+      const entries = await this.store.sealedBatch(after, MAX_BATCH);
+      for (const e of entries) {
+        if (e.key.startsWith(credentialPrefix)) counts.credentials++;
+        else if (e.key.startsWith(CALLER_PREFIX)) counts.callers++;
+      }
+      const last = entries.at(-1);
+      if (last === undefined || entries.length < MAX_BATCH) break;
+      after = last.key;
+    }
+    return counts;
   }
 }

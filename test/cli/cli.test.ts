@@ -483,9 +483,10 @@ describe("credbroker CLI against a real daemon", () => {
         NAME: "env-key",
         KIND: "access-key",
         PROVIDER: "aws",
-        ENABLED: "true",
+        STATUS: "active",
         DEFAULT: "",
         "ACCESS KEY ID / ROLE": AKID,
+        EXPIRES: "-",
         UPDATED: f.get("updated") ?? "",
       },
     ]);

@@ -384,6 +384,12 @@ describe("applyUpdate", () => {
         t.sharedNamespaces = f.sharedNamespaces;
       },
     ],
+    [
+      "token_scopes",
+      (t, f) => {
+        t.tokenScopes = [...f.tokenScopes];
+      },
+    ],
   ];
   for (const [path, set] of topLevel) {
     test(`mask [${path}] applies exactly ${path}`, () => {
@@ -404,7 +410,9 @@ describe("applyUpdate", () => {
   test("every top-level path of UPDATABLE_PATHS is covered above", () => {
     const covered = new Set(topLevel.map(([p]) => p));
     const top = UPDATABLE_PATHS.filter(
-      (p) => !p.includes(".") && !["access_key", "role", "token"].includes(p),
+      (p) =>
+        !p.includes(".") &&
+        !["access_key", "role", "token", "service_principal", "service_account"].includes(p),
     );
     assert.deepEqual([...top].sort(), [...covered].sort());
   });

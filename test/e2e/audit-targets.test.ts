@@ -16,6 +16,7 @@ import { CallerRole } from "../../gen/credbroker/v1/caller_pb.js";
 import { CallerService } from "../../gen/credbroker/v1/caller_service_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { KeyService } from "../../gen/credbroker/v1/key_service_pb.js";
+import { ServerService } from "../../gen/credbroker/v1/server_service_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { PROTOCOLS, type Protocol, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
@@ -35,6 +36,7 @@ interface Clients {
   signing: Client<typeof SigningService>;
   callers: Client<typeof CallerService>;
   keys: Client<typeof KeyService>;
+  server: Client<typeof ServerService>;
 }
 
 type Target = Pick<Line, "namespace" | "credential" | "newName" | "targetCaller">;
@@ -58,12 +60,13 @@ const accessKey = {
   },
 } as const;
 
-/** The table: every RPC of the four services, in an order the admin's calls succeed in. */
+/** The table: every RPC of the five services, in an order the admin's calls succeed in. */
 function table(ns: string, who: string): Row[] {
   const cr = (rpc: string) => `/credbroker.v1.CredentialService/${rpc}`;
   const sg = (rpc: string) => `/credbroker.v1.SigningService/${rpc}`;
   const ca = (rpc: string) => `/credbroker.v1.CallerService/${rpc}`;
   const ky = (rpc: string) => `/credbroker.v1.KeyService/${rpc}`;
+  const sv = (rpc: string) => `/credbroker.v1.ServerService/${rpc}`;
   const caller = `c-${who}`;
   return [
     {
@@ -232,6 +235,12 @@ function table(ns: string, who: string): Row[] {
     },
     { rpc: ky("GetKeyStatus"), audited: false, call: (c) => c.keys.getKeyStatus({}), target: {} },
     {
+      rpc: sv("GetServerStatus"),
+      audited: false,
+      call: (c) => c.server.getServerStatus({}),
+      target: {},
+    },
+    {
       rpc: ky("RotateMasterKey"),
       audited: true,
       call: async (c) => {
@@ -279,6 +288,7 @@ describe("audit lines name their targets: every RPC, every protocol", () => {
       signing: createClient(SigningService, t),
       callers: createClient(CallerService, t),
       keys: createClient(KeyService, t),
+      server: createClient(ServerService, t),
     };
   };
 
@@ -294,9 +304,15 @@ describe("audit lines name their targets: every RPC, every protocol", () => {
     if (daemon) await removeDir(daemon.dataDir);
   });
 
-  test("the table covers every RPC of the four services", () => {
+  test("the table covers every RPC of the five services", () => {
     const covered = new Set(table("ns", "x").map((r) => r.rpc));
-    for (const service of [CredentialService, SigningService, CallerService, KeyService]) {
+    for (const service of [
+      CredentialService,
+      SigningService,
+      CallerService,
+      KeyService,
+      ServerService,
+    ]) {
       for (const m of service.methods)
         assert.ok(covered.has(`/${service.typeName}/${m.name}`), m.name);
     }

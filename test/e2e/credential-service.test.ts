@@ -1731,6 +1731,7 @@ const EXPECTED_SERVICES = [
   "credbroker.v1.CallerService",
   "credbroker.v1.CredentialService",
   "credbroker.v1.KeyService",
+  "credbroker.v1.ServerService",
   "credbroker.v1.SigningService",
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",

@@ -1,23 +1,16 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { REPO_ROOT as ROOT, readmeSection, shBlocks } from "../support/readme.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const run = promisify(execFile);
 const CLI_SECRET = "cliSECRETvalue0123456789abcdefghijklmnopq";
 
 /** The ```sh blocks under a README heading, joined. */
 async function walkthrough(heading: string): Promise<string> {
-  const readme = await readFile(`${ROOT}README.md`, "utf8");
-  const section = readme.split(/^## /m).find((s) => s.startsWith(heading));
-  assert.ok(section, `README has a "${heading}" section`);
-  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
-  assert.ok(blocks.length > 0);
-  return blocks.join("\n");
+  return shBlocks(await readmeSection(heading)).join("\n");
 }
 
 /**

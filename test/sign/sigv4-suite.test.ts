@@ -14,6 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { pino } from "pino";
+import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import { CredentialService } from "../../gen/credbroker/v1/credential_service_pb.js";
 import {
   SigningService,
@@ -155,6 +156,7 @@ describe("AWS SigV4 test suite through SignRequest over gRPC", () => {
     const host = c.headers.find(([n]) => n.toLowerCase() === "host")?.[1] ?? "";
     return signing.client.signRequest({
       $typeName: "credbroker.v1.SignRequestRequest",
+      provider: Provider.UNSPECIFIED,
       namespace: "sigv4",
       credential: credentialFor.get(`${access_key_id}|${secret_access_key}|${token ?? ""}`) ?? "",
       method: c.method,

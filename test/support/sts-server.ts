@@ -105,6 +105,22 @@ export interface FakeStsOptions {
   /** When set, the signature's scope must name this region; otherwise any region is accepted. */
   region?: string;
   now?: () => Date;
+  /** The port on 127.0.0.1; default: a free one. */
+  port?: number;
+  /**
+   * For `npm run dev:sts` only, never in tests: an access key it does not know
+   * is accepted without checking its signature (it has no secret to check it
+   * with), as a user of this account, and any role ARN may be assumed by
+   * anyone. Keys it knows are still verified.
+   */
+  acceptAnyKeyInAccount?: string;
+  /**
+   * For `npm run dev:sts` only: every session it issues carries this key pair
+   * (with a fresh session token) instead of a random one, so a local S3 that
+   * knows only that pair accepts the sessions. Such sessions are not
+   * remembered; a call signed with one is an unknown key (see acceptAnyKeyInAccount).
+   */
+  sessionKey?: { accessKeyId: string; secretAccessKey: string };
 }
 
 const XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -323,19 +339,24 @@ class Sts implements FakeSts {
   });
   private stopped: Promise<void> | undefined;
 
-  constructor(
-    private readonly region: string | undefined,
-    now: (() => Date) | undefined,
-  ) {
-    this.now = now ?? (() => new Date());
+  private readonly region: string | undefined;
+  private readonly anyKeyAccount: string | undefined;
+  private readonly sessionKey: FakeStsOptions["sessionKey"];
+
+  constructor(opts: FakeStsOptions) {
+    this.region = opts.region;
+    this.anyKeyAccount = opts.acceptAnyKeyInAccount;
+    this.sessionKey = opts.sessionKey;
+    this.now = opts.now ?? (() => new Date());
     this.server.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
     });
   }
 
-  /** Listens on 127.0.0.1: a free port the first time, the same port after "refused". */
-  async listen(): Promise<void> {
+  /** Listens on 127.0.0.1: `port` (a free one if 0) the first time, the same port after "refused". */
+  async listen(port = this.port): Promise<void> {
+    this.port = port;
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(this.port, "127.0.0.1", () => {
@@ -614,6 +635,9 @@ class Sts implements FakeSts {
     }
 
     const key = this.keys.get(akid);
+    if (key === undefined && this.anyKeyAccount !== undefined) {
+      return { key: this.anyKey(akid, this.anyKeyAccount, req), region };
+    }
     if (key === undefined) {
       throw new StsError(
         "InvalidClientTokenId",
@@ -699,6 +723,20 @@ class Sts implements FakeSts {
     return { key, region };
   }
 
+  /** An unknown key, accepted as it is (dev:sts): a user of `account`, or a session when a token came with it. */
+  private anyKey(accessKeyId: string, account: string, req: IncomingMessage): KnownKey {
+    const token = req.headers["x-amz-security-token"];
+    return {
+      accessKeyId,
+      secretAccessKey: "",
+      ...(typeof token === "string" ? { sessionToken: token } : {}),
+      arn: `arn:aws:iam::${account}:user/any-key`,
+      account,
+      userId: `AIDA${account}`,
+      kind: typeof token === "string" ? "session" : "user",
+    };
+  }
+
   private dispatch(action: string, params: Record<string, string>, caller: KnownKey): string {
     switch (action) {
       case "GetCallerIdentity":
@@ -737,6 +775,9 @@ class Sts implements FakeSts {
     }
     const duration = durationParam(params, 900, 43200);
     checkPolicy(params);
+    if (!this.roles.has(roleArn) && this.anyKeyAccount !== undefined && ROLE_ARN_RE.test(roleArn)) {
+      this.addRole({ arn: roleArn }); // dev:sts: any role may be assumed, by anyone
+    }
     const role = this.roles.get(roleArn);
     const denied = (why: string) =>
       new StsError(
@@ -823,11 +864,12 @@ class Sts implements FakeSts {
     const start = Math.floor(this.now().getTime() / 1000) * 1000;
     const lasts = this.sessionSeconds ?? durationSeconds;
     const issued: Issued = {
-      accessKeyId: randomId("ASIA", 16),
-      secretAccessKey: randomBytes(30).toString("base64"),
+      accessKeyId: this.sessionKey?.accessKeyId ?? randomId("ASIA", 16),
+      secretAccessKey: this.sessionKey?.secretAccessKey ?? randomBytes(30).toString("base64"),
       sessionToken: `FwoGZXIvYXdzE${randomBytes(180).toString("base64")}`,
       expiration: new Date(start + lasts * 1000),
     };
+    if (this.sessionKey !== undefined) return issued;
     this.keys.set(issued.accessKeyId, {
       ...who,
       accessKeyId: issued.accessKeyId,
@@ -888,9 +930,9 @@ function checkPolicy(params: Record<string, string>): void {
   }
 }
 
-/** Starts a fake STS on 127.0.0.1 (a free port). */
+/** Starts a fake STS on 127.0.0.1 (a free port, unless `port` is given). */
 export async function startFakeSts(opts: FakeStsOptions = {}): Promise<FakeSts> {
-  const sts = new Sts(opts.region, opts.now);
-  await sts.listen();
+  const sts = new Sts(opts);
+  await sts.listen(opts.port ?? 0);
   return sts;
 }

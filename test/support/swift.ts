@@ -72,6 +72,9 @@ export interface SwiftServer {
   stop(): Promise<void>;
 }
 
+/** The one key pair the servers know (tempauth's user test:tester); `npm run dev:s3` prints it. */
+export const DEV_S3_KEY = { accessKeyId: "test:tester", secretAccessKey: "testing" } as const;
+
 /** Debian's python, which has the swift modules (python3-swift). */
 const PYTHON = "/usr/bin/python3";
 const READY_TIMEOUT_MS = 30_000;
@@ -236,7 +239,12 @@ function ini(sections: Record<string, Record<string, string | number>>): string 
     .join("\n");
 }
 
-export async function startSwift(): Promise<SwiftServer> {
+export interface SwiftOptions {
+  /** The S3 endpoint's (the proxy's) port on 127.0.0.1; default: a free one. */
+  proxyPort?: number;
+}
+
+export async function startSwift(opts: SwiftOptions = {}): Promise<SwiftServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "credbroker-swift-"));
   const children: Child[] = [];
   let stopped: Promise<void> | undefined;
@@ -250,12 +258,14 @@ export async function startSwift(): Promise<SwiftServer> {
   };
 
   try {
-    const [accountPort, containerPort, objectPort, proxyPort, memcachePort] = await freePorts(5);
+    const [accountPort, containerPort, objectPort, memcachePort, freeProxyPort] = await freePorts(
+      opts.proxyPort === undefined ? 5 : 4,
+    );
     const ports: Record<ServerType, number> = {
       account: accountPort,
       container: containerPort,
       object: objectPort,
-      proxy: proxyPort,
+      proxy: opts.proxyPort ?? freeProxyPort,
     };
     const devices = path.join(dir, "devices");
     await mkdir(path.join(devices, "d1"), { recursive: true });
@@ -363,8 +373,7 @@ export async function startSwift(): Promise<SwiftServer> {
 
     return {
       endpoint: `http://127.0.0.1:${ports.proxy}`,
-      accessKeyId: "test:tester",
-      secretAccessKey: "testing",
+      ...DEV_S3_KEY,
       region: "us-east-1",
       stop,
     };

@@ -12,12 +12,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/credential.proto.
  */
 export const file_credbroker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEirwYKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkSLgoLcmVhZF9hY2Nlc3MYFSABKA4yGS5jcmVkYnJva2VyLnYxLlJlYWRBY2Nlc3MSGQoRc2hhcmVkX25hbWVzcGFjZXMYFiADKAkSEgoKbWFuYWdlZF9ieRgXIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZEIKCghfZW5hYmxlZCJrCglBY2Nlc3NLZXkSFQoNYWNjZXNzX2tleV9pZBgBIAEoCRIZChFzZWNyZXRfYWNjZXNzX2tleRgCIAEoCRIaCg1zZXNzaW9uX3Rva2VuGAMgASgJSACIAQFCEAoOX3Nlc3Npb25fdG9rZW4iuQEKBFJvbGUSEAoIcm9sZV9hcm4YASABKAkSEwoLZXh0ZXJuYWxfaWQYAiABKAkSGQoMc2Vzc2lvbl9uYW1lGAMgASgJSACIAQESGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoBRIZChFzb3VyY2VfY3JlZGVudGlhbBgFIAEoCRIpCgZzb3VyY2UYBiABKA4yGS5jcmVkYnJva2VyLnYxLlJvbGVTb3VyY2VCDwoNX3Nlc3Npb25fbmFtZSKTAQoFVG9rZW4SDQoFdG9rZW4YASABKAkSMAoJcGxhY2VtZW50GAIgASgOMh0uY3JlZGJyb2tlci52MS5Ub2tlblBsYWNlbWVudBITCgtoZWFkZXJfbmFtZRgDIAEoCRIOCgZwcmVmaXgYBCABKAkSEgoKcXVlcnlfbmFtZRgFIAEoCRIQCgh1c2VybmFtZRgGIAEoCSJACgtBY2Nlc3NTY29wZRIOCgZidWNrZXQYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSDwoHYWN0aW9ucxgDIAMoCSpMCghQcm92aWRlchIYChRQUk9WSURFUl9VTlNQRUNJRklFRBAAEhAKDFBST1ZJREVSX0FXUxABEhQKEFBST1ZJREVSX0dFTkVSSUMQAiqBAQoKUmVhZEFjY2VzcxIbChdSRUFEX0FDQ0VTU19VTlNQRUNJRklFRBAAEhkKFVJFQURfQUNDRVNTX05BTUVTUEFDRRABEhYKElJFQURfQUNDRVNTX0dMT0JBTBACEiMKH1JFQURfQUNDRVNTX1NQRUNJRklDX05BTUVTUEFDRVMQAypeCgpSb2xlU291cmNlEhsKF1JPTEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGgoWUk9MRV9TT1VSQ0VfQ1JFREVOVElBTBABEhcKE1JPTEVfU09VUkNFX0FNQklFTlQQAiqfAQoOVG9rZW5QbGFjZW1lbnQSHwobVE9LRU5fUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASGgoWVE9LRU5fUExBQ0VNRU5UX0JFQVJFUhABEhoKFlRPS0VOX1BMQUNFTUVOVF9IRUFERVIQAhIZChVUT0tFTl9QTEFDRU1FTlRfUVVFUlkQAxIZChVUT0tFTl9QTEFDRU1FTlRfQkFTSUMQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jcmVkYnJva2VyL3YxL2NyZWRlbnRpYWwucHJvdG8SDWNyZWRicm9rZXIudjEiwAcKCkNyZWRlbnRpYWwSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKYWNjZXNzX2tleRgEIAEoCzIYLmNyZWRicm9rZXIudjEuQWNjZXNzS2V5SAASIwoEcm9sZRgFIAEoCzITLmNyZWRicm9rZXIudjEuUm9sZUgAEiUKBXRva2VuGAYgASgLMhQuY3JlZGJyb2tlci52MS5Ub2tlbkgAEjwKEXNlcnZpY2VfcHJpbmNpcGFsGBggASgLMh8uY3JlZGJyb2tlci52MS5TZXJ2aWNlUHJpbmNpcGFsSAASOwoPc2VydmljZV9hY2NvdW50GBkgASgLMiAuY3JlZGJyb2tlci52MS5TZXJ2aWNlQWNjb3VudEtleUgAEikKCHByb3ZpZGVyGAcgASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlchIOCgZyZWdpb24YCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSOQoIbWV0YWRhdGEYCiADKAsyJy5jcmVkYnJva2VyLnYxLkNyZWRlbnRpYWwuTWV0YWRhdGFFbnRyeRIWCg5wcmluY2lwYWxfbmFtZRgLIAEoCRIYChBwcm92aWRlcl9kZWZhdWx0GAwgASgIEhgKEGFsbG93ZWRfaW5fdGFza3MYDSABKAgSFAoHZW5hYmxlZBgOIAEoCEgBiAEBEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFsbG93ZWRfaG9zdHMYEiADKAkSMgoOYWxsb3dlZF9zY29wZXMYEyADKAsyGi5jcmVkYnJva2VyLnYxLkFjY2Vzc1Njb3BlEgwKBGV0YWcYFCABKAkSLgoLcmVhZF9hY2Nlc3MYFSABKA4yGS5jcmVkYnJva2VyLnYxLlJlYWRBY2Nlc3MSGQoRc2hhcmVkX25hbWVzcGFjZXMYFiADKAkSEgoKbWFuYWdlZF9ieRgXIAEoCRIUCgx0b2tlbl9zY29wZXMYGiADKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmRCCgoIX2VuYWJsZWQiTwoQU2VydmljZVByaW5jaXBhbBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhUKDWNsaWVudF9zZWNyZXQYAyABKAkiZwoRU2VydmljZUFjY291bnRLZXkSEAoIa2V5X2pzb24YASABKAkSFAoMY2xpZW50X2VtYWlsGAIgASgJEhYKDnByaXZhdGVfa2V5X2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkiawoJQWNjZXNzS2V5EhUKDWFjY2Vzc19rZXlfaWQYASABKAkSGQoRc2VjcmV0X2FjY2Vzc19rZXkYAiABKAkSGgoNc2Vzc2lvbl90b2tlbhgDIAEoCUgAiAEBQhAKDl9zZXNzaW9uX3Rva2VuIrkBCgRSb2xlEhAKCHJvbGVfYXJuGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEhkKDHNlc3Npb25fbmFtZRgDIAEoCUgAiAEBEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAUSGQoRc291cmNlX2NyZWRlbnRpYWwYBSABKAkSKQoGc291cmNlGAYgASgOMhkuY3JlZGJyb2tlci52MS5Sb2xlU291cmNlQg8KDV9zZXNzaW9uX25hbWUikwEKBVRva2VuEg0KBXRva2VuGAEgASgJEjAKCXBsYWNlbWVudBgCIAEoDjIdLmNyZWRicm9rZXIudjEuVG9rZW5QbGFjZW1lbnQSEwoLaGVhZGVyX25hbWUYAyABKAkSDgoGcHJlZml4GAQgASgJEhIKCnF1ZXJ5X25hbWUYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkiQAoLQWNjZXNzU2NvcGUSDgoGYnVja2V0GAEgASgJEhAKCHByZWZpeGVzGAIgAygJEg8KB2FjdGlvbnMYAyADKAkqcgoIUHJvdmlkZXISGAoUUFJPVklERVJfVU5TUEVDSUZJRUQQABIQCgxQUk9WSURFUl9BV1MQARIUChBQUk9WSURFUl9HRU5FUklDEAISEgoOUFJPVklERVJfQVpVUkUQAxIQCgxQUk9WSURFUl9HQ1AQBCqBAQoKUmVhZEFjY2VzcxIbChdSRUFEX0FDQ0VTU19VTlNQRUNJRklFRBAAEhkKFVJFQURfQUNDRVNTX05BTUVTUEFDRRABEhYKElJFQURfQUNDRVNTX0dMT0JBTBACEiMKH1JFQURfQUNDRVNTX1NQRUNJRklDX05BTUVTUEFDRVMQAypeCgpSb2xlU291cmNlEhsKF1JPTEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGgoWUk9MRV9TT1VSQ0VfQ1JFREVOVElBTBABEhcKE1JPTEVfU09VUkNFX0FNQklFTlQQAirBAQoOVG9rZW5QbGFjZW1lbnQSHwobVE9LRU5fUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASGgoWVE9LRU5fUExBQ0VNRU5UX0JFQVJFUhABEhoKFlRPS0VOX1BMQUNFTUVOVF9IRUFERVIQAhIZChVUT0tFTl9QTEFDRU1FTlRfUVVFUlkQAxIZChVUT0tFTl9QTEFDRU1FTlRfQkFTSUMQBBIgChxUT0tFTl9QTEFDRU1FTlRfUVVFUllfU1RSSU5HEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A credential held by credbroker. Reads return every field except the
  * secrets (`access_key.secret_access_key`, `access_key.session_token`,
- * `token.token`), which are written once and never read back.
+ * `token.token`, `service_principal.client_secret`,
+ * `service_account.key_json`), which are written once and never read back.
  *
  * @generated from message credbroker.v1.Credential
  */
@@ -66,6 +67,18 @@ export type Credential = Message<"credbroker.v1.Credential"> & {
      */
     value: Token;
     case: "token";
+  } | {
+    /**
+     * @generated from field: credbroker.v1.ServicePrincipal service_principal = 24;
+     */
+    value: ServicePrincipal;
+    case: "servicePrincipal";
+  } | {
+    /**
+     * @generated from field: credbroker.v1.ServiceAccountKey service_account = 25;
+     */
+    value: ServiceAccountKey;
+    case: "serviceAccount";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -187,6 +200,16 @@ export type Credential = Message<"credbroker.v1.Credential"> & {
    * @generated from field: string managed_by = 23;
    */
   managedBy: string;
+
+  /**
+   * The OAuth scopes (Azure, Google Cloud) the credential's tokens may be
+   * asked for, e.g. "https://storage.azure.com/.default" or
+   * "https://www.googleapis.com/auth/cloud-platform"; a request for
+   * another is refused.
+   *
+   * @generated from field: repeated string token_scopes = 26;
+   */
+  tokenScopes: string[];
 };
 
 /**
@@ -195,6 +218,83 @@ export type Credential = Message<"credbroker.v1.Credential"> & {
  */
 export const CredentialSchema: GenMessage<Credential> = /*@__PURE__*/
   messageDesc(file_credbroker_v1_credential, 0);
+
+/**
+ * A Microsoft Entra ID application (client credentials flow).
+ *
+ * @generated from message credbroker.v1.ServicePrincipal
+ */
+export type ServicePrincipal = Message<"credbroker.v1.ServicePrincipal"> & {
+  /**
+   * The directory (tenant) id: a GUID or a domain name. Not a secret.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The application (client) id, a GUID. Not a secret.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * Secret: write only.
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ServicePrincipal.
+ * Use `create(ServicePrincipalSchema)` to create a new message.
+ */
+export const ServicePrincipalSchema: GenMessage<ServicePrincipal> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential, 1);
+
+/**
+ * A Google Cloud service account key, as Google issues it (a JSON file).
+ *
+ * @generated from message credbroker.v1.ServiceAccountKey
+ */
+export type ServiceAccountKey = Message<"credbroker.v1.ServiceAccountKey"> & {
+  /**
+   * Secret: write only. The whole JSON key file.
+   *
+   * @generated from field: string key_json = 1;
+   */
+  keyJson: string;
+
+  /**
+   * Output only, read from the key.
+   *
+   * @generated from field: string client_email = 2;
+   */
+  clientEmail: string;
+
+  /**
+   * Output only, read from the key.
+   *
+   * @generated from field: string private_key_id = 3;
+   */
+  privateKeyId: string;
+
+  /**
+   * Output only, read from the key.
+   *
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+};
+
+/**
+ * Describes the message credbroker.v1.ServiceAccountKey.
+ * Use `create(ServiceAccountKeySchema)` to create a new message.
+ */
+export const ServiceAccountKeySchema: GenMessage<ServiceAccountKey> = /*@__PURE__*/
+  messageDesc(file_credbroker_v1_credential, 2);
 
 /**
  * An access key pair, optionally with a session token.
@@ -229,7 +329,7 @@ export type AccessKey = Message<"credbroker.v1.AccessKey"> & {
  * Use `create(AccessKeySchema)` to create a new message.
  */
 export const AccessKeySchema: GenMessage<AccessKey> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential, 1);
+  messageDesc(file_credbroker_v1_credential, 3);
 
 /**
  * An IAM role assumed through STS with the source credential.
@@ -282,7 +382,7 @@ export type Role = Message<"credbroker.v1.Role"> & {
  * Use `create(RoleSchema)` to create a new message.
  */
 export const RoleSchema: GenMessage<Role> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential, 2);
+  messageDesc(file_credbroker_v1_credential, 4);
 
 /**
  * An opaque token, applied to forwarded requests as `placement` says.
@@ -339,7 +439,7 @@ export type Token = Message<"credbroker.v1.Token"> & {
  * Use `create(TokenSchema)` to create a new message.
  */
 export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential, 3);
+  messageDesc(file_credbroker_v1_credential, 5);
 
 /**
  * An S3 scope: a bucket, key prefixes within it ([] = the whole bucket) and
@@ -373,7 +473,7 @@ export type AccessScope = Message<"credbroker.v1.AccessScope"> & {
  * Use `create(AccessScopeSchema)` to create a new message.
  */
 export const AccessScopeSchema: GenMessage<AccessScope> = /*@__PURE__*/
-  messageDesc(file_credbroker_v1_credential, 4);
+  messageDesc(file_credbroker_v1_credential, 6);
 
 /**
  * Provider says which cloud a credential belongs to. Unset means AWS: the
@@ -401,6 +501,22 @@ export enum Provider {
    * @generated from enum value: PROVIDER_GENERIC = 2;
    */
   GENERIC = 2,
+
+  /**
+   * Microsoft Azure: storage account keys (SharedKey, SAS), SAS tokens,
+   * service principals (Entra ID tokens).
+   *
+   * @generated from enum value: PROVIDER_AZURE = 3;
+   */
+  AZURE = 3,
+
+  /**
+   * Google Cloud: service accounts (V4 signed URLs, OAuth tokens), Cloud
+   * Storage HMAC keys.
+   *
+   * @generated from enum value: PROVIDER_GCP = 4;
+   */
+  GCP = 4,
 }
 
 /**
@@ -527,6 +643,14 @@ export enum TokenPlacement {
    * @generated from enum value: TOKEN_PLACEMENT_BASIC = 4;
    */
   BASIC = 4,
+
+  /**
+   * The token is a query string (an Azure SAS, without "?"), appended to
+   * the URL's query as it is.
+   *
+   * @generated from enum value: TOKEN_PLACEMENT_QUERY_STRING = 5;
+   */
+  QUERY_STRING = 5,
 }
 
 /**

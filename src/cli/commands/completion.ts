@@ -11,10 +11,12 @@ import { FLAGS as AUDIT_FLAGS } from "./audit.js";
 import { SUBCOMMANDS as CALLER_SUBCOMMANDS } from "./caller.js";
 import { SUBCOMMANDS as CRED_SUBCOMMANDS } from "./cred.js";
 import { EXEC } from "./exec.js";
+import { FETCH } from "./fetch.js";
 import { SUBCOMMANDS as KEY_SUBCOMMANDS } from "./key.js";
 import { FLAGS as REPAIR_FLAGS } from "./repair.js";
 import { SERVE_FLAGS } from "./serve.js";
 import { SIGN } from "./sign.js";
+import { STATUS } from "./status.js";
 
 /** What a positional argument or a flag's value completes to. */
 type Completes = "namespace" | "credential" | "file" | "nothing" | { words: string[] };
@@ -51,8 +53,10 @@ function group(
 function commandTree(): Tree {
   return {
     serve: { flags: SERVE_FLAGS, arg: "nothing" },
+    status: clientLeaf(STATUS, "nothing"),
     cred: group(CRED_SUBCOMMANDS, ["get", "update", "delete", "verify"]),
     sign: clientLeaf(SIGN, "nothing"),
+    fetch: clientLeaf(FETCH, "nothing"),
     exec: clientLeaf(EXEC, "nothing"),
     caller: group(CALLER_SUBCOMMANDS),
     audit: { tail: { flags: AUDIT_FLAGS, arg: "nothing" } },

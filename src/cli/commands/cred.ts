@@ -17,6 +17,7 @@ import {
   VerifyCredentialResponseSchema,
 } from "../../../gen/credbroker/v1/credential_service_pb.js";
 import type { BrokerClient } from "../../client/broker-client.js";
+import { displayName } from "../../core/names.js";
 import {
   type ClientCommand,
   type Context,
@@ -24,6 +25,7 @@ import {
   NAMESPACE_FLAG,
   subcommandGroup,
 } from "../client-command.js";
+import { confirm } from "../confirm.js";
 import {
   CLEARABLE,
   credentialFromFlags,
@@ -239,19 +241,27 @@ never echoed, and skipped; exit 10 when any was.`,
 
   delete: {
     args: "NAME",
-    about: "Deletes a credential. A role's source cannot be deleted while the role exists.",
-    flags: [NAMESPACE_FLAG, ETAG_FLAG],
+    about: `Deletes a credential. A role's source cannot be deleted while the role exists.
+On a terminal it asks first (--yes does not); without one (a script) it does not ask.`,
+    flags: [
+      NAMESPACE_FLAG,
+      ETAG_FLAG,
+      { name: "yes", short: "y", kind: "boolean", help: "delete without asking" },
+    ],
     async run(ctx) {
+      const shown = displayName(ctx.namespace, ctx.arg);
+      if (!ctx.flags.bool("yes") && ctx.io.stdin.isTTY === true) {
+        if (!(await confirm(`Delete credential ${shown}? [y/N] `, ctx.io))) {
+          ctx.io.err(`credbroker cred delete: not deleted (the answer was not yes): ${shown}\n`);
+          throw new ExitWith(EXIT.error);
+        }
+      }
       const res = await ctx.client().credentials.deleteCredential({
         namespace: ctx.namespace,
         name: ctx.arg,
         etag: ctx.flags.string("etag") ?? "",
       });
-      ctx.print(
-        DeleteCredentialResponseSchema,
-        res,
-        () => `deleted ${ctx.namespace ? `${ctx.namespace}/` : ""}${ctx.arg}\n`,
-      );
+      ctx.print(DeleteCredentialResponseSchema, res, () => `deleted ${shown}\n`);
     },
   },
 

@@ -26,6 +26,14 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "fatal, error, warn, info, debug or trace",
   },
   {
+    name: "log-format",
+    kind: "string",
+    value: "json|pretty",
+    env: "CREDBROKER_LOG_FORMAT",
+    default: "pretty on a terminal, else json",
+    help: "the log's form on stdout: JSON lines, or readable lines for a person",
+  },
+  {
     name: "shutdown-grace",
     kind: "string",
     value: "SECONDS",
@@ -255,6 +263,7 @@ export const STRING_INPUTS = {
   listen: "listen",
   dataDir: "data-dir",
   logLevel: "log-level",
+  logFormat: "log-format",
   shutdownGrace: "shutdown-grace",
   stsEndpoint: "sts-endpoint",
   stsRegion: "sts-region",

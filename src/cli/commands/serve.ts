@@ -1,5 +1,4 @@
 import path from "node:path";
-import { pino } from "pino";
 import { type ConfigFile, envOf, keyOf, loadConfigFile } from "../../config/config-file.js";
 import { ConfigInvalid, type ConfigProblem, renderProblem } from "../../config/problems.js";
 import {
@@ -9,6 +8,7 @@ import {
 } from "../../config/serve-config.js";
 import { checkStartup } from "../../config/startup-check.js";
 import { type DomainError, isDomainError } from "../../core/errors.js";
+import { createLogger } from "../../daemon/logger.js";
 import { type Daemon, startDaemon } from "../../daemon/serve.js";
 import { EXIT } from "../exit-codes.js";
 import { helpText, type ParsedFlags, parseFlags, UsageError } from "../flags.js";
@@ -125,15 +125,9 @@ export async function serveCommand(argv: readonly string[], io: Io): Promise<num
     return EXIT.usage;
   }
 
-  const log = pino(
-    {
-      level: config.logLevel,
-      base: { pid: process.pid },
-      // Defence in depth: nothing should log these, and if it does they are masked.
-      redact: ["*.secretAccessKey", "*.sessionToken", "*.token", "*.authorization"],
-    },
-    pino.destination({ fd: 1, sync: true }),
-  );
+  const isTTY = process.stdout.isTTY === true;
+  // https://no-color.org: any non-empty NO_COLOR turns colour off.
+  const log = createLogger(config, { isTTY, colour: isTTY && !io.env.NO_COLOR });
 
   // Listen for signals before anything starts: a SIGTERM that arrives while
   // the daemon is starting (or right after "listening") still drains and exits 0.
