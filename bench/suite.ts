@@ -10,6 +10,7 @@
  */
 import os from "node:os";
 import { fleet } from "./fleet.js";
+import { forward } from "./forward.js";
 import { imds } from "./imds.js";
 import { million } from "./million.js";
 import { rpc } from "./rpc.js";
@@ -17,7 +18,7 @@ import { sdk } from "./sdk-signer.js";
 import { sign } from "./sign.js";
 import { type Bench, printTable, type Row } from "./table.js";
 
-const ALL: Bench[] = [rpc, sign, imds, million, sdk, fleet];
+const ALL: Bench[] = [rpc, sign, imds, million, sdk, fleet, forward];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !ALL.some((b) => b.name === w));

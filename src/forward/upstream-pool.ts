@@ -192,6 +192,16 @@ function contentDecoders(headers: readonly [string, string][]): Decoder[] | unde
 async function readCapped(body: Readable, decoders: Decoder[], cap: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
+  if (decoders.length === 0) {
+    // No decoding: one loop, no pipeline (most answers; a pipeline per answer costs ~5% of a forward).
+    // A throw here ends the iteration, which destroys the body and drops its connection.
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > cap) throw tooLarge();
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, size);
+  }
   const counted = (limit: number) =>
     async function* (source: AsyncIterable<Buffer>) {
       let seen = 0;
