@@ -78,7 +78,7 @@ describe("the README's walkthroughs work as written", () => {
       await removeDir(fresh.dataDir);
     }
     assert.match(out, /access key id\s+AKIAIOSFODNN7EXAMPLE/);
-    assert.match(out, /team-a\s+s3-reader\s+access-key\s+aws\s+true/);
+    assert.match(out, /team-a\s+s3-reader\s+access-key\s+aws\s+active/);
     assert.match(
       out,
       /^https:\/\/reports\.s3\.amazonaws\.com\/2026\/q1\.csv\?X-Amz-Algorithm=AWS4-HMAC-SHA256&.*X-Amz-Expires=300&.*X-Amz-Signature=[0-9a-f]{64}$/m,

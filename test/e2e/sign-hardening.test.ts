@@ -76,6 +76,7 @@ describe("SignRequest hardening against Swift's S3 API", () => {
   function sign(credential: string, init: SignInit): Promise<SignRequestResponse> {
     return signing.client.signRequest({
       $typeName: "credbroker.v1.SignRequestRequest",
+      provider: 0,
       namespace: "",
       credential,
       method: "GET",
