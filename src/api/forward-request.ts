@@ -158,9 +158,7 @@ export function forwardRequestHandler(deps: ForwardDeps) {
       details.action = prepared.target.action || undefined;
       const signed = await deps.signWith(prepared, caller, c, "forward");
       headers = signed.headers;
-      sentForms = headers.flatMap(([n, v]) =>
-        n.toLowerCase() === "x-amz-security-token" ? [v] : [],
-      );
+      sentForms = lentSecrets(headers);
     }
 
     const { address } = await resolveTarget(target.host, target.port, {
@@ -193,6 +191,20 @@ export function forwardRequestHandler(deps: ForwardDeps) {
       redacted: clean.redacted,
     });
   }
+}
+
+/**
+ * What a provider's signature puts on the wire that is itself a secret: a
+ * session token (SigV4's x-amz-security-token) or a lent access token
+ * (Authorization: Bearer, for Azure and Google). A signature is not.
+ */
+function lentSecrets(headers: readonly [string, string][]): string[] {
+  return headers.flatMap(([n, v]) => {
+    const name = n.toLowerCase();
+    if (name === "x-amz-security-token") return [v];
+    const bearer = name === "authorization" ? /^Bearer (.+)$/i.exec(v)?.[1] : undefined;
+    return bearer === undefined ? [] : [bearer];
+  });
 }
 
 /** The checks that cost nothing, made before the credential is read; returns the timeout. */
