@@ -23,16 +23,6 @@ export function readGcsHost(host: string): GcsHost {
   return { style: "other" };
 }
 
-/**
- * What the canonical path starts with before the URL's path. Google's
- * conformance case "Universe domain with virtual hosted style" signs
- * BUCKET.storage.DOMAIN/OBJECT as /BUCKET/OBJECT; on storage.googleapis.com
- * (and every other host) the path is signed as sent.
- */
-export function canonicalPathPrefix(host: GcsHost): string {
-  return host.style === "virtual" && !host.google ? `/${host.bucket}` : "";
-}
-
 /** An XML API request reduced to what a scope decides on. */
 export interface GcsOperation {
   action: S3Action;

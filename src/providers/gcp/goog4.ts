@@ -10,8 +10,6 @@ export type Goog4Algorithm = "GOOG4-RSA-SHA256" | "GOOG4-HMAC-SHA256";
 export interface Goog4Plan {
   method: string;
   url: RawUrl;
-  /** The path signed: the URL's, after "/bucket" for a universe domain's virtual host (see gcs-host). */
-  canonicalPathPrefix: string;
   /** Lower-case name → canonical value (trimmed, runs of blanks made one space); no host. */
   headers: Record<string, string>;
   /** The caller's query parameters, decoded, in order. */
@@ -92,7 +90,7 @@ export function goog4(plan: Goog4Plan, signer: Goog4Signer): Goog4Result {
   }
   const path = encodeOnce(plan.url.path);
   const queryText = canonicalQuery(query);
-  let canonicalRequest = `${plan.method}\n${plan.canonicalPathPrefix}${path}\n${queryText}\n`;
+  let canonicalRequest = `${plan.method}\n${path}\n${queryText}\n`;
   for (const n of names) canonicalRequest += `${n}:${headers[n]}\n`;
   canonicalRequest += `\n${signedHeaders}\n${plan.payloadHash}`;
   const digest = createHash("sha256").update(canonicalRequest).digest("hex");

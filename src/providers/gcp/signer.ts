@@ -6,7 +6,6 @@ import { readServiceAccountKey } from "../../core/kind-rules/gcp.js";
 import type { Ambient } from "../../core/lifecycle.js";
 import { displayName } from "../../core/names.js";
 import type { CloudProvider, PreparedSign, SignContext, SignedRequest } from "../provider.js";
-import { canonicalPathPrefix } from "./gcs-request.js";
 import {
   type Goog4Plan,
   type Goog4Result,
@@ -69,7 +68,6 @@ export function goog4Plan(valid: ValidGcsSign, c: Credential, now: Date): Goog4P
   return {
     method: valid.method,
     url: valid.url,
-    canonicalPathPrefix: canonicalPathPrefix(valid.host),
     headers: valid.headers,
     query: valid.query,
     payloadHash: valid.payloadHash,
