@@ -8,6 +8,7 @@ import { SessionCache } from "../providers/aws/session-cache.js";
 import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
+import { azureProvider } from "../providers/azure/index.js";
 import { gcpProvider } from "../providers/gcp/index.js";
 import { type ProviderRegistry, providerRegistry } from "../providers/index.js";
 import type { CloudProvider } from "../providers/provider.js";
@@ -62,6 +63,7 @@ export function startProviders(
       providers: {
         [Provider.AWS]: aws,
         [Provider.GENERIC]: aws,
+        [Provider.AZURE]: azureProvider({ ambient }),
         [Provider.GCP]: gcpProvider({ ambient }),
       },
       signRequests: Provider.AWS,

@@ -1,8 +1,8 @@
-import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
-import type { S3Action } from "../../core/s3-actions.js";
+import { inScope } from "../../core/scope-match.js";
 import { assertUsable } from "../../core/usable.js";
 import type { ValidGcsSign } from "./sign-request.js";
 
@@ -84,31 +84,4 @@ export function authorizeGcs(c: Credential, req: ValidGcsSign, bearer: boolean, 
       `the copy source (x-goog-copy-source) needs get_object, outside ${who}'s allowed_scopes`,
     );
   }
-}
-
-// A copy of providers/aws/policy.ts's prefix rules until they move to core/ (azsign's branch).
-function prefixMatches(prefix: string, key: string): boolean {
-  if (prefix === "" || prefix.endsWith("/")) return key.startsWith(prefix);
-  return key === prefix || key.startsWith(`${prefix}/`);
-}
-
-function listPrefixMatches(prefix: string, listPrefix: string): boolean {
-  if (prefix === "" || prefix.endsWith("/")) return listPrefix.startsWith(prefix);
-  return listPrefix.startsWith(`${prefix}/`);
-}
-
-function inScope(
-  scopes: readonly AccessScope[],
-  action: S3Action,
-  bucket: string,
-  key: string,
-  listing = false,
-): boolean {
-  const matches = listing ? listPrefixMatches : prefixMatches;
-  return scopes.some(
-    (s) =>
-      s.bucket === bucket &&
-      s.actions.includes(action) &&
-      (s.prefixes.length === 0 || s.prefixes.some((p) => matches(p, key))),
-  );
 }
