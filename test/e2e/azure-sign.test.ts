@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
+import { Provider, TokenPlacement } from "../../gen/credbroker/v1/credential_pb.js";
 import {
   SigningService,
   SignRequestRequestSchema,
@@ -361,6 +361,61 @@ describe("SignRequest for Azure Blob Storage against Azurite", () => {
       presignExpiresSeconds: 60,
     });
     assert.equal(unmapped.code, 3);
+  });
+
+  test("create checks Azure shapes; VerifyCredential reports a stored SAS's se and sp", async () => {
+    const bad = await credentials
+      .createCredential({
+        credential: {
+          name: "az-bad",
+          provider: Provider.AZURE,
+          kind: {
+            case: "accessKey",
+            value: { accessKeyId: "Not_An_Account", secretAccessKey: azurite.accountKey },
+          },
+        },
+      })
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    assert.match(String(bad?.message), /access_key\.access_key_id/);
+    assert.ok(!String(bad?.message).includes("Not_An_Account"), "the value is not quoted");
+    const sas =
+      (
+        await sign(SCOPED, {
+          method: "GET",
+          url: blobUrl(CONTAINER, "data/v"),
+          presignExpiresSeconds: 120,
+        })
+      ).url.split("?")[1] ?? "";
+    const expiredSas = sas.replace(/se=[^&]+/, "se=2020-01-01T00%3A00%3A00Z");
+    for (const [name, token] of [
+      ["az-sas", sas],
+      ["az-sas-old", expiredSas],
+    ] as const) {
+      await credentials.createCredential({
+        credential: {
+          name,
+          provider: Provider.AZURE,
+          allowedHosts: ["127.0.0.1"],
+          kind: { case: "token", value: { token, placement: TokenPlacement.QUERY_STRING } },
+        },
+      });
+    }
+    const fresh = await credentials.verifyCredential({
+      target: { case: "stored", value: { namespace: "", name: "az-sas" } },
+    });
+    assert.equal(fresh.valid, true);
+    assert.match(fresh.checks.find((k) => k.check === "token.sas.sp")?.message ?? "", /grants r/);
+    assert.equal(fresh.checks.find((k) => k.check === "token.sas.se")?.ok, true);
+    const old = await credentials.verifyCredential({
+      target: { case: "stored", value: { namespace: "", name: "az-sas-old" } },
+    });
+    assert.equal(old.valid, false);
+    assert.equal(old.checks.find((k) => k.check === "token.sas.se")?.ok, false);
+    const sig = new URLSearchParams(sas).get("sig") ?? "";
+    assert.ok(!JSON.stringify(old.checks).includes(sig));
   });
 
   test("namespace isolation: a credential of another namespace is not found", async () => {
