@@ -397,7 +397,9 @@ function placement(value: string | undefined): TokenPlacement {
     ? PLACEMENTS[value.toLowerCase()]
     : undefined;
   if (p === undefined) {
-    throw new UsageError("--token-placement: bearer, header, query, basic or query-string");
+    throw new UsageError(
+      "--token-placement: bearer, header, query or basic (or query-string, for an Azure SAS)",
+    );
   }
   return p;
 }
