@@ -8,6 +8,7 @@ import { SessionCache } from "../providers/aws/session-cache.js";
 import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
+import { azureProvider } from "../providers/azure/index.js";
 import { type ProviderRegistry, providerRegistry } from "../providers/index.js";
 import type { CloudProvider } from "../providers/provider.js";
 import type { ReadCache } from "../store/read-cache.js";
@@ -58,7 +59,11 @@ export function startProviders(
   const aws = awsProvider({ signingKeys, roleSessions, ambient, tasks, sts });
   return {
     registry: providerRegistry({
-      providers: { [Provider.AWS]: aws, [Provider.GENERIC]: aws },
+      providers: {
+        [Provider.AWS]: aws,
+        [Provider.GENERIC]: aws,
+        [Provider.AZURE]: azureProvider({ ambient }),
+      },
       signRequests: Provider.AWS,
     }),
     metadata: aws,

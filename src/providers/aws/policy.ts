@@ -1,9 +1,9 @@
-import type { AccessScope, Credential } from "../../../gen/credbroker/v1/credential_pb.js";
+import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
 import { isNonAwsWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
-import type { S3Action } from "../../core/s3-actions.js";
+import { inScope } from "../../core/scope-match.js";
 import { assertUsable } from "../../core/usable.js";
 import { isAwsHost } from "./endpoint.js";
 import { mapS3Request, type S3Mapping, type S3RequestParts } from "./s3-request.js";
@@ -112,38 +112,5 @@ export function hostAllowed(allowed: readonly string[], host: string): boolean {
   return matchHost(allowed, host) !== undefined;
 }
 
-/**
- * An empty prefix, or one ending in "/", is a plain starts-with; otherwise the
- * key equals the prefix or starts with prefix + "/" (so "data" does not match
- * "data-private/x"). `prefixes = []` is the whole bucket.
- */
-export function prefixMatches(prefix: string, key: string): boolean {
-  if (prefix === "" || prefix.endsWith("/")) return key.startsWith(prefix);
-  return key === prefix || key.startsWith(`${prefix}/`);
-}
-
-/**
- * A listing prefix is inside a scope prefix only when every key it can list
- * is: under scope "data", listing "data" would also show "data-private/…",
- * so only "data/…" listings are allowed.
- */
-export function listPrefixMatches(prefix: string, listPrefix: string): boolean {
-  if (prefix === "" || prefix.endsWith("/")) return listPrefix.startsWith(prefix);
-  return listPrefix.startsWith(`${prefix}/`);
-}
-
-function inScope(
-  scopes: readonly AccessScope[],
-  action: S3Action,
-  bucket: string,
-  key: string,
-  listing = false,
-): boolean {
-  const matches = listing ? listPrefixMatches : prefixMatches;
-  return scopes.some(
-    (s) =>
-      s.bucket === bucket &&
-      s.actions.includes(action) &&
-      (s.prefixes.length === 0 || s.prefixes.some((p) => matches(p, key))),
-  );
-}
+// Scope matching is cloud-neutral (core/scope-match.ts); re-exported for existing imports.
+export { listPrefixMatches, prefixMatches } from "../../core/scope-match.js";
