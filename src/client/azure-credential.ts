@@ -24,8 +24,8 @@ export interface BrokerAzureCredentialOptions {
   pipelineOptions?: StoragePipelineOptions;
 }
 
-/** Set by the broker itself (its clock, the credential), never passed on. */
-const BROKER_HEADERS = new Set(["host", "authorization", "x-ms-date", "date"]);
+/** Set by the broker itself (its clock, its service version, the credential), never passed on. */
+const BROKER_HEADERS = new Set(["host", "authorization", "x-ms-date", "x-ms-version", "date"]);
 
 /**
  * What to pass to `new BlobServiceClient(url, …)` (or a ContainerClient,
