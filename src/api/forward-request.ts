@@ -158,9 +158,12 @@ export function forwardRequestHandler(deps: ForwardDeps) {
       details.action = prepared.target.action || undefined;
       const signed = await deps.signWith(prepared, caller, c, "forward");
       headers = signed.headers;
-      sentForms = headers.flatMap(([n, v]) =>
-        n.toLowerCase() === "x-amz-security-token" ? [v] : [],
-      );
+      // Sessions lent with the signature (an STS session token, an Entra Bearer token) are redacted too.
+      sentForms = headers.flatMap(([n, v]) => {
+        const name = n.toLowerCase();
+        if (name === "x-amz-security-token") return [v];
+        return name === "authorization" && v.startsWith("Bearer ") ? [v.slice(7)] : [];
+      });
     }
 
     const { address } = await resolveTarget(target.host, target.port, {

@@ -297,7 +297,7 @@ function placementRules(t: Token): Rule[] {
     [
       "token.placement.known",
       TokenPlacement[p] !== undefined,
-      "token.placement: one of TOKEN_PLACEMENT_BEARER, _HEADER, _QUERY, _BASIC (unset means BEARER)",
+      "token.placement: one of TOKEN_PLACEMENT_BEARER, _HEADER, _QUERY, _BASIC, _QUERY_STRING (unset means BEARER)",
     ],
     only("headerName", p === TokenPlacement.HEADER, "HEADER"),
     only("prefix", p === TokenPlacement.HEADER, "HEADER"),

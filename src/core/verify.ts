@@ -7,6 +7,7 @@ import {
   Severity,
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { fieldChecks } from "./field-checks.js";
+import { sasVerifyRules } from "./kind-rules/azure.js";
 import { sourceCheck } from "./references.js";
 
 export interface VerifyContext {
@@ -37,6 +38,8 @@ export function verifyStructure(c: Credential, ctx: VerifyContext): Verdict {
       ),
     );
   }
+  for (const [name, ok, message] of sasVerifyRules(c, ctx.now))
+    checks.push(check(name, ok, message));
   if (c.expiresAt !== undefined) {
     const expired = timestampDate(c.expiresAt).getTime() <= ctx.now.getTime();
     checks.push(check("expires_at.future", !expired, "expires_at: the credential has expired"));

@@ -44,6 +44,19 @@ export function placeToken(
         sentForms: [t, encoded],
       };
     }
+    case TokenPlacement.QUERY_STRING: {
+      // A SAS: appended as it is. Its parameters are the broker's, so the caller's URL may not name them.
+      const params = queryParams(t);
+      const names = new Set(params.map(([k]) => k.toLowerCase()));
+      if (queryParams(query).some(([k]) => names.has(k.toLowerCase()))) {
+        refuse("url: a query parameter of the credential's token is set by the broker");
+      }
+      return {
+        header: undefined,
+        query: query === "" ? t : `${query}&${t}`,
+        sentForms: queryStringForms(t, params),
+      };
+    }
     case TokenPlacement.BASIC: {
       const basic = Buffer.from(`${token.username}:${t}`).toString("base64");
       return { header: ["authorization", `Basic ${basic}`], query, sentForms: [t, basic] };
@@ -51,6 +64,31 @@ export function placeToken(
     default:
       return { header: ["authorization", `Bearer ${t}`], query, sentForms: [t] };
   }
+}
+
+/** Parameter values this long are secret-shaped; shorter ones (sp=r, sr=b) would redact unrelated text. */
+const MIN_REDACTED_VALUE = 16;
+
+/**
+ * The token, and each of its parameter values that can be a secret (the
+ * signature `sig` always), as written and decoded: an upstream may echo
+ * either.
+ */
+function queryStringForms(token: string, params: [string, string][]): string[] {
+  const forms = new Set([token]);
+  const raw = new Map(
+    token.split("&").map((part) => {
+      const eq = part.indexOf("=");
+      return [percentDecode(eq < 0 ? part : part.slice(0, eq)), eq < 0 ? "" : part.slice(eq + 1)];
+    }),
+  );
+  for (const [name, value] of params) {
+    if (value === "" || (name !== "sig" && value.length < MIN_REDACTED_VALUE)) continue;
+    forms.add(value);
+    const written = raw.get(name);
+    if (written !== undefined && written !== "") forms.add(written);
+  }
+  return [...forms];
 }
 
 function refuse(message: string): never {
