@@ -379,6 +379,49 @@ describe("Azure credentials in the CLI", () => {
     assert.ok(!names.some((n) => n.startsWith("az-bad")), "nothing was stored");
   });
 
+  test("the daemon's Azure rules through the CLI: each field named, no value echoed", async () => {
+    const create = (name: string, flags: string[], secret: string) =>
+      cli(["cred", "create", name, "-n", "team-az", "--secret-stdin", ...flags], secret);
+    const upper = await create("az-rule1", ["--account-name", "AzCliMarkerUpper"], ACCOUNT_KEY);
+    assert.equal(upper.code, 5, upper.stderr);
+    assert.match(upper.stderr, /access_key\.access_key_id: an Azure storage account name/);
+    assert.ok(!upper.stderr.includes("AzCliMarkerUpper"));
+
+    const shortKey = "azcliShortKeyMarker0000=";
+    const short = await create("az-rule2", ["--account-name", "azclistore6"], shortKey);
+    assert.equal(short.code, 5, short.stderr);
+    assert.match(
+      short.stderr,
+      /access_key\.secret_access_key: an Azure account key, base64 of 64 bytes/,
+    );
+    assert.ok(!short.stderr.includes(shortKey));
+
+    const unsigned = "sv=2022-11-02&sr=c&sp=rl&se=2099-01-01T00%3A00%3A00Z&azcli=marker";
+    const sas = await create(
+      "az-rule3",
+      ["--provider", "azure", "--kind", "token", "--token-placement", "query-string"],
+      unsigned,
+    );
+    assert.equal(sas.code, 5, sas.stderr);
+    assert.match(sas.stderr, /token\.token: with TOKEN_PLACEMENT_QUERY_STRING, a SAS query string/);
+    assert.ok(!sas.stderr.includes("azcli=marker"));
+
+    const client = await create(
+      "az-rule4",
+      ["--tenant-id", TENANT, "--client-id", "azcliClientMarker"],
+      CLIENT_SECRET,
+    );
+    assert.equal(client.code, 5, client.stderr);
+    assert.match(client.stderr, /service_principal\.client_id: a GUID/);
+    assert.ok(!client.stderr.includes("azcliClientMarker"));
+
+    const list = await cli(["cred", "list", "-n", "team-az", "-o", "json"]);
+    const names = (JSON.parse(list.stdout) as { credentials: CredentialJson[] }).credentials.map(
+      (c) => c.name,
+    );
+    assert.ok(!names.some((n) => n.startsWith("az-rule")), "nothing was stored");
+  });
+
   describe("config file", () => {
     const check = async (toml: string): Promise<CliResult> => {
       const file = path.join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
