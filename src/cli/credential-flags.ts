@@ -9,6 +9,7 @@ import {
   Provider,
   RoleSchema,
   RoleSource,
+  ServicePrincipalSchema,
   TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
@@ -21,10 +22,31 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     name: "kind",
     kind: "string",
     value: "KIND",
-    help: "access-key, role or token (inferred from --access-key-id or --role-arn)",
+    help: "access-key, role, token or service-principal (inferred from --access-key-id, --role-arn, --tenant-id)",
   },
   { name: "access-key-id", kind: "string", value: "ID", help: "access key id (not a secret)" },
-  ...secretFlags("secret", "secret access key (access-key) or token (token)"),
+  {
+    name: "account-name",
+    kind: "string",
+    value: "NAME",
+    help: "Azure storage account name (access-key, provider azure; the access key id)",
+  },
+  {
+    name: "tenant-id",
+    kind: "string",
+    value: "ID",
+    help: "Entra ID tenant: a GUID or domain (service-principal)",
+  },
+  {
+    name: "client-id",
+    kind: "string",
+    value: "GUID",
+    help: "Entra ID application (client) id (service-principal)",
+  },
+  ...secretFlags(
+    "secret",
+    "secret access key or account key (access-key), token or SAS (token), client secret (service-principal)",
+  ),
   ...secretFlags("session-token", "session token of a temporary access key"),
   { name: "role-arn", kind: "string", value: "ARN", help: "role to assume" },
   {
@@ -50,8 +72,8 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   {
     name: "token-placement",
     kind: "string",
-    value: "bearer|header|query|basic",
-    help: "where a forwarded request carries the token (unset: bearer)",
+    value: "bearer|header|query|basic|query-string",
+    help: "where a forwarded request carries the token (unset: bearer; query-string: an Azure SAS)",
   },
   { name: "token-header", kind: "string", value: "NAME", help: "the header (placement header)" },
   {
@@ -72,7 +94,18 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     value: "NAME",
     help: "the user name (placement basic)",
   },
-  { name: "provider", kind: "string", value: "aws|generic", help: "provider (unset: aws)" },
+  {
+    name: "provider",
+    kind: "string",
+    value: "aws|azure|generic",
+    help: "provider (unset: azure for --account-name or a service principal, else aws)",
+  },
+  {
+    name: "token-scope",
+    kind: "list",
+    value: "SCOPE",
+    help: "OAuth scope the credential's tokens may carry (repeatable)",
+  },
   { name: "region", kind: "string", value: "REGION", help: "default signing region" },
   { name: "description", kind: "string", value: "TEXT", help: "description" },
   {
@@ -110,11 +143,12 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-type KindCase = "accessKey" | "role" | "token";
+type KindCase = "accessKey" | "role" | "token" | "servicePrincipal";
 
 /** Flags that set a field of one kind, with their field path inside the kind. */
 const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   "access-key-id": { kind: "accessKey", path: "access_key.access_key_id" },
+  "account-name": { kind: "accessKey", path: "access_key.access_key_id" },
   "role-arn": { kind: "role", path: "role.role_arn" },
   "external-id": { kind: "role", path: "role.external_id" },
   "session-name": { kind: "role", path: "role.session_name" },
@@ -126,6 +160,8 @@ const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   "token-prefix": { kind: "token", path: "token.prefix" },
   "token-query": { kind: "token", path: "token.query_name" },
   "token-username": { kind: "token", path: "token.username" },
+  "tenant-id": { kind: "servicePrincipal", path: "service_principal.tenant_id" },
+  "client-id": { kind: "servicePrincipal", path: "service_principal.client_id" },
 };
 
 /** The token's placement fields: --token-placement on update sets them all (unset ones cleared). */
@@ -150,12 +186,22 @@ const FIELD_PATHS: Record<string, string> = {
   "expires-at": "expires_at",
   "allowed-host": "allowed_hosts",
   scope: "allowed_scopes",
+  "token-scope": "token_scopes",
 };
 
 const KIND_NAMES: Record<string, KindCase> = {
   "access-key": "accessKey",
   role: "role",
   token: "token",
+  "service-principal": "servicePrincipal",
+};
+
+/** Each kind's field path in an update mask, and the path of its secret. */
+const KIND_PATHS: Record<KindCase, { kind: string; secret: string }> = {
+  accessKey: { kind: "access_key", secret: "access_key.secret_access_key" },
+  role: { kind: "role", secret: "" },
+  token: { kind: "token", secret: "token.token" },
+  servicePrincipal: { kind: "service_principal", secret: "service_principal.client_secret" },
 };
 
 /** The paths `--clear FIELD` may empty. */
@@ -169,6 +215,7 @@ export const CLEARABLE: Record<string, string> = {
   scopes: "allowed_scopes",
   "session-token": "access_key.session_token",
   "session-name": "role.session_name",
+  "token-scopes": "token_scopes",
 };
 
 export interface Secrets {
@@ -181,7 +228,9 @@ export function kindFromFlags(flags: ParsedFlags): KindCase | undefined {
   const explicit = flags.string("kind");
   if (explicit !== undefined) {
     const kind = KIND_NAMES[explicit];
-    if (kind === undefined) throw new UsageError("--kind: one of access-key, role, token");
+    if (kind === undefined) {
+      throw new UsageError("--kind: one of access-key, role, token, service-principal");
+    }
     return kind;
   }
   const implied = new Set(
@@ -204,13 +253,17 @@ export function credentialFromFlags(
   const kind = kindFromFlags(flags);
   if (kind === undefined) {
     throw new UsageError(
-      "say what kind: --kind access-key|role|token (or --access-key-id / --role-arn)",
+      "say what kind: --kind access-key|role|token|service-principal (or --access-key-id / --role-arn / --tenant-id)",
     );
   }
   const c = create(CredentialSchema, { namespace, name });
   c.kind = kindValue(kind, flags, secrets);
   for (const flag of Object.keys(FIELD_PATHS)) {
     if (flags.given(flag)) setField(c, flag, flags);
+  }
+  // Only Azure has service principals and storage account names: saying so again is not needed.
+  if ((kind === "servicePrincipal" || flags.given("account-name")) && !flags.given("provider")) {
+    c.provider = Provider.AZURE;
   }
   return c;
 }
@@ -254,15 +307,16 @@ export function updateFromFlags(
   if (flags.given("token-placement")) {
     kindPaths.push(...PLACEMENT_PATHS.filter((p) => !kindPaths.includes(p)));
   }
-  if (secrets.secret !== undefined) {
-    kindPaths.push(kind === "token" ? "token.token" : "access_key.secret_access_key");
+  if (secrets.secret !== undefined && kind !== undefined && kind !== "role") {
+    const path = KIND_PATHS[kind].secret;
+    if (!kindPaths.includes(path)) kindPaths.push(path);
   }
   if (secrets.sessionToken !== undefined) kindPaths.push("access_key.session_token");
   const clearsKindField = paths.some((p) => p.includes("."));
   if (kind !== undefined && (kindPaths.length > 0 || clearsKindField || flags.given("kind"))) {
     patch.kind = kindValue(kind, flags, secrets);
     if (flags.given("kind")) {
-      paths.push(kind === "accessKey" ? "access_key" : kind);
+      paths.push(KIND_PATHS[kind].kind);
     } else {
       paths.push(...kindPaths);
     }
@@ -272,16 +326,21 @@ export function updateFromFlags(
 
 /** The kinds these flags can write; others are left to the API. */
 function cliKind(kind: Credential["kind"]["case"]): KindCase | undefined {
-  return kind === "accessKey" || kind === "role" || kind === "token" ? kind : undefined;
+  return kind === "accessKey" || kind === "role" || kind === "token" || kind === "servicePrincipal"
+    ? kind
+    : undefined;
 }
 
 function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Credential["kind"] {
   switch (kind) {
     case "accessKey":
+      if (flags.given("access-key-id") && flags.given("account-name")) {
+        throw new UsageError("give --access-key-id or --account-name, not both");
+      }
       return {
         case: "accessKey",
         value: create(AccessKeySchema, {
-          accessKeyId: flags.string("access-key-id") ?? "",
+          accessKeyId: flags.string("access-key-id") ?? flags.string("account-name") ?? "",
           secretAccessKey: secrets.secret ?? "",
           sessionToken: secrets.sessionToken,
         }),
@@ -312,6 +371,15 @@ function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Creden
           username: flags.string("token-username") ?? "",
         }),
       };
+    case "servicePrincipal":
+      return {
+        case: "servicePrincipal",
+        value: create(ServicePrincipalSchema, {
+          tenantId: flags.string("tenant-id") ?? "",
+          clientId: flags.string("client-id") ?? "",
+          clientSecret: secrets.secret ?? "",
+        }),
+      };
   }
 }
 
@@ -320,6 +388,7 @@ const PLACEMENTS: Record<string, TokenPlacement> = {
   header: TokenPlacement.HEADER,
   query: TokenPlacement.QUERY,
   basic: TokenPlacement.BASIC,
+  "query-string": TokenPlacement.QUERY_STRING,
 };
 
 function placement(value: string | undefined): TokenPlacement {
@@ -327,7 +396,11 @@ function placement(value: string | undefined): TokenPlacement {
   const p = Object.hasOwn(PLACEMENTS, value.toLowerCase())
     ? PLACEMENTS[value.toLowerCase()]
     : undefined;
-  if (p === undefined) throw new UsageError("--token-placement: bearer, header, query or basic");
+  if (p === undefined) {
+    throw new UsageError(
+      "--token-placement: bearer, header, query or basic (or query-string, for an Azure SAS)",
+    );
+  }
   return p;
 }
 
@@ -367,6 +440,9 @@ function setField(c: Credential, flag: string, flags: ParsedFlags): void {
     case "scope":
       c.allowedScopes = flags.list(flag).map(scope);
       break;
+    case "token-scope":
+      c.tokenScopes = flags.list(flag);
+      break;
   }
 }
 
@@ -387,10 +463,12 @@ function provider(value: string): Provider {
   switch (value.toLowerCase()) {
     case "aws":
       return Provider.AWS;
+    case "azure":
+      return Provider.AZURE;
     case "generic":
       return Provider.GENERIC;
     default:
-      throw new UsageError("--provider: aws or generic");
+      throw new UsageError("--provider: aws, azure or generic");
   }
 }
 

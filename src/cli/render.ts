@@ -57,6 +57,8 @@ export function placementText(t: Token): string {
       return `query ?${t.queryName}=…`;
     case TokenPlacement.BASIC:
       return `basic (user ${t.username === "" ? '""' : t.username})`;
+    case TokenPlacement.QUERY_STRING:
+      return "query string (?…, e.g. an Azure SAS)";
     default:
       return "bearer (Authorization: Bearer …)";
   }
@@ -92,6 +94,9 @@ export function credentialTable(c: Credential): string {
     case "token":
       rows.push(["placement", placementText(c.kind.value)]);
       break;
+    case "servicePrincipal":
+      rows.push(["tenant id", c.kind.value.tenantId], ["client id", c.kind.value.clientId]);
+      break;
     default:
       break;
   }
@@ -103,6 +108,7 @@ export function credentialTable(c: Credential): string {
     ["allowed in tasks", String(c.allowedInTasks)],
     ["expires at", when(c.expiresAt)],
     ["allowed hosts", c.allowedHosts.join(", ") || "-"],
+    ["token scopes", c.tokenScopes.join(" ") || "-"],
     [
       "scopes",
       c.allowedScopes
@@ -165,10 +171,12 @@ export function credentialList(credentials: readonly Credential[], now = new Dat
         ? c.kind.value.accessKeyId
         : c.kind.case === "role"
           ? c.kind.value.roleArn
-          : // A token shows its placement unless it is the default (bearer).
-            c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
-            ? placementText(c.kind.value)
-            : "",
+          : c.kind.case === "servicePrincipal"
+            ? c.kind.value.clientId
+            : // A token shows its placement unless it is the default (bearer).
+              c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
+              ? placementText(c.kind.value)
+              : "",
       when(c.expiresAt),
       when(c.updatedAt),
     ]),

@@ -1,9 +1,14 @@
 /**
  * `credbroker/client`: a typed client for the daemon, an AWS SDK v3 signer
  * that signs through it, and `brokerFetch`, a `fetch` the broker makes with a
- * stored credential: applications hold no secret.
+ * stored credential: applications hold no secret. `brokerAzureCredential` is
+ * the same for `@azure/storage-blob` (an optional peer dependency).
  */
 export { baseUrl, DEFAULT_ADDR } from "./address.js";
+export {
+  type BrokerAzureCredentialOptions,
+  brokerAzureCredential,
+} from "./azure-credential.js";
 export {
   type BrokerClient,
   type BrokerClientOptions,

@@ -6,7 +6,9 @@ import {
   AccessScopeSchema,
   type Credential,
   CredentialSchema,
+  Provider,
   RoleSchema,
+  ServicePrincipalSchema,
   TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
@@ -48,6 +50,13 @@ const FIELDS = new Set([
   "allowed_in_tasks",
   "region",
   "description",
+  "provider",
+  "tenant_id",
+  "client_id",
+  "client_secret",
+  "client_secret_file",
+  "client_secret_env",
+  "token_scopes",
 ]);
 
 export interface DeclaredCredential {
@@ -129,9 +138,10 @@ const PLACEMENTS: Record<string, TokenPlacement> = {
   header: TokenPlacement.HEADER,
   query: TokenPlacement.QUERY,
   basic: TokenPlacement.BASIC,
+  "query-string": TokenPlacement.QUERY_STRING,
 };
 
-/** token_placement = "bearer" | "header" | "query" | "basic"; unset is bearer. */
+/** token_placement = "bearer" | "header" | "query" | "basic" | "query-string"; unset is bearer. */
 function placement(
   value: string | undefined,
   fail: (field: string | undefined, message: string) => undefined,
@@ -139,9 +149,24 @@ function placement(
   if (value === undefined) return TokenPlacement.UNSPECIFIED;
   const key = value.toLowerCase();
   if (Object.hasOwn(PLACEMENTS, key)) return PLACEMENTS[key] as TokenPlacement;
-  fail("token_placement", "one of bearer, header, query, basic");
+  fail("token_placement", "one of bearer, header, query, basic, query-string");
   return TokenPlacement.UNSPECIFIED;
 }
+
+const PROVIDERS: Record<string, Provider> = {
+  aws: Provider.AWS,
+  azure: Provider.AZURE,
+  gcp: Provider.GCP,
+  generic: Provider.GENERIC,
+};
+
+/** The service principal's own fields: they mean nothing for another kind. */
+const SERVICE_PRINCIPAL_ONLY = [
+  "client_id",
+  "client_secret",
+  "client_secret_file",
+  "client_secret_env",
+];
 
 /** Only for checking a declaration: the stored one gets the daemon's clock and ids. */
 const CHECK_AMBIENT: Ambient = { now: () => new Date(), newId: () => "declared" };
@@ -200,10 +225,27 @@ async function declaredCredential(
   const accessKeyId = str("access_key_id");
   const roleArn = str("role_arn");
   const token = await secret("token");
-  const kinds = [accessKeyId, roleArn, token].filter((x) => x !== undefined).length;
+  const tenantId = str("tenant_id");
+  const kinds = [accessKeyId, roleArn, token, tenantId].filter((x) => x !== undefined).length;
   let kind: Credential["kind"] | undefined;
   if (kinds !== 1) {
-    fail(undefined, "exactly one of access_key_id, role_arn, token (or token_file / token_env)");
+    fail(
+      undefined,
+      "exactly one of access_key_id, role_arn, token (or token_file / token_env), tenant_id",
+    );
+  } else if (tenantId !== undefined) {
+    const clientSecret = await secret("client_secret");
+    if (clientSecret === undefined) {
+      fail("client_secret", "required with tenant_id (or client_secret_file / _env)");
+    }
+    kind = {
+      case: "servicePrincipal",
+      value: create(ServicePrincipalSchema, {
+        tenantId,
+        clientId: str("client_id") ?? "",
+        clientSecret: clientSecret ?? "",
+      }),
+    };
   } else if (accessKeyId !== undefined) {
     const secretAccessKey = await secret("secret_access_key");
     if (secretAccessKey === undefined) {
@@ -248,6 +290,21 @@ async function declaredCredential(
   if (accessKeyId !== undefined || roleArn !== undefined) {
     for (const key of TOKEN_ONLY) if (key in fields) fail(key, "only with token");
   }
+  if (tenantId !== undefined) {
+    for (const key of TOKEN_ONLY) if (key in fields) fail(key, "only with token");
+  } else {
+    for (const key of SERVICE_PRINCIPAL_ONLY) if (key in fields) fail(key, "only with tenant_id");
+  }
+  const providerName = str("provider");
+  let provider: Provider | undefined;
+  if (providerName !== undefined) {
+    const key = providerName.toLowerCase();
+    provider = Object.hasOwn(PROVIDERS, key) ? PROVIDERS[key] : undefined;
+    if (provider === undefined) fail("provider", "one of aws, azure, gcp, generic");
+  } else if (tenantId !== undefined) {
+    // Only Azure has service principals.
+    provider = Provider.AZURE;
+  }
   const enabled = bool("enabled");
   const tasks = bool("allowed_in_tasks");
   let scopes = fields.allowed_scopes ?? [];
@@ -268,6 +325,8 @@ async function declaredCredential(
     enabled: enabled ?? true,
     allowedInTasks: tasks ?? false,
     allowedHosts: strings("allowed_hosts"),
+    tokenScopes: strings("token_scopes"),
+    ...(provider !== undefined ? { provider } : {}),
     allowedScopes: (scopes as Record<string, unknown>[]).map((sc) =>
       create(AccessScopeSchema, {
         bucket: typeof sc.bucket === "string" ? sc.bucket : "",

@@ -62,7 +62,13 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
         ctx.flags,
         "secret",
         ctx.io,
-        kind === "token" ? "Token: " : kind === "accessKey" ? "Secret access key: " : undefined,
+        kind === "token"
+          ? "Token: "
+          : kind === "accessKey"
+            ? "Secret access key: "
+            : kind === "servicePrincipal"
+              ? "Client secret: "
+              : undefined,
       );
       if (secret === undefined && kind !== "role") {
         throw new UsageError(
@@ -96,7 +102,7 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     about: "Lists a namespace's credentials in name order, one page or --all.",
     flags: [
       NAMESPACE_FLAG,
-      { name: "provider", kind: "string", value: "aws|generic", help: "only this provider" },
+      { name: "provider", kind: "string", value: "aws|azure|generic", help: "only this provider" },
       { name: "page-size", kind: "string", value: "N", default: "100", help: "1-1000" },
       {
         name: "page-token",
@@ -107,10 +113,13 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       { name: "all", kind: "boolean", help: "follow page tokens to the end" },
     ],
     async run(ctx) {
-      const provider = { aws: Provider.AWS, generic: Provider.GENERIC, "": Provider.UNSPECIFIED }[
-        ctx.flags.string("provider")?.toLowerCase() ?? ""
-      ];
-      if (provider === undefined) throw new UsageError("--provider: aws or generic");
+      const provider = {
+        aws: Provider.AWS,
+        azure: Provider.AZURE,
+        generic: Provider.GENERIC,
+        "": Provider.UNSPECIFIED,
+      }[ctx.flags.string("provider")?.toLowerCase() ?? ""];
+      if (provider === undefined) throw new UsageError("--provider: aws, azure or generic");
       const pageSize = Number(ctx.flags.string("page-size"));
       if (!Number.isInteger(pageSize) || pageSize < 1) throw new UsageError("--page-size: 1-1000");
       let pageToken = ctx.flags.string("page-token") ?? "";
