@@ -9,6 +9,7 @@ import {
   Provider,
   RoleSchema,
   RoleSource,
+  ServiceAccountKeySchema,
   TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
@@ -21,10 +22,19 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     name: "kind",
     kind: "string",
     value: "KIND",
-    help: "access-key, role or token (inferred from --access-key-id or --role-arn)",
+    help: "access-key, role, token or service-account (inferred from --access-key-id, --role-arn, --key-file)",
+  },
+  {
+    name: "key-file",
+    kind: "string",
+    value: "FILE",
+    help: "a Google service account's JSON key file (service-account; never printed)",
   },
   { name: "access-key-id", kind: "string", value: "ID", help: "access key id (not a secret)" },
-  ...secretFlags("secret", "secret access key (access-key) or token (token)"),
+  ...secretFlags(
+    "secret",
+    "secret access key (access-key), token (token) or JSON key (service-account)",
+  ),
   ...secretFlags("session-token", "session token of a temporary access key"),
   { name: "role-arn", kind: "string", value: "ARN", help: "role to assume" },
   {
@@ -72,7 +82,18 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     value: "NAME",
     help: "the user name (placement basic)",
   },
-  { name: "provider", kind: "string", value: "aws|generic", help: "provider (unset: aws)" },
+  {
+    name: "provider",
+    kind: "string",
+    value: "aws|gcp|generic",
+    help: "provider (unset: gcp for a service account, else aws)",
+  },
+  {
+    name: "token-scope",
+    kind: "list",
+    value: "SCOPE",
+    help: "OAuth scope the credential's tokens may carry (repeatable)",
+  },
   { name: "region", kind: "string", value: "REGION", help: "default signing region" },
   { name: "description", kind: "string", value: "TEXT", help: "description" },
   {
@@ -110,7 +131,7 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-type KindCase = "accessKey" | "role" | "token";
+type KindCase = "accessKey" | "role" | "token" | "serviceAccount";
 
 /** Flags that set a field of one kind, with their field path inside the kind. */
 const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
@@ -126,6 +147,7 @@ const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   "token-prefix": { kind: "token", path: "token.prefix" },
   "token-query": { kind: "token", path: "token.query_name" },
   "token-username": { kind: "token", path: "token.username" },
+  "key-file": { kind: "serviceAccount", path: "service_account.key_json" },
 };
 
 /** The token's placement fields: --token-placement on update sets them all (unset ones cleared). */
@@ -150,12 +172,22 @@ const FIELD_PATHS: Record<string, string> = {
   "expires-at": "expires_at",
   "allowed-host": "allowed_hosts",
   scope: "allowed_scopes",
+  "token-scope": "token_scopes",
 };
 
 const KIND_NAMES: Record<string, KindCase> = {
   "access-key": "accessKey",
   role: "role",
   token: "token",
+  "service-account": "serviceAccount",
+};
+
+/** Each kind's field path in an update mask, and the path of its secret. */
+const KIND_PATHS: Record<KindCase, { kind: string; secret: string }> = {
+  accessKey: { kind: "access_key", secret: "access_key.secret_access_key" },
+  role: { kind: "role", secret: "" },
+  token: { kind: "token", secret: "token.token" },
+  serviceAccount: { kind: "service_account", secret: "service_account.key_json" },
 };
 
 /** The paths `--clear FIELD` may empty. */
@@ -169,6 +201,7 @@ export const CLEARABLE: Record<string, string> = {
   scopes: "allowed_scopes",
   "session-token": "access_key.session_token",
   "session-name": "role.session_name",
+  "token-scopes": "token_scopes",
 };
 
 export interface Secrets {
@@ -181,7 +214,9 @@ export function kindFromFlags(flags: ParsedFlags): KindCase | undefined {
   const explicit = flags.string("kind");
   if (explicit !== undefined) {
     const kind = KIND_NAMES[explicit];
-    if (kind === undefined) throw new UsageError("--kind: one of access-key, role, token");
+    if (kind === undefined) {
+      throw new UsageError("--kind: one of access-key, role, token, service-account");
+    }
     return kind;
   }
   const implied = new Set(
@@ -204,7 +239,7 @@ export function credentialFromFlags(
   const kind = kindFromFlags(flags);
   if (kind === undefined) {
     throw new UsageError(
-      "say what kind: --kind access-key|role|token (or --access-key-id / --role-arn)",
+      "say what kind: --kind access-key|role|token|service-account (or --access-key-id / --role-arn / --key-file)",
     );
   }
   const c = create(CredentialSchema, { namespace, name });
@@ -212,6 +247,8 @@ export function credentialFromFlags(
   for (const flag of Object.keys(FIELD_PATHS)) {
     if (flags.given(flag)) setField(c, flag, flags);
   }
+  // Only Google Cloud has service accounts: saying so again is not needed.
+  if (kind === "serviceAccount" && !flags.given("provider")) c.provider = Provider.GCP;
   return c;
 }
 
@@ -254,15 +291,16 @@ export function updateFromFlags(
   if (flags.given("token-placement")) {
     kindPaths.push(...PLACEMENT_PATHS.filter((p) => !kindPaths.includes(p)));
   }
-  if (secrets.secret !== undefined) {
-    kindPaths.push(kind === "token" ? "token.token" : "access_key.secret_access_key");
+  if (secrets.secret !== undefined && kind !== undefined && kind !== "role") {
+    const path = KIND_PATHS[kind].secret;
+    if (!kindPaths.includes(path)) kindPaths.push(path);
   }
   if (secrets.sessionToken !== undefined) kindPaths.push("access_key.session_token");
   const clearsKindField = paths.some((p) => p.includes("."));
   if (kind !== undefined && (kindPaths.length > 0 || clearsKindField || flags.given("kind"))) {
     patch.kind = kindValue(kind, flags, secrets);
     if (flags.given("kind")) {
-      paths.push(kind === "accessKey" ? "access_key" : kind);
+      paths.push(KIND_PATHS[kind].kind);
     } else {
       paths.push(...kindPaths);
     }
@@ -272,7 +310,9 @@ export function updateFromFlags(
 
 /** The kinds these flags can write; others are left to the API. */
 function cliKind(kind: Credential["kind"]["case"]): KindCase | undefined {
-  return kind === "accessKey" || kind === "role" || kind === "token" ? kind : undefined;
+  return kind === "accessKey" || kind === "role" || kind === "token" || kind === "serviceAccount"
+    ? kind
+    : undefined;
 }
 
 function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Credential["kind"] {
@@ -311,6 +351,11 @@ function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Creden
           queryName: flags.string("token-query") ?? "",
           username: flags.string("token-username") ?? "",
         }),
+      };
+    case "serviceAccount":
+      return {
+        case: "serviceAccount",
+        value: create(ServiceAccountKeySchema, { keyJson: secrets.secret ?? "" }),
       };
   }
 }
@@ -367,6 +412,9 @@ function setField(c: Credential, flag: string, flags: ParsedFlags): void {
     case "scope":
       c.allowedScopes = flags.list(flag).map(scope);
       break;
+    case "token-scope":
+      c.tokenScopes = flags.list(flag);
+      break;
   }
 }
 
@@ -387,10 +435,12 @@ function provider(value: string): Provider {
   switch (value.toLowerCase()) {
     case "aws":
       return Provider.AWS;
+    case "gcp":
+      return Provider.GCP;
     case "generic":
       return Provider.GENERIC;
     default:
-      throw new UsageError("--provider: aws or generic");
+      throw new UsageError("--provider: aws, gcp or generic");
   }
 }
 

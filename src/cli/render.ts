@@ -92,6 +92,13 @@ export function credentialTable(c: Credential): string {
     case "token":
       rows.push(["placement", placementText(c.kind.value)]);
       break;
+    case "serviceAccount":
+      rows.push(
+        ["client email", c.kind.value.clientEmail || "-"],
+        ["private key id", c.kind.value.privateKeyId || "-"],
+        ["project id", c.kind.value.projectId || "-"],
+      );
+      break;
     default:
       break;
   }
@@ -103,6 +110,7 @@ export function credentialTable(c: Credential): string {
     ["allowed in tasks", String(c.allowedInTasks)],
     ["expires at", when(c.expiresAt)],
     ["allowed hosts", c.allowedHosts.join(", ") || "-"],
+    ["token scopes", c.tokenScopes.join(" ") || "-"],
     [
       "scopes",
       c.allowedScopes
@@ -165,10 +173,12 @@ export function credentialList(credentials: readonly Credential[], now = new Dat
         ? c.kind.value.accessKeyId
         : c.kind.case === "role"
           ? c.kind.value.roleArn
-          : // A token shows its placement unless it is the default (bearer).
-            c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
-            ? placementText(c.kind.value)
-            : "",
+          : c.kind.case === "serviceAccount"
+            ? c.kind.value.clientEmail
+            : // A token shows its placement unless it is the default (bearer).
+              c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
+              ? placementText(c.kind.value)
+              : "",
       when(c.expiresAt),
       when(c.updatedAt),
     ]),

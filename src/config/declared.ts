@@ -6,7 +6,9 @@ import {
   AccessScopeSchema,
   type Credential,
   CredentialSchema,
+  Provider,
   RoleSchema,
+  ServiceAccountKeySchema,
   TokenPlacement,
   TokenSchema,
 } from "../../gen/credbroker/v1/credential_pb.js";
@@ -48,6 +50,10 @@ const FIELDS = new Set([
   "allowed_in_tasks",
   "region",
   "description",
+  "key_json",
+  "key_json_file",
+  "key_json_env",
+  "token_scopes",
 ]);
 
 export interface DeclaredCredential {
@@ -200,10 +206,17 @@ async function declaredCredential(
   const accessKeyId = str("access_key_id");
   const roleArn = str("role_arn");
   const token = await secret("token");
-  const kinds = [accessKeyId, roleArn, token].filter((x) => x !== undefined).length;
+  const keyJson = await secret("key_json");
+  const kinds = [accessKeyId, roleArn, token, keyJson].filter((x) => x !== undefined).length;
   let kind: Credential["kind"] | undefined;
   if (kinds !== 1) {
-    fail(undefined, "exactly one of access_key_id, role_arn, token (or token_file / token_env)");
+    fail(
+      undefined,
+      "exactly one of access_key_id, role_arn, token, key_json (or their _file / _env)",
+    );
+  } else if (keyJson !== undefined) {
+    // A Google service account's JSON key; the daemon's rules check it.
+    kind = { case: "serviceAccount", value: create(ServiceAccountKeySchema, { keyJson }) };
   } else if (accessKeyId !== undefined) {
     const secretAccessKey = await secret("secret_access_key");
     if (secretAccessKey === undefined) {
@@ -245,7 +258,7 @@ async function declaredCredential(
       }),
     };
   }
-  if (accessKeyId !== undefined || roleArn !== undefined) {
+  if (accessKeyId !== undefined || roleArn !== undefined || keyJson !== undefined) {
     for (const key of TOKEN_ONLY) if (key in fields) fail(key, "only with token");
   }
   const enabled = bool("enabled");
@@ -268,6 +281,9 @@ async function declaredCredential(
     enabled: enabled ?? true,
     allowedInTasks: tasks ?? false,
     allowedHosts: strings("allowed_hosts"),
+    tokenScopes: strings("token_scopes"),
+    // Only Google Cloud has service accounts.
+    ...(keyJson !== undefined ? { provider: Provider.GCP } : {}),
     allowedScopes: (scopes as Record<string, unknown>[]).map((sc) =>
       create(AccessScopeSchema, {
         bucket: typeof sc.bucket === "string" ? sc.bucket : "",
