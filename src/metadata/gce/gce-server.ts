@@ -155,7 +155,7 @@ export async function startGceMetadataServer(opts: GceMetadataOptions): Promise<
     }
   };
 
-  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
