@@ -13,6 +13,7 @@ import { startContainerServer } from "../metadata/ecs/container-server.js";
 import type { ReadCache } from "../store/read-cache.js";
 import type { Closers } from "./closers.js";
 import type { OwnListeners } from "./forwarding.js";
+import { startGceListener } from "./gce-metadata.js";
 import type { DaemonProviders } from "./providers.js";
 
 export interface MetadataDeps {
@@ -88,6 +89,9 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
     own.add(imds.url);
     listeners.push({ kind: "imds", url: imds.url, credential: displayName(namespace, name) });
     log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
+  }
+  if (config.gceMetadata) {
+    listeners.push(await startGceListener(config.gceMetadata, deps));
   }
   return {
     containers: container ? { table: bindings, baseUrl: container.url } : undefined,

@@ -8,6 +8,7 @@ import { SessionCache } from "../providers/aws/session-cache.js";
 import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
+import { GoogleTokens } from "../providers/gcp/google-tokens.js";
 import { type ProviderRegistry, providerRegistry } from "../providers/index.js";
 import type { CloudProvider } from "../providers/provider.js";
 import type { ReadCache } from "../store/read-cache.js";
@@ -16,6 +17,8 @@ export interface DaemonProviders {
   registry: ProviderRegistry;
   /** The provider whose sessions the metadata listeners (IMDS, container credentials) serve. */
   metadata: CloudProvider;
+  /** Whose OAuth tokens the GCE metadata listener serves (Google service accounts). */
+  gceMetadata: Pick<GoogleTokens, "accessToken" | "account">;
   /** Drops everything derived from a credential (its keys, its sessions). */
   forget(credentialId: string): void;
   /** Drops every derived key (a master key retired). */
@@ -55,6 +58,7 @@ export function startProviders(
     cache: sessions,
     now: ambient.now,
   });
+  const googleTokens = new GoogleTokens({ credentials: reads, now: ambient.now });
   const aws = awsProvider({ signingKeys, roleSessions, ambient, tasks, sts });
   return {
     registry: providerRegistry({
@@ -62,9 +66,11 @@ export function startProviders(
       signRequests: Provider.AWS,
     }),
     metadata: aws,
+    gceMetadata: googleTokens,
     forget(id) {
       signingKeys.drop(id);
       sessions.drop(id);
+      googleTokens.forget(id);
     },
     clearKeys: () => signingKeys.clear(),
   };
