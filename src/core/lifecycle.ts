@@ -8,6 +8,7 @@ import {
   RoleSource,
 } from "../../gen/credbroker/v1/credential_pb.js";
 import { DomainError } from "./errors.js";
+import { describeServiceAccount } from "./kind-rules/gcp.js";
 
 /** Injected sources of time and randomness: the core never reads a clock itself. */
 export interface Ambient {
@@ -24,6 +25,7 @@ function normalize(c: Credential, ambient: Ambient): void {
   if (c.enabled === undefined) c.enabled = true;
   if (c.readAccess === ReadAccess.UNSPECIFIED) c.readAccess = ReadAccess.NAMESPACE;
   c.allowedHosts = c.allowedHosts.map((h) => h.toLowerCase());
+  describeServiceAccount(c);
   if (c.kind.case === "role") {
     const role = c.kind.value;
     if (role.externalId === "") role.externalId = ambient.newId();

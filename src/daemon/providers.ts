@@ -9,6 +9,7 @@ import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
 import { GoogleTokens } from "../providers/gcp/google-tokens.js";
+import { gcpProvider } from "../providers/gcp/index.js";
 import { type ProviderRegistry, providerRegistry } from "../providers/index.js";
 import type { CloudProvider } from "../providers/provider.js";
 import type { ReadCache } from "../store/read-cache.js";
@@ -62,7 +63,15 @@ export function startProviders(
   const aws = awsProvider({ signingKeys, roleSessions, ambient, tasks, sts });
   return {
     registry: providerRegistry({
-      providers: { [Provider.AWS]: aws, [Provider.GENERIC]: aws },
+      providers: {
+        [Provider.AWS]: aws,
+        [Provider.GENERIC]: aws,
+        [Provider.GCP]: gcpProvider({
+          ambient,
+          accessToken: (namespace, name, scopes, expectedId) =>
+            googleTokens.accessToken(namespace, name, scopes, expectedId),
+        }),
+      },
       signRequests: Provider.AWS,
     }),
     metadata: aws,
