@@ -18,9 +18,7 @@ export interface BrokerGoogleAuthOptions {
  * merges) that also has each header as an own property (what 9.x, which
  * @google-cloud/storage 7 bundles, copies with Object.assign).
  */
-function portableHeaders(entries: Iterable<[string, string]>): Headers {
-  const headers = new Headers();
-  for (const [name, value] of entries) headers.append(name, value);
+function portableHeaders(headers: Headers): Headers {
   headers.forEach((value, name) => {
     Object.defineProperty(headers, name, { value, enumerable: true, configurable: true });
   });
@@ -59,7 +57,9 @@ export class BrokerGoogleAuth extends AuthClient {
         method,
         url: String(url),
       });
-      return portableHeaders(res.headers.map((h): [string, string] => [h.name, h.value]));
+      const headers = new Headers();
+      for (const h of res.headers) headers.append(h.name, h.value);
+      return portableHeaders(headers);
     } catch (err) {
       const e = ConnectError.from(err);
       throw new BrokerSigningError(Code[e.code] ?? "Unknown", e.rawMessage, { cause: err });
@@ -86,7 +86,8 @@ export class BrokerGoogleAuth extends AuthClient {
       headers: gaxios.Gaxios.mergeHeaders(opts.headers, signed),
     });
     // 9.x callers (storage's resumable uploads) read response headers as properties.
-    return Object.assign(res, { headers: portableHeaders(res.headers) });
+    portableHeaders(res.headers);
+    return res;
   }
 
   /** Not offered: a token is lent for one URL at a time (getRequestHeaders), never on its own. */
