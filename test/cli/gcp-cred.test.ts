@@ -219,6 +219,40 @@ describe("cred create/get/update/list for Google Cloud", () => {
     assert.match(both.stderr, /--key-file or --secret-\*, not both/);
   });
 
+  test("config [[credentials]]: a service account from key_json_file / key_json_env", async () => {
+    const keyFile = path.join(tmp, "declared.json");
+    await writeFile(keyFile, first.json, { mode: 0o600 });
+    const good = path.join(tmp, "good.toml");
+    await writeFile(
+      good,
+      [
+        "[[credentials]]",
+        'name = "declared-sa"',
+        'namespace = "gcp"',
+        `key_json_file = ${JSON.stringify(keyFile)}`,
+        'token_scopes = ["https://www.googleapis.com/auth/devstorage.read_only"]',
+        "[[credentials]]",
+        'name = "declared-env"',
+        'key_json_env = "GCP_TEST_KEY"',
+        "",
+      ].join("\n"),
+    );
+    const ok = await runCredbroker(["config", "check", good], {
+      env: { GCP_TEST_KEY: second.json },
+    });
+    outputs.push(ok.stdout, ok.stderr);
+    assert.equal(ok.code, 0, ok.stderr);
+    const missing = await runCredbroker(["config", "check", good], { env: {} });
+    outputs.push(missing.stdout, missing.stderr);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /key_json_env: GCP_TEST_KEY is not set/);
+  });
+    outputs.push(bad.stdout, bad.stderr);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /private_key/);
+    assert.ok(!bad.stderr.includes("AAAAAAAAAAAAAAAA"), "the key's text was echoed");
+  });
+
   test("the private key and the HMAC secret appear in no output and in no file of the data dir", async () => {
     assert.ok(first.pemBody.length >= 60 && second.pemBody.length >= 60);
     for (const text of outputs) {
