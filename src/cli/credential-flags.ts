@@ -9,6 +9,7 @@ import {
   Provider,
   RoleSchema,
   RoleSource,
+  ServiceAccountKeySchema,
   ServicePrincipalSchema,
   TokenPlacement,
   TokenSchema,
@@ -22,7 +23,13 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
     name: "kind",
     kind: "string",
     value: "KIND",
-    help: "access-key, role, token or service-principal (inferred from --access-key-id, --role-arn, --tenant-id)",
+    help: "access-key, role, token, service-principal or service-account (inferred from --access-key-id, --role-arn, --tenant-id, --key-file)",
+  },
+  {
+    name: "key-file",
+    kind: "string",
+    value: "FILE",
+    help: "a Google service account's JSON key file (service-account; never printed)",
   },
   { name: "access-key-id", kind: "string", value: "ID", help: "access key id (not a secret)" },
   {
@@ -45,7 +52,7 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   },
   ...secretFlags(
     "secret",
-    "secret access key or account key (access-key), token or SAS (token), client secret (service-principal)",
+    "secret access key or account key (access-key), token or SAS (token), client secret (service-principal), JSON key (service-account)",
   ),
   ...secretFlags("session-token", "session token of a temporary access key"),
   { name: "role-arn", kind: "string", value: "ARN", help: "role to assume" },
@@ -97,8 +104,8 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   {
     name: "provider",
     kind: "string",
-    value: "aws|azure|generic",
-    help: "provider (unset: azure for --account-name or a service principal, else aws)",
+    value: "aws|azure|gcp|generic",
+    help: "provider (unset: azure for --account-name or a service principal, gcp for a service account, else aws)",
   },
   {
     name: "token-scope",
@@ -143,7 +150,7 @@ export const FIELD_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-type KindCase = "accessKey" | "role" | "token" | "servicePrincipal";
+type KindCase = "accessKey" | "role" | "token" | "servicePrincipal" | "serviceAccount";
 
 /** Flags that set a field of one kind, with their field path inside the kind. */
 const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
@@ -162,6 +169,7 @@ const KIND_FIELD_FLAGS: Record<string, { kind: KindCase; path: string }> = {
   "token-username": { kind: "token", path: "token.username" },
   "tenant-id": { kind: "servicePrincipal", path: "service_principal.tenant_id" },
   "client-id": { kind: "servicePrincipal", path: "service_principal.client_id" },
+  "key-file": { kind: "serviceAccount", path: "service_account.key_json" },
 };
 
 /** The token's placement fields: --token-placement on update sets them all (unset ones cleared). */
@@ -194,6 +202,7 @@ const KIND_NAMES: Record<string, KindCase> = {
   role: "role",
   token: "token",
   "service-principal": "servicePrincipal",
+  "service-account": "serviceAccount",
 };
 
 /** Each kind's field path in an update mask, and the path of its secret. */
@@ -202,6 +211,7 @@ const KIND_PATHS: Record<KindCase, { kind: string; secret: string }> = {
   role: { kind: "role", secret: "" },
   token: { kind: "token", secret: "token.token" },
   servicePrincipal: { kind: "service_principal", secret: "service_principal.client_secret" },
+  serviceAccount: { kind: "service_account", secret: "service_account.key_json" },
 };
 
 /** The paths `--clear FIELD` may empty. */
@@ -229,7 +239,9 @@ export function kindFromFlags(flags: ParsedFlags): KindCase | undefined {
   if (explicit !== undefined) {
     const kind = KIND_NAMES[explicit];
     if (kind === undefined) {
-      throw new UsageError("--kind: one of access-key, role, token, service-principal");
+      throw new UsageError(
+        "--kind: one of access-key, role, token, service-principal, service-account",
+      );
     }
     return kind;
   }
@@ -253,7 +265,7 @@ export function credentialFromFlags(
   const kind = kindFromFlags(flags);
   if (kind === undefined) {
     throw new UsageError(
-      "say what kind: --kind access-key|role|token|service-principal (or --access-key-id / --role-arn / --tenant-id)",
+      "say what kind: --kind access-key|role|token|service-principal|service-account (or --access-key-id / --role-arn / --tenant-id / --key-file)",
     );
   }
   const c = create(CredentialSchema, { namespace, name });
@@ -265,6 +277,8 @@ export function credentialFromFlags(
   if ((kind === "servicePrincipal" || flags.given("account-name")) && !flags.given("provider")) {
     c.provider = Provider.AZURE;
   }
+  // Only Google Cloud has service accounts: saying so again is not needed.
+  if (kind === "serviceAccount" && !flags.given("provider")) c.provider = Provider.GCP;
   return c;
 }
 
@@ -326,7 +340,11 @@ export function updateFromFlags(
 
 /** The kinds these flags can write; others are left to the API. */
 function cliKind(kind: Credential["kind"]["case"]): KindCase | undefined {
-  return kind === "accessKey" || kind === "role" || kind === "token" || kind === "servicePrincipal"
+  return kind === "accessKey" ||
+    kind === "role" ||
+    kind === "token" ||
+    kind === "servicePrincipal" ||
+    kind === "serviceAccount"
     ? kind
     : undefined;
 }
@@ -379,6 +397,11 @@ function kindValue(kind: KindCase, flags: ParsedFlags, secrets: Secrets): Creden
           clientId: flags.string("client-id") ?? "",
           clientSecret: secrets.secret ?? "",
         }),
+      };
+    case "serviceAccount":
+      return {
+        case: "serviceAccount",
+        value: create(ServiceAccountKeySchema, { keyJson: secrets.secret ?? "" }),
       };
   }
 }
@@ -465,10 +488,12 @@ function provider(value: string): Provider {
       return Provider.AWS;
     case "azure":
       return Provider.AZURE;
+    case "gcp":
+      return Provider.GCP;
     case "generic":
       return Provider.GENERIC;
     default:
-      throw new UsageError("--provider: aws, azure or generic");
+      throw new UsageError("--provider: aws, azure, gcp or generic");
   }
 }
 

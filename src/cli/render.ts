@@ -97,6 +97,13 @@ export function credentialTable(c: Credential): string {
     case "servicePrincipal":
       rows.push(["tenant id", c.kind.value.tenantId], ["client id", c.kind.value.clientId]);
       break;
+    case "serviceAccount":
+      rows.push(
+        ["client email", c.kind.value.clientEmail || "-"],
+        ["private key id", c.kind.value.privateKeyId || "-"],
+        ["project id", c.kind.value.projectId || "-"],
+      );
+      break;
     default:
       break;
   }
@@ -173,10 +180,12 @@ export function credentialList(credentials: readonly Credential[], now = new Dat
           ? c.kind.value.roleArn
           : c.kind.case === "servicePrincipal"
             ? c.kind.value.clientId
-            : // A token shows its placement unless it is the default (bearer).
-              c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
-              ? placementText(c.kind.value)
-              : "",
+            : c.kind.case === "serviceAccount"
+              ? c.kind.value.clientEmail
+              : // A token shows its placement unless it is the default (bearer).
+                c.kind.case === "token" && c.kind.value.placement > TokenPlacement.BEARER
+                ? placementText(c.kind.value)
+                : "",
       when(c.expiresAt),
       when(c.updatedAt),
     ]),

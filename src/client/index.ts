@@ -21,10 +21,20 @@ export {
   brokerFetch,
 } from "./broker-fetch.js";
 export {
+  BrokerGoogleAuth,
+  type BrokerGoogleAuthOptions,
+  brokerGoogleAuth,
+} from "./broker-google-auth.js";
+export {
   BROKER_CREDENTIALS,
   type BrokerSignerOptions,
   BrokerSigningError,
   brokerSigner,
   PLACEHOLDER_ACCESS_KEY_ID,
 } from "./broker-signer.js";
+export {
+  type BrokerGcsOptions,
+  brokerGcsSignedUrl,
+  type GcsSignedUrlRequest,
+} from "./gcs-signed-url.js";
 export { getSignedUrl } from "./get-signed-url.js";

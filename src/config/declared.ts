@@ -8,6 +8,7 @@ import {
   CredentialSchema,
   Provider,
   RoleSchema,
+  ServiceAccountKeySchema,
   ServicePrincipalSchema,
   TokenPlacement,
   TokenSchema,
@@ -56,6 +57,9 @@ const FIELDS = new Set([
   "client_secret",
   "client_secret_file",
   "client_secret_env",
+  "key_json",
+  "key_json_file",
+  "key_json_env",
   "token_scopes",
 ]);
 
@@ -226,12 +230,15 @@ async function declaredCredential(
   const roleArn = str("role_arn");
   const token = await secret("token");
   const tenantId = str("tenant_id");
-  const kinds = [accessKeyId, roleArn, token, tenantId].filter((x) => x !== undefined).length;
+  const keyJson = await secret("key_json");
+  const kinds = [accessKeyId, roleArn, token, tenantId, keyJson].filter(
+    (x) => x !== undefined,
+  ).length;
   let kind: Credential["kind"] | undefined;
   if (kinds !== 1) {
     fail(
       undefined,
-      "exactly one of access_key_id, role_arn, token (or token_file / token_env), tenant_id",
+      "exactly one of access_key_id, role_arn, token (or token_file / token_env), tenant_id, key_json, key_json (or their _file / _env)",
     );
   } else if (tenantId !== undefined) {
     const clientSecret = await secret("client_secret");
@@ -246,6 +253,9 @@ async function declaredCredential(
         clientSecret: clientSecret ?? "",
       }),
     };
+  } else if (keyJson !== undefined) {
+    // A Google service account's JSON key; the daemon's rules check it.
+    kind = { case: "serviceAccount", value: create(ServiceAccountKeySchema, { keyJson }) };
   } else if (accessKeyId !== undefined) {
     const secretAccessKey = await secret("secret_access_key");
     if (secretAccessKey === undefined) {
@@ -287,7 +297,7 @@ async function declaredCredential(
       }),
     };
   }
-  if (accessKeyId !== undefined || roleArn !== undefined) {
+  if (accessKeyId !== undefined || roleArn !== undefined || keyJson !== undefined) {
     for (const key of TOKEN_ONLY) if (key in fields) fail(key, "only with token");
   }
   if (tenantId !== undefined) {

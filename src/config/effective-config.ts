@@ -84,6 +84,10 @@ function settingValues(c: ServeConfig): Record<string, string | number | boolean
     "imds-listen": hostPort(c.imds?.listen),
     "imds-credential": c.imds && displayName(c.imds.credential.namespace, c.imds.credential.name),
     "imds-allow-v1": c.imds?.allowV1 ?? false,
+    "gce-metadata-listen": hostPort(c.gceMetadata?.listen),
+    "gce-metadata-credential":
+      c.gceMetadata &&
+      displayName(c.gceMetadata.credential.namespace, c.gceMetadata.credential.name),
     "container-listen": hostPort(c.containerListen),
     "tls-cert": c.tls?.cert,
     "tls-key": c.tls?.key,

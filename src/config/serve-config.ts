@@ -67,6 +67,14 @@ export interface ServeConfig {
         allowV1: boolean;
       }
     | undefined;
+  /** The GCE metadata endpoint, when --gce-metadata-listen is given. */
+  gceMetadata:
+    | {
+        listen: HostPort;
+        /** The one service account this "instance" has; resolved on each request. */
+        credential: { namespace: string; name: string };
+      }
+    | undefined;
   /** The container-credentials endpoint (for `credbroker exec`), when given. */
   containerListen: HostPort | undefined;
   /** Set: the API listener speaks TLS only (HTTP/2 and HTTP/1.1 chosen by ALPN). */
@@ -113,6 +121,8 @@ export interface ServeInputs extends StoreInputs {
   imdsListen?: string | undefined;
   imdsCredential?: string | undefined;
   imdsAllowV1?: boolean | undefined;
+  gceMetadataListen?: string | undefined;
+  gceMetadataCredential?: string | undefined;
   disableFastUnary?: boolean | undefined;
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
@@ -237,6 +247,20 @@ export function collectServeConfig(
     const credential = credentialRef(imdsCredential, "--imds-credential");
     return at === undefined ? undefined : { listen: at, credential, allowV1 };
   });
+  const gceListen = flags.gceMetadataListen ?? env.CREDBROKER_GCE_METADATA_LISTEN;
+  const gceCredential = flags.gceMetadataCredential ?? env.CREDBROKER_GCE_METADATA_CREDENTIAL;
+  const gceMetadata = check(undefined, (): ServeConfig["gceMetadata"] => {
+    if (!gceListen) return undefined;
+    if (!gceCredential) {
+      throw new DomainError(
+        "invalid_argument",
+        "--gce-metadata-credential [NAMESPACE/]NAME is required with --gce-metadata-listen",
+      );
+    }
+    const at = check(undefined, () => parseHostPort(gceListen, "--gce-metadata-listen"));
+    const credential = credentialRef(gceCredential, "--gce-metadata-credential");
+    return at === undefined ? undefined : { listen: at, credential };
+  });
   const containerListen = flags.containerListen ?? env.CREDBROKER_CONTAINER_LISTEN;
   const tls = check(undefined, () =>
     tlsFiles(
@@ -307,6 +331,7 @@ export function collectServeConfig(
       timeoutMs: Math.round(Number(stsTimeout) * 1000),
     },
     imds,
+    gceMetadata,
     containerListen: containerListen
       ? check(undefined, () => parseHostPort(containerListen, "--container-listen"))
       : undefined,

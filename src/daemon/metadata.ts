@@ -1,33 +1,14 @@
 import { randomUUID } from "node:crypto";
-import type { Logger } from "pino";
 import type { ListenerInfo } from "../api/server-service.js";
-import type { AuditSink } from "../audit/audit-log.js";
-import type { CallerDirectory } from "../auth/caller-directory.js";
 import { bindingSessions } from "../bindings/binding-use.js";
 import { BindingTable } from "../bindings/bindings.js";
-import type { ServeConfig } from "../config/serve-config.js";
-import type { Ambient } from "../core/lifecycle.js";
 import { displayName } from "../core/names.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
-import type { ReadCache } from "../store/read-cache.js";
-import type { Closers } from "./closers.js";
-import type { OwnListeners } from "./forwarding.js";
-import type { DaemonProviders } from "./providers.js";
+import { startGceListener } from "./gce-metadata.js";
+import type { MetadataDeps } from "./metadata-deps.js";
 
-export interface MetadataDeps {
-  config: ServeConfig;
-  providers: DaemonProviders;
-  callers: CallerDirectory;
-  reads: ReadCache;
-  ambient: Ambient;
-  log: Logger;
-  audit: AuditSink;
-  /** Each listener started is closed by what is pushed here. */
-  closers: Closers;
-  /** Each listener started is recorded here (ForwardRequest never reaches them). */
-  own: OwnListeners;
-}
+export type { MetadataDeps } from "./metadata-deps.js";
 
 /**
  * The metadata listeners configured (container credentials, IMDS). Started
@@ -88,6 +69,9 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
     own.add(imds.url);
     listeners.push({ kind: "imds", url: imds.url, credential: displayName(namespace, name) });
     log.info({ url: imds.url, credential: displayName(namespace, name) }, "imds listening");
+  }
+  if (config.gceMetadata) {
+    listeners.push(await startGceListener(config.gceMetadata, deps));
   }
   return {
     containers: container ? { table: bindings, baseUrl: container.url } : undefined,

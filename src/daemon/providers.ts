@@ -9,6 +9,7 @@ import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
 import { azureProvider } from "../providers/azure/index.js";
+import { GoogleTokens } from "../providers/gcp/google-tokens.js";
 import { gcpProvider } from "../providers/gcp/index.js";
 import { type ProviderRegistry, providerRegistry } from "../providers/index.js";
 import type { CloudProvider } from "../providers/provider.js";
@@ -18,6 +19,8 @@ export interface DaemonProviders {
   registry: ProviderRegistry;
   /** The provider whose sessions the metadata listeners (IMDS, container credentials) serve. */
   metadata: CloudProvider;
+  /** Whose OAuth tokens the GCE metadata listener serves (Google service accounts). */
+  gceMetadata: Pick<GoogleTokens, "accessToken" | "account">;
   /** Drops everything derived from a credential (its keys, its sessions). */
   forget(credentialId: string): void;
   /** Drops every derived key (a master key retired). */
@@ -57,6 +60,7 @@ export function startProviders(
     cache: sessions,
     now: ambient.now,
   });
+  const googleTokens = new GoogleTokens({ credentials: reads, now: ambient.now });
   const aws = awsProvider({ signingKeys, roleSessions, ambient, tasks, sts });
   return {
     registry: providerRegistry({
@@ -64,14 +68,20 @@ export function startProviders(
         [Provider.AWS]: aws,
         [Provider.GENERIC]: aws,
         [Provider.AZURE]: azureProvider({ ambient }),
-        [Provider.GCP]: gcpProvider({ ambient }),
+        [Provider.GCP]: gcpProvider({
+          ambient,
+          accessToken: (namespace, name, scopes, expectedId) =>
+            googleTokens.accessToken(namespace, name, scopes, expectedId),
+        }),
       },
       signRequests: Provider.AWS,
     }),
     metadata: aws,
+    gceMetadata: googleTokens,
     forget(id) {
       signingKeys.drop(id);
       sessions.drop(id);
+      googleTokens.forget(id);
     },
     clearKeys: () => signingKeys.clear(),
   };

@@ -37,6 +37,7 @@ import { EXIT } from "../exit-codes.js";
 import { type FlagSpec, UsageError } from "../flags.js";
 import { type Imported, Incomplete, readChain } from "../import-sources.js";
 import type { Io } from "../io.js";
+import { readKindSecret } from "../key-file.js";
 import { credentialList, credentialTable, verdictTable } from "../render.js";
 import { readSecret } from "../secret-input.js";
 import { importBulk } from "./cred-import-bulk.js";
@@ -58,10 +59,10 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     flags: [NAMESPACE_FLAG, ...FIELD_FLAGS],
     async run(ctx) {
       const kind = kindFromFlags(ctx.flags);
-      const secret = await readSecret(
+      const secret = await readKindSecret(
         ctx.flags,
-        "secret",
         ctx.io,
+        kind === "serviceAccount",
         kind === "token"
           ? "Token: "
           : kind === "accessKey"
@@ -70,6 +71,11 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
               ? "Client secret: "
               : undefined,
       );
+      if (secret === undefined && kind === "serviceAccount") {
+        throw new UsageError(
+          "the key is required: --key-file FILE (or --secret-stdin / --secret-env)",
+        );
+      }
       if (secret === undefined && kind !== "role") {
         throw new UsageError(
           "the secret is required: --secret-stdin, --secret-file FILE or --secret-env NAME (never on the command line)",
@@ -102,7 +108,12 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
     about: "Lists a namespace's credentials in name order, one page or --all.",
     flags: [
       NAMESPACE_FLAG,
-      { name: "provider", kind: "string", value: "aws|azure|generic", help: "only this provider" },
+      {
+        name: "provider",
+        kind: "string",
+        value: "aws|azure|gcp|generic",
+        help: "only this provider",
+      },
       { name: "page-size", kind: "string", value: "N", default: "100", help: "1-1000" },
       {
         name: "page-token",
@@ -116,10 +127,11 @@ export const SUBCOMMANDS: Record<string, Subcommand> = {
       const provider = {
         aws: Provider.AWS,
         azure: Provider.AZURE,
+        gcp: Provider.GCP,
         generic: Provider.GENERIC,
         "": Provider.UNSPECIFIED,
       }[ctx.flags.string("provider")?.toLowerCase() ?? ""];
-      if (provider === undefined) throw new UsageError("--provider: aws, azure or generic");
+      if (provider === undefined) throw new UsageError("--provider: aws, azure, gcp or generic");
       const pageSize = Number(ctx.flags.string("page-size"));
       if (!Number.isInteger(pageSize) || pageSize < 1) throw new UsageError("--page-size: 1-1000");
       let pageToken = ctx.flags.string("page-token") ?? "";
@@ -154,13 +166,14 @@ when a --secret-* or --session-token-* flag is given. --clear empties a field
     ],
     async run(ctx) {
       const client = ctx.client();
-      const secret = await readSecret(ctx.flags, "secret", ctx.io);
-      const sessionToken = await readSecret(ctx.flags, "session-token", ctx.io);
       // Which kind a secret or kind field belongs to is the stored credential's.
       const current = ctx.flags.given("kind")
         ? undefined
         : (await client.credentials.getCredential({ namespace: ctx.namespace, name: ctx.arg }))
             .credential;
+      const kind = kindFromFlags(ctx.flags) ?? current?.kind.case;
+      const secret = await readKindSecret(ctx.flags, ctx.io, kind === "serviceAccount");
+      const sessionToken = await readSecret(ctx.flags, "session-token", ctx.io);
       const { patch, paths } = updateFromFlags(ctx.flags, current?.kind.case, {
         secret,
         sessionToken,
@@ -288,7 +301,8 @@ flags (not stored). Exit 0 when valid, 5 when a check fails with severity error.
       const live = ctx.flags.bool("live");
       let target: Parameters<BrokerClient["credentials"]["verifyCredential"]>[0]["target"];
       if (ctx.flags.bool("candidate")) {
-        const secret = await readSecret(ctx.flags, "secret", ctx.io);
+        const serviceAccount = kindFromFlags(ctx.flags) === "serviceAccount";
+        const secret = await readKindSecret(ctx.flags, ctx.io, serviceAccount);
         const sessionToken = await readSecret(ctx.flags, "session-token", ctx.io);
         target = {
           case: "candidate",

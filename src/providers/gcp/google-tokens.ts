@@ -1,0 +1,172 @@
+import { DomainError } from "../../core/errors.js";
+import { displayName } from "../../core/names.js";
+import { assertUsable } from "../../core/usable.js";
+import type { AccessToken, CredentialReads } from "../provider.js";
+import { jwtBearerGrant } from "./jwt-bearer-grant.js";
+import { keyIdentity, parseServiceAccountKey } from "./service-account-key.js";
+
+/** The scope a service account token gets when the credential lists no token_scopes. */
+export const DEFAULT_GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
+/** A cached token is replaced this long before it expires. */
+const REFRESH_MARGIN_MS = 5 * 60_000;
+/** Distinct scope sets cached per credential; the oldest goes first. */
+const MAX_SCOPE_SETS = 32;
+
+export interface GoogleTokensDeps {
+  credentials: CredentialReads;
+  now(): Date;
+  /** Bound on one token request; default 10 s. */
+  timeoutMs?: number;
+}
+
+type Entry = { token: AccessToken } | { pending: Promise<AccessToken> };
+
+/**
+ * Service account access tokens by the JWT-bearer grant: cached until 5
+ * minutes before they expire, one grant in flight per (credential id+etag,
+ * scopes). The key is read for the grant only and kept nowhere.
+ */
+export class GoogleTokens {
+  /** By credential id, then by etag and scope set. */
+  private readonly byCredential = new Map<string, Map<string, Entry>>();
+
+  /** Identities read from key files, by credential id. */
+  private readonly identities = new Map<
+    string,
+    { etag: string; email: string; projectId: string }
+  >();
+
+  constructor(private readonly deps: GoogleTokensDeps) {}
+
+  /** CloudProvider.accessToken for service_account credentials. */
+  async accessToken(
+    namespace: string,
+    name: string,
+    scopes: readonly string[],
+    expectedId?: string,
+  ): Promise<AccessToken> {
+    const c = await this.deps.credentials.get(namespace, name);
+    const who = displayName(namespace, name);
+    if (expectedId !== undefined && c.id !== expectedId) {
+      throw new DomainError("permission_denied", `${who} is not the credential that was bound`);
+    }
+    assertUsable(c, this.deps.now());
+    if (c.kind.case !== "serviceAccount") {
+      throw new DomainError("failed_precondition", `${who} is not a service_account credential`);
+    }
+    const granted = grantedScopes(c.tokenScopes, scopes, who);
+    const key = `${c.etag}\n${granted.join(" ")}`;
+    let entries = this.byCredential.get(c.id);
+    const hit = entries?.get(key);
+    if (hit !== undefined) {
+      if ("pending" in hit) return hit.pending;
+      if (hit.token.expiresAt.getTime() - REFRESH_MARGIN_MS > this.deps.now().getTime()) {
+        return hit.token;
+      }
+    }
+    if (entries === undefined) {
+      entries = new Map();
+      this.byCredential.set(c.id, entries);
+    }
+    const mine = entries;
+    const pending = this.grant(namespace, name, c.id, granted);
+    mine.delete(key);
+    mine.set(key, { pending });
+    while (mine.size > MAX_SCOPE_SETS) {
+      const oldest = mine.keys().next().value;
+      if (oldest === undefined) break;
+      mine.delete(oldest);
+    }
+    const stillMine = () => {
+      const current = mine.get(key);
+      return current !== undefined && "pending" in current && current.pending === pending;
+    };
+    try {
+      const token = await pending;
+      // Not kept when forgotten (or replaced) while it was in flight.
+      if (stillMine() && this.byCredential.get(c.id) === mine) mine.set(key, { token });
+      return token;
+    } catch (err) {
+      if (stillMine()) mine.delete(key);
+      throw err;
+    }
+  }
+
+  /**
+   * The account's public identity (client_email, project_id, the scopes its
+   * tokens may carry), from the output-only fields, or from the key file when
+   * a record has none (kept per etag: the email and project, never the key).
+   */
+  async account(
+    namespace: string,
+    name: string,
+  ): Promise<{ email: string; projectId: string; scopes: string[] }> {
+    const c = await this.deps.credentials.get(namespace, name);
+    const who = displayName(namespace, name);
+    if (c.kind.case !== "serviceAccount") {
+      throw new DomainError("failed_precondition", `${who} is not a service_account credential`);
+    }
+    const scopes = grantedScopes(c.tokenScopes, [], who);
+    const { clientEmail, projectId } = c.kind.value;
+    if (clientEmail !== "") return { email: clientEmail, projectId, scopes };
+    const known = this.identities.get(c.id);
+    if (known?.etag === c.etag) return { ...known, scopes };
+    const full = await this.deps.credentials.getWithSecrets(namespace, name);
+    if (full.id !== c.id || full.kind.case !== "serviceAccount") {
+      throw new DomainError("aborted", `${who} changed: retry`);
+    }
+    const identity = keyIdentity(full.kind.value.keyJson, who);
+    this.identities.set(c.id, { etag: c.etag, ...identity });
+    return { ...identity, scopes };
+  }
+
+  /** Drops every token of the credential (a write, a delete, the store watch). */
+  forget(credentialId: string): void {
+    this.byCredential.delete(credentialId);
+    this.identities.delete(credentialId);
+  }
+
+  private async grant(
+    namespace: string,
+    name: string,
+    id: string,
+    scopes: readonly string[],
+  ): Promise<AccessToken> {
+    const who = displayName(namespace, name);
+    const full = await this.deps.credentials.getWithSecrets(namespace, name);
+    if (full.id !== id || full.kind.case !== "serviceAccount") {
+      throw new DomainError("aborted", `${who} changed: retry`);
+    }
+    const key = parseServiceAccountKey(full.kind.value.keyJson, who);
+    const started = this.deps.now();
+    const granted = await jwtBearerGrant(key, scopes, started, this.deps.timeoutMs ?? 10_000);
+    return {
+      token: granted.accessToken,
+      expiresAt: new Date(started.getTime() + granted.expiresInSeconds * 1000),
+      scopes,
+    };
+  }
+}
+
+/**
+ * The scopes to ask for: those requested (sorted, deduplicated), each one of
+ * the credential's token_scopes (permission_denied otherwise); none requested
+ * means all of them. No token_scopes means cloud-platform only.
+ */
+export function grantedScopes(
+  tokenScopes: readonly string[],
+  requested: readonly string[],
+  who: string,
+): string[] {
+  const allowed = tokenScopes.length > 0 ? tokenScopes : [DEFAULT_GOOGLE_SCOPE];
+  if (requested.length === 0) return [...new Set(allowed)].sort();
+  for (const scope of requested) {
+    if (!allowed.includes(scope)) {
+      throw new DomainError(
+        "permission_denied",
+        `token_scopes: ${who} does not allow a requested scope`,
+      );
+    }
+  }
+  return [...new Set(requested)].sort();
+}
