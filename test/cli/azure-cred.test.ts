@@ -348,7 +348,7 @@ describe("Azure credentials in the CLI", () => {
       ACCOUNT_KEY,
     );
     assert.equal(provider.code, 2);
-    assert.match(provider.stderr, /--provider: aws, azure or generic/);
+    assert.match(provider.stderr, /--provider: aws, azure, gcp or generic/);
     assert.ok(!provider.stderr.includes(marker));
 
     const noSecret = await cli([
