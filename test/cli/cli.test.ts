@@ -658,7 +658,7 @@ describe("credbroker CLI against a real daemon", () => {
       both.map((r) => r.NAME),
       ["aws-key", "gh-token"],
     );
-    const bad = await expectExit(2, ["cred", "list", "-n", "prov", "--provider", "gcp"]);
+    const bad = await expectExit(2, ["cred", "list", "-n", "prov", "--provider", "oracle"]);
     assert.match(bad.stderr, /--provider: aws, .*or generic/);
   });
 
