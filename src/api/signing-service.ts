@@ -2,9 +2,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Caller } from "../../gen/credbroker/v1/caller_pb.js";
 import type { Credential } from "../../gen/credbroker/v1/credential_pb.js";
-import type {
-  SigningService,
-  SignRequestResponse,
+import {
+  BindingProtocol,
+  type SigningService,
+  type SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { creatorOf } from "../bindings/binding-use.js";
 import {
@@ -170,6 +171,7 @@ export function signingService({
         fullUri: `${containers.baseUrl}${CONTAINER_PATH}${binding.id}`,
         authorizationToken: binding.token,
         expiresAt: timestampFromDate(binding.expiresAt),
+        protocol: BindingProtocol.ECS_CONTAINER,
       };
     },
 
@@ -210,6 +212,7 @@ export function signingService({
           createdAt: timestampFromDate(b.createdAt),
           expiresAt: timestampFromDate(b.expiresAt),
           fullUri: `${containers.baseUrl}${CONTAINER_PATH}${b.id}`,
+          protocol: BindingProtocol.ECS_CONTAINER,
         })),
         nextPageToken: page.more ? (page.bindings.at(-1)?.id ?? "") : "",
       };

@@ -2,8 +2,8 @@
 // @generated from file credbroker/v1/signing_service.proto (package credbroker.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Provider } from "./credential_pb.js";
 import { file_credbroker_v1_credential } from "./credential_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file credbroker/v1/signing_service.proto.
  */
 export const file_credbroker_v1_signing_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSKTAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIzCh1EZWxldGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBISCgpiaW5kaW5nX2lkGAEgASgJIiAKHkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZSJFChxMaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImsKHUxpc3RDb250YWluZXJCaW5kaW5nc1Jlc3BvbnNlEjEKCGJpbmRpbmdzGAEgAygLMh8uY3JlZGJyb2tlci52MS5Db250YWluZXJCaW5kaW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoQQ29udGFpbmVyQmluZGluZxISCgpiaW5kaW5nX2lkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJEhUKDWNyZWRlbnRpYWxfaWQYBCABKAkSDwoHY3JlYXRvchgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghmdWxsX3VyaRgIIAEoCSIpCgpIdHRwSGVhZGVyEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAki8gIKElNpZ25SZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDgoEYm9keRgGIAEoDEgAEhgKDnBheWxvYWRfc2hhMjU2GAcgASgJSAASGgoQdW5zaWduZWRfcGF5bG9hZBgIIAEoCEgAEg4KBnJlZ2lvbhgJIAEoCRIPCgdzZXJ2aWNlGAogASgJEh8KF3ByZXNpZ25fZXhwaXJlc19zZWNvbmRzGAsgASgFEhsKDm5vcm1hbGl6ZV9wYXRoGAwgASgISAGIAQESKQoIcHJvdmlkZXIYDSABKA4yFy5jcmVkYnJva2VyLnYxLlByb3ZpZGVyQgkKB3BheWxvYWRCEQoPX25vcm1hbGl6ZV9wYXRoIpUBChNTaWduUmVxdWVzdFJlc3BvbnNlEgsKA3VybBgBIAEoCRIqCgdoZWFkZXJzGAIgAygLMhkuY3JlZGJyb2tlci52MS5IdHRwSGVhZGVyEhUKDWFjY2Vzc19rZXlfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiygEKFUZvcndhcmRSZXF1ZXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIOCgZtZXRob2QYAyABKAkSCwoDdXJsGAQgASgJEioKB2hlYWRlcnMYBSADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDAoEYm9keRgGIAEoDBIOCgZyZWdpb24YByABKAkSDwoHc2VydmljZRgIIAEoCRISCgp0aW1lb3V0X21zGAkgASgNInQKFkZvcndhcmRSZXF1ZXN0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgNEioKB2hlYWRlcnMYAiADKAsyGS5jcmVkYnJva2VyLnYxLkh0dHBIZWFkZXISDAoEYm9keRgDIAEoDBIQCghyZWRhY3RlZBgEIAEoCDKnBAoOU2lnbmluZ1NlcnZpY2USVAoLU2lnblJlcXVlc3QSIS5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVxdWVzdBoiLmNyZWRicm9rZXIudjEuU2lnblJlcXVlc3RSZXNwb25zZRJdCg5Gb3J3YXJkUmVxdWVzdBIkLmNyZWRicm9rZXIudjEuRm9yd2FyZFJlcXVlc3RSZXF1ZXN0GiUuY3JlZGJyb2tlci52MS5Gb3J3YXJkUmVxdWVzdFJlc3BvbnNlEnUKFkNyZWF0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkNyZWF0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2USdQoWRGVsZXRlQ29udGFpbmVyQmluZGluZxIsLmNyZWRicm9rZXIudjEuRGVsZXRlQ29udGFpbmVyQmluZGluZ1JlcXVlc3QaLS5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXNwb25zZRJyChVMaXN0Q29udGFpbmVyQmluZGluZ3MSKy5jcmVkYnJva2VyLnYxLkxpc3RDb250YWluZXJCaW5kaW5nc1JlcXVlc3QaLC5jcmVkYnJva2VyLnYxLkxpc3RDb250YWluZXJCaW5kaW5nc1Jlc3BvbnNlYgZwcm90bzM", [file_credbroker_v1_credential, file_google_protobuf_timestamp]);
+  fileDesc("CiNjcmVkYnJva2VyL3YxL3NpZ25pbmdfc2VydmljZS5wcm90bxINY3JlZGJyb2tlci52MSJbCh1DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRITCgt0dGxfc2Vjb25kcxgDIAEoBSLFAQoeQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEhIKCmJpbmRpbmdfaWQYASABKAkSEAoIZnVsbF91cmkYAiABKAkSGwoTYXV0aG9yaXphdGlvbl90b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCghwcm90b2NvbBgFIAEoDjIeLmNyZWRicm9rZXIudjEuQmluZGluZ1Byb3RvY29sIjMKHURlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0EhIKCmJpbmRpbmdfaWQYASABKAkiIAoeRGVsZXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlIkUKHExpc3RDb250YWluZXJCaW5kaW5nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiawodTGlzdENvbnRhaW5lckJpbmRpbmdzUmVzcG9uc2USMQoIYmluZGluZ3MYASADKAsyHy5jcmVkYnJva2VyLnYxLkNvbnRhaW5lckJpbmRpbmcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpkCChBDb250YWluZXJCaW5kaW5nEhIKCmJpbmRpbmdfaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSFQoNY3JlZGVudGlhbF9pZBgEIAEoCRIPCgdjcmVhdG9yGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGZ1bGxfdXJpGAggASgJEjAKCHByb3RvY29sGAkgASgOMh4uY3JlZGJyb2tlci52MS5CaW5kaW5nUHJvdG9jb2wiKQoKSHR0cEhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIvICChJTaWduUmVxdWVzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSDgoGbWV0aG9kGAMgASgJEgsKA3VybBgEIAEoCRIqCgdoZWFkZXJzGAUgAygLMhkuY3JlZGJyb2tlci52MS5IdHRwSGVhZGVyEg4KBGJvZHkYBiABKAxIABIYCg5wYXlsb2FkX3NoYTI1NhgHIAEoCUgAEhoKEHVuc2lnbmVkX3BheWxvYWQYCCABKAhIABIOCgZyZWdpb24YCSABKAkSDwoHc2VydmljZRgKIAEoCRIfChdwcmVzaWduX2V4cGlyZXNfc2Vjb25kcxgLIAEoBRIbCg5ub3JtYWxpemVfcGF0aBgMIAEoCEgBiAEBEikKCHByb3ZpZGVyGA0gASgOMhcuY3JlZGJyb2tlci52MS5Qcm92aWRlckIJCgdwYXlsb2FkQhEKD19ub3JtYWxpemVfcGF0aCKVAQoTU2lnblJlcXVlc3RSZXNwb25zZRILCgN1cmwYASABKAkSKgoHaGVhZGVycxgCIAMoCzIZLmNyZWRicm9rZXIudjEuSHR0cEhlYWRlchIVCg1hY2Nlc3Nfa2V5X2lkGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsoBChVGb3J3YXJkUmVxdWVzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSDgoGbWV0aG9kGAMgASgJEgsKA3VybBgEIAEoCRIqCgdoZWFkZXJzGAUgAygLMhkuY3JlZGJyb2tlci52MS5IdHRwSGVhZGVyEgwKBGJvZHkYBiABKAwSDgoGcmVnaW9uGAcgASgJEg8KB3NlcnZpY2UYCCABKAkSEgoKdGltZW91dF9tcxgJIAEoDSJ0ChZGb3J3YXJkUmVxdWVzdFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoDRIqCgdoZWFkZXJzGAIgAygLMhkuY3JlZGJyb2tlci52MS5IdHRwSGVhZGVyEgwKBGJvZHkYAyABKAwSEAoIcmVkYWN0ZWQYBCABKAgqogEKD0JpbmRpbmdQcm90b2NvbBIgChxCSU5ESU5HX1BST1RPQ09MX1VOU1BFQ0lGSUVEEAASIgoeQklORElOR19QUk9UT0NPTF9FQ1NfQ09OVEFJTkVSEAESJgoiQklORElOR19QUk9UT0NPTF9BWlVSRV9BUFBfU0VSVklDRRACEiEKHUJJTkRJTkdfUFJPVE9DT0xfR0NFX01FVEFEQVRBEAMypwQKDlNpZ25pbmdTZXJ2aWNlElQKC1NpZ25SZXF1ZXN0EiEuY3JlZGJyb2tlci52MS5TaWduUmVxdWVzdFJlcXVlc3QaIi5jcmVkYnJva2VyLnYxLlNpZ25SZXF1ZXN0UmVzcG9uc2USXQoORm9yd2FyZFJlcXVlc3QSJC5jcmVkYnJva2VyLnYxLkZvcndhcmRSZXF1ZXN0UmVxdWVzdBolLmNyZWRicm9rZXIudjEuRm9yd2FyZFJlcXVlc3RSZXNwb25zZRJ1ChZDcmVhdGVDb250YWluZXJCaW5kaW5nEiwuY3JlZGJyb2tlci52MS5DcmVhdGVDb250YWluZXJCaW5kaW5nUmVxdWVzdBotLmNyZWRicm9rZXIudjEuQ3JlYXRlQ29udGFpbmVyQmluZGluZ1Jlc3BvbnNlEnUKFkRlbGV0ZUNvbnRhaW5lckJpbmRpbmcSLC5jcmVkYnJva2VyLnYxLkRlbGV0ZUNvbnRhaW5lckJpbmRpbmdSZXF1ZXN0Gi0uY3JlZGJyb2tlci52MS5EZWxldGVDb250YWluZXJCaW5kaW5nUmVzcG9uc2UScgoVTGlzdENvbnRhaW5lckJpbmRpbmdzEisuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXF1ZXN0GiwuY3JlZGJyb2tlci52MS5MaXN0Q29udGFpbmVyQmluZGluZ3NSZXNwb25zZWIGcHJvdG8z", [file_credbroker_v1_credential, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message credbroker.v1.CreateContainerBindingRequest
@@ -57,14 +57,18 @@ export type CreateContainerBindingResponse = Message<"credbroker.v1.CreateContai
   bindingId: string;
 
   /**
-   * For AWS_CONTAINER_CREDENTIALS_FULL_URI.
+   * Where the binding is served, in the form its protocol's variable takes:
+   * AWS_CONTAINER_CREDENTIALS_FULL_URI (ECS), IDENTITY_ENDPOINT (App
+   * Service), GCE_METADATA_HOST (host:port, GCE metadata).
    *
    * @generated from field: string full_uri = 2;
    */
   fullUri: string;
 
   /**
-   * For AWS_CONTAINER_AUTHORIZATION_TOKEN: the binding's bearer, shown once.
+   * The binding's bearer, shown once: AWS_CONTAINER_AUTHORIZATION_TOKEN (ECS)
+   * or IDENTITY_HEADER (App Service); "" for GCE metadata, whose protocol
+   * carries none.
    *
    * @generated from field: string authorization_token = 3;
    */
@@ -74,6 +78,13 @@ export type CreateContainerBindingResponse = Message<"credbroker.v1.CreateContai
    * @generated from field: google.protobuf.Timestamp expires_at = 4;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * Which protocol serves it (the credential's provider and kind decide).
+   *
+   * @generated from field: credbroker.v1.BindingProtocol protocol = 5;
+   */
+  protocol: BindingProtocol;
 };
 
 /**
@@ -211,11 +222,16 @@ export type ContainerBinding = Message<"credbroker.v1.ContainerBinding"> & {
   expiresAt?: Timestamp | undefined;
 
   /**
-   * For AWS_CONTAINER_CREDENTIALS_FULL_URI.
+   * As CreateContainerBindingResponse.full_uri.
    *
    * @generated from field: string full_uri = 8;
    */
   fullUri: string;
+
+  /**
+   * @generated from field: credbroker.v1.BindingProtocol protocol = 9;
+   */
+  protocol: BindingProtocol;
 };
 
 /**
@@ -517,6 +533,45 @@ export type ForwardRequestResponse = Message<"credbroker.v1.ForwardRequestRespon
  */
 export const ForwardRequestResponseSchema: GenMessage<ForwardRequestResponse> = /*@__PURE__*/
   messageDesc(file_credbroker_v1_signing_service, 11);
+
+/**
+ * The metadata protocol a container binding is served with.
+ *
+ * @generated from enum credbroker.v1.BindingProtocol
+ */
+export enum BindingProtocol {
+  /**
+   * @generated from enum value: BINDING_PROTOCOL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * ECS container credentials: AWS access keys and roles.
+   *
+   * @generated from enum value: BINDING_PROTOCOL_ECS_CONTAINER = 1;
+   */
+  ECS_CONTAINER = 1,
+
+  /**
+   * The App Service managed-identity protocol: Azure service principals.
+   *
+   * @generated from enum value: BINDING_PROTOCOL_AZURE_APP_SERVICE = 2;
+   */
+  AZURE_APP_SERVICE = 2,
+
+  /**
+   * The GCE metadata server protocol: Google service accounts.
+   *
+   * @generated from enum value: BINDING_PROTOCOL_GCE_METADATA = 3;
+   */
+  GCE_METADATA = 3,
+}
+
+/**
+ * Describes the enum credbroker.v1.BindingProtocol.
+ */
+export const BindingProtocolSchema: GenEnum<BindingProtocol> = /*@__PURE__*/
+  enumDesc(file_credbroker_v1_signing_service, 0);
 
 /**
  * SigningService signs a caller's HTTP request with a stored credential,
