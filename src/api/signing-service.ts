@@ -7,11 +7,13 @@ import {
   type SigningService,
   type SignRequestResponse,
 } from "../../gen/credbroker/v1/signing_service_pb.js";
+import { bindingProtocolFor } from "../bindings/binding-protocol.js";
 import { creatorOf } from "../bindings/binding-use.js";
 import {
   BINDING_ID,
+  type Binding,
+  type BindingProtocolName,
   type BindingTable,
-  CONTAINER_PATH,
   DEFAULT_BINDING_SECONDS,
   MAX_BINDING_SECONDS,
   MIN_BINDING_SECONDS,
@@ -34,9 +36,23 @@ const MAX_BINDING_PAGE = 1000;
 /** The container-credentials listener, when one is configured. */
 export interface ContainerBindings {
   table: BindingTable;
-  /** http://127.0.0.1:PORT of the container listener. */
-  baseUrl: string;
+  /**
+   * Serves a new binding: the URI its child is given (a URL, or host:port for
+   * GCE_METADATA_HOST). A protocol that needs a listener of its own starts it
+   * here; unimplemented when this daemon cannot serve the protocol.
+   */
+  open(binding: Binding): Promise<string>;
+  /** Where a live binding is served (as open returned it). */
+  uri(binding: Binding): string;
+  /** The binding ended (deleted): what open started for it stops. */
+  ended(bindingId: string): void;
 }
+
+const PROTOCOLS: Record<BindingProtocolName, BindingProtocol> = {
+  "ecs-container": BindingProtocol.ECS_CONTAINER,
+  "azure-app-service": BindingProtocol.AZURE_APP_SERVICE,
+  "gce-metadata": BindingProtocol.GCE_METADATA,
+};
 
 export interface SigningServiceDeps {
   /** Credential reads: public fields cached (a store read opens a sealed record), secrets on demand. */
@@ -160,18 +176,28 @@ export function signingService({
           `${displayName(req.namespace, req.credential)} is not allowed_in_tasks`,
         );
       }
+      const protocol = bindingProtocolFor(credential);
       const binding = containers.table.create(
         req.namespace,
         { name: req.credential, id: credential.id },
         ttl,
         creatorOf(caller),
+        protocol,
       );
+      let fullUri: string;
+      try {
+        fullUri = await containers.open(binding);
+      } catch (err) {
+        containers.table.delete(binding.id);
+        throw err;
+      }
       return {
         bindingId: binding.id,
-        fullUri: `${containers.baseUrl}${CONTAINER_PATH}${binding.id}`,
-        authorizationToken: binding.token,
+        fullUri,
+        // The GCE protocol carries no token: its listener serves one binding only.
+        authorizationToken: protocol === "gce-metadata" ? "" : binding.token,
         expiresAt: timestampFromDate(binding.expiresAt),
-        protocol: BindingProtocol.ECS_CONTAINER,
+        protocol: PROTOCOLS[protocol],
       };
     },
 
@@ -184,6 +210,7 @@ export function signingService({
       ) {
         throw new DomainError("not_found", "no such container binding");
       }
+      containers.ended(req.bindingId);
       return {};
     },
 
@@ -211,8 +238,8 @@ export function signingService({
           creator: b.creator.name,
           createdAt: timestampFromDate(b.createdAt),
           expiresAt: timestampFromDate(b.expiresAt),
-          fullUri: `${containers.baseUrl}${CONTAINER_PATH}${b.id}`,
-          protocol: BindingProtocol.ECS_CONTAINER,
+          fullUri: containers.uri(b),
+          protocol: PROTOCOLS[b.protocol],
         })),
         nextPageToken: page.more ? (page.bindings.at(-1)?.id ?? "") : "",
       };

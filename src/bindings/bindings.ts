@@ -1,8 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { DomainError } from "../core/errors.js";
 
+/** The protocol a binding is served with (what the child's SDK speaks). */
+export type BindingProtocolName = "ecs-container" | "azure-app-service" | "gce-metadata";
+
 export interface Binding {
   id: string;
+  protocol: BindingProtocolName;
   namespace: string;
   credential: string;
   /** The bound credential's id: one re-created under the same name is not served. */
@@ -25,6 +29,8 @@ interface Stored extends Binding {
 
 /** The container listener's path: GET /v1/credentials/<binding id>. */
 export const CONTAINER_PATH = "/v1/credentials/";
+/** The App Service managed-identity path on the container listener: GET /v1/azure-identity/<binding id>?resource=R. */
+export const AZURE_IDENTITY_PATH = "/v1/azure-identity/";
 export const MIN_BINDING_SECONDS = 60;
 export const MAX_BINDING_SECONDS = 43200;
 export const DEFAULT_BINDING_SECONDS = 3600;
@@ -50,6 +56,7 @@ export class BindingTable {
     credential: { name: string; id: string },
     ttlSeconds: number,
     creator: Creator,
+    protocol: BindingProtocolName = "ecs-container",
   ): Binding & { token: string } {
     this.sweep();
     if (this.bindings.size >= this.max) {
@@ -60,6 +67,7 @@ export class BindingTable {
     const createdAt = this.now();
     const binding: Binding = {
       id,
+      protocol,
       namespace,
       credential: credential.name,
       credentialId: credential.id,

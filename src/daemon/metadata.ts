@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { ListenerInfo } from "../api/server-service.js";
+import type { ContainerBindings } from "../api/signing-service.js";
 import { bindingSessions } from "../bindings/binding-use.js";
-import { BindingTable } from "../bindings/bindings.js";
+import {
+  AZURE_IDENTITY_PATH,
+  type Binding,
+  BindingTable,
+  CONTAINER_PATH,
+} from "../bindings/bindings.js";
+import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
@@ -16,7 +23,7 @@ export type { MetadataDeps } from "./metadata-deps.js";
  * Returns the container bindings (when that listener runs) and each listener.
  */
 export async function startMetadata(deps: MetadataDeps): Promise<{
-  containers: { table: BindingTable; baseUrl: string } | undefined;
+  containers: ContainerBindings | undefined;
   listeners: ListenerInfo[];
 }> {
   const { config, providers, callers, reads, ambient, log, audit, closers, own } = deps;
@@ -74,7 +81,31 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
     listeners.push(await startGceListener(config.gceMetadata, deps));
   }
   return {
-    containers: container ? { table: bindings, baseUrl: container.url } : undefined,
+    containers: container ? bindingEndpoints(bindings, container.url) : undefined,
     listeners,
+  };
+}
+
+/**
+ * Where each binding is served: ECS and App Service bindings on the container
+ * listener (by path, with the binding's token), GCE bindings on a listener of
+ * their own (GCE_METADATA_HOST names a host:port, no path, no token).
+ */
+function bindingEndpoints(table: BindingTable, baseUrl: string): ContainerBindings {
+  const uri = (b: Binding): string => {
+    switch (b.protocol) {
+      case "ecs-container":
+        return `${baseUrl}${CONTAINER_PATH}${b.id}`;
+      case "azure-app-service":
+        return `${baseUrl}${AZURE_IDENTITY_PATH}${b.id}`;
+      case "gce-metadata":
+        throw new DomainError("unimplemented", "GCE metadata bindings are not served yet");
+    }
+  };
+  return {
+    table,
+    open: async (b) => uri(b),
+    uri,
+    ended: () => undefined,
   };
 }

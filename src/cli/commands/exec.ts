@@ -1,5 +1,9 @@
 import { spawn } from "node:child_process";
 import {
+  BindingProtocol,
+  type CreateContainerBindingResponse,
+} from "../../../gen/credbroker/v1/signing_service_pb.js";
+import {
   type ClientCommand,
   ExitWith,
   NAMESPACE_FLAG,
@@ -18,17 +22,57 @@ const SCRUBBED = [
   "AWS_DEFAULT_PROFILE",
   "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
   "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+  "AZURE_CLIENT_SECRET",
+  "AZURE_CLIENT_CERTIFICATE_PATH",
+  "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_USERNAME",
+  "AZURE_PASSWORD",
+  "AZURE_STORAGE_KEY",
+  "AZURE_STORAGE_CONNECTION_STRING",
+  "AZURE_STORAGE_SAS_TOKEN",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+  "IDENTITY_ENDPOINT",
+  "IDENTITY_HEADER",
+  "IDENTITY_SERVER_THUMBPRINT",
+  "IMDS_ENDPOINT",
+  "MSI_ENDPOINT",
+  "MSI_SECRET",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "GCE_METADATA_HOST",
+  "GCE_METADATA_IP",
   "CREDBROKER_TOKEN",
   "CREDBROKER_TOKEN_FILE",
 ];
+
+/** The variables a binding is handed to the child in, by its protocol (each cloud's SDKs read these). */
+function bindingEnv(binding: CreateContainerBindingResponse): Record<string, string> {
+  switch (binding.protocol) {
+    case BindingProtocol.AZURE_APP_SERVICE:
+      return { IDENTITY_ENDPOINT: binding.fullUri, IDENTITY_HEADER: binding.authorizationToken };
+    case BindingProtocol.GCE_METADATA:
+      return { GCE_METADATA_HOST: binding.fullUri };
+    default:
+      // ECS_CONTAINER, and UNSPECIFIED from daemons that predate the field.
+      return {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: binding.fullUri,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: binding.authorizationToken,
+      };
+  }
+}
 
 export const EXEC: ClientCommand = {
   command: "credbroker exec",
   args: "-- COMMAND…",
   about: `Runs COMMAND with short-lived credentials of one credential (allowed_in_tasks),
-served by the daemon's container-credentials listener: COMMAND gets
-AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN and
-nothing else secret; AWS SDKs and the AWS CLI v2 pick them up unmodified.
+served by the daemon's container-credentials listener, in the variables its
+cloud's SDKs read, and nothing else secret:
+  AWS     AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN (STS sessions)
+  Azure   IDENTITY_ENDPOINT, IDENTITY_HEADER (a service principal's Entra tokens)
+  Google  GCE_METADATA_HOST (a service account's OAuth tokens)
+Credential variables COMMAND would otherwise inherit are removed.
 The binding ends when COMMAND exits (or at --ttl, if exec is killed).
 
   credbroker exec -n team-a -c deployer -- aws s3 ls`,
@@ -69,8 +113,7 @@ The binding ends when COMMAND exits (or at --ttl, if exec is killed).
     });
     const env: NodeJS.ProcessEnv = { ...ctx.io.env };
     for (const name of SCRUBBED) delete env[name];
-    env.AWS_CONTAINER_CREDENTIALS_FULL_URI = binding.fullUri;
-    env.AWS_CONTAINER_AUTHORIZATION_TOKEN = binding.authorizationToken;
+    Object.assign(env, bindingEnv(binding));
     const [command = "", ...args] = ctx.args;
     const code = await new Promise<number>((resolve) => {
       const child = spawn(command, args, { env, stdio: "inherit" });

@@ -69,10 +69,12 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
       res.setHeader("allow", "GET, HEAD");
       return send(405, { Code: "MethodNotAllowed", Message: "GET only" });
     }
-    const binding = opts.bindings.authorize(
+    const authorized = opts.bindings.authorize(
       path.slice(CONTAINER_PATH.length),
       req.headers.authorization ?? "",
     );
+    // A binding is served only by its own protocol (refused like an unknown one).
+    const binding = authorized?.protocol === "ecs-container" ? authorized : undefined;
     /** Writes the audit line; false (and a 503 sent) when it cannot be written. */
     const audited = (decision: AuditEvent["decision"], reason?: string): boolean => {
       try {
