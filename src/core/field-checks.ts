@@ -15,7 +15,7 @@ import {
 } from "../../gen/credbroker/v1/credential_service_pb.js";
 import { HTTP_PREFIX } from "./allowed-hosts.js";
 import type { Rule } from "./check-rule.js";
-import { isNonAwsWildcard } from "./host-wildcards.js";
+import { isUnscopableWildcard, scopableWildcardDomains } from "./host-wildcards.js";
 import { azureRules } from "./kind-rules/azure.js";
 import { gcpRules } from "./kind-rules/gcp.js";
 import { isValidName, isValidNamespace } from "./names.js";
@@ -120,7 +120,7 @@ export function fieldChecks(c: Credential): Check[] {
         c.tokenScopes.every((t) => t.length <= 256 && PRINTABLE.test(t)),
       `token_scopes: at most ${LIMITS.tokenScopes}, each 1-256 printable ASCII characters without spaces`,
     ],
-    ...hostRules(c.allowedHosts, c.allowedScopes.length > 0),
+    ...hostRules(c.allowedHosts, c.allowedScopes.length > 0, c.provider),
     ...scopeRules(c.allowedScopes),
   ];
   return rules.map(toCheck);
@@ -350,12 +350,15 @@ function metadataRules(metadata: Record<string, string>): Rule[] {
   ];
 }
 
-function hostRules(hosts: string[], scoped: boolean): Rule[] {
+function hostRules(hosts: string[], scoped: boolean, provider: Provider): Rule[] {
   const bad = indexesWhere(hosts, (entry) => {
     const h = entry.toLowerCase().startsWith(HTTP_PREFIX) ? entry.slice(HTTP_PREFIX.length) : entry;
     return !(HOST.test(h) || BRACKETED_IPV6.test(h));
   });
-  const wildcards = scoped ? indexesWhere(hosts, isNonAwsWildcard) : [];
+  const wildcards = scoped ? indexesWhere(hosts, (h) => isUnscopableWildcard(h, provider)) : [];
+  const domains = scopableWildcardDomains(provider)
+    .map((d) => `*${d}`)
+    .join(", ");
   return [
     ["allowed_hosts.size", hosts.length <= LIMITS.hosts, `allowed_hosts: at most ${LIMITS.hosts}`],
     [
@@ -366,7 +369,7 @@ function hostRules(hosts: string[], scoped: boolean): Rule[] {
     [
       "allowed_hosts.wildcard_with_scopes",
       wildcards.length === 0,
-      `allowed_hosts: with allowed_scopes, a *. wildcard only under AWS (*.amazonaws.com, *.amazonaws.com.cn), other hosts listed exactly, since a server there may read the bucket from the host name${shown("allowed_hosts", wildcards)}`,
+      `allowed_hosts: with allowed_scopes, a *. wildcard only under ${domains}, other hosts listed exactly, since a server there may read the bucket from the host name${shown("allowed_hosts", wildcards)}`,
     ],
   ];
 }

@@ -1,11 +1,27 @@
+import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import { readHostPattern } from "./allowed-hosts.js";
 
 /**
- * Domains whose virtual-hosted bucket names policy reads from the host
- * itself (providers/aws/endpoint.ts for AWS's). A new cloud with virtual
- * hosting adds its domain here and reads the bucket from the host there.
+ * Per cloud, the domains under which policy knows where a request's bucket
+ * is, so a `*.` wildcard there can carry scopes: AWS reads virtual-hosted
+ * buckets from the host (providers/aws/endpoint.ts); on Google API hosts
+ * Cloud Storage reads BUCKET.storage.googleapis.com from the host and
+ * storage.googleapis.com from the path, and maps no other host into a scope
+ * (providers/gcp/gcs-request.ts); Blob Storage names the container in the
+ * path, the account being the first label of *.blob.core.windows.net. A new cloud with virtual hosting adds its domain
+ * here and reads the bucket from the host in its provider.
  */
-const VIRTUAL_HOST_DOMAINS = [".amazonaws.com", ".amazonaws.com.cn"];
+const SCOPABLE_WILDCARD_DOMAINS: Readonly<Record<number, readonly string[]>> = {
+  [Provider.AWS]: [".amazonaws.com", ".amazonaws.com.cn"],
+  [Provider.GENERIC]: [".amazonaws.com", ".amazonaws.com.cn"],
+  [Provider.AZURE]: [".blob.core.windows.net"],
+  [Provider.GCP]: [".googleapis.com"],
+};
+
+/** The wildcard domains `provider` reads buckets under, for messages. */
+export function scopableWildcardDomains(provider: Provider): readonly string[] {
+  return SCOPABLE_WILDCARD_DOMAINS[provider] ?? SCOPABLE_WILDCARD_DOMAINS[Provider.AWS] ?? [];
+}
 
 /**
  * An allowed_hosts wildcard outside those domains, such as
@@ -14,8 +30,8 @@ const VIRTUAL_HOST_DOMAINS = [".amazonaws.com", ".amazonaws.com.cn"];
  * bucket policy sees is not the one the server acts on, so scopes cannot be
  * enforced under such a wildcard.
  */
-export function isNonAwsWildcard(entry: string): boolean {
+export function isUnscopableWildcard(entry: string, provider: Provider = Provider.AWS): boolean {
   const { pattern, wildcard } = readHostPattern(entry);
   const suffix = pattern.slice(1);
-  return wildcard && !VIRTUAL_HOST_DOMAINS.some((d) => suffix.endsWith(d));
+  return wildcard && !scopableWildcardDomains(provider).some((d) => suffix.endsWith(d));
 }

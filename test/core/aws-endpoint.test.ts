@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { isNonAwsWildcard } from "../../src/core/host-wildcards.js";
+import { isUnscopableWildcard } from "../../src/core/host-wildcards.js";
 import { type EndpointInfo, inferEndpoint, isAwsHost } from "../../src/providers/aws/endpoint.js";
 
 type InferRow = [label: string, host: string, expected: EndpointInfo | undefined];
@@ -140,10 +140,10 @@ const wildcardRows: [pattern: string, nonAws: boolean][] = [
   ["s3.amazonaws.com", false],
 ];
 
-describe("isNonAwsWildcard", () => {
+describe("isUnscopableWildcard", () => {
   for (const [pattern, nonAws] of wildcardRows) {
     test(`${pattern} is ${nonAws ? "" : "not "}a wildcard outside AWS`, () => {
-      assert.equal(isNonAwsWildcard(pattern), nonAws);
+      assert.equal(isUnscopableWildcard(pattern), nonAws);
     });
   }
 });

@@ -258,6 +258,54 @@ describe("SignRequest with Google Cloud credentials", () => {
     assert.match(bearer.rawMessage, /^BearerNotScoped/);
   });
 
+  test("scopes under a *.storage.googleapis.com wildcard: created, and the bucket still read from the host", async () => {
+    // Before the fix, create refused every wildcard outside AWS when scopes were set.
+    await credentials.createCredential({
+      credential: {
+        namespace: "gcp",
+        name: "hmac-wild",
+        provider: Provider.GCP,
+        kind: hmacKey,
+        allowedHosts: ["*.storage.googleapis.com"],
+        allowedScopes: [{ bucket: "cb-bucket", prefixes: ["data/"], actions: ["get_object"] }],
+      },
+    });
+    const ok = await sign("hmac-wild", {
+      method: "GET",
+      url: "https://cb-bucket.storage.googleapis.com/data/x",
+    });
+    assert.ok(ok.headers.some((h) => h.name.toLowerCase() === "authorization"));
+    const other = await rejection(
+      sign("hmac-wild", {
+        method: "GET",
+        url: "https://other.storage.googleapis.com/cb-bucket/data/x",
+      }),
+    );
+    assert.equal(other.code, Code.PermissionDenied);
+    assert.match(other.rawMessage, /^ActionNotInScope/);
+    // storage.googleapis.com itself is not under the wildcard.
+    const apex = await rejection(
+      sign("hmac-wild", { method: "GET", url: "https://storage.googleapis.com/cb-bucket/data/x" }),
+    );
+    assert.equal(apex.code, Code.PermissionDenied);
+    assert.match(apex.rawMessage, /^HostNotAllowed/);
+    // Another cloud's wildcard is still refused with scopes, naming the rule.
+    const aws = await rejection(
+      credentials.createCredential({
+        credential: {
+          namespace: "gcp",
+          name: "hmac-aws-wild",
+          provider: Provider.GCP,
+          kind: hmacKey,
+          allowedHosts: ["*.amazonaws.com"],
+          allowedScopes: [{ bucket: "cb-bucket", actions: ["get_object"] }],
+        },
+      }),
+    );
+    assert.equal(aws.code, Code.InvalidArgument);
+    assert.match(aws.rawMessage, /allowed_hosts.*\*\.googleapis\.com/);
+  });
+
   test("disabled and expired credentials sign nothing", async () => {
     const off = await rejection(
       sign("sa-off", {

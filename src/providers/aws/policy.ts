@@ -1,7 +1,7 @@
 import type { Credential } from "../../../gen/credbroker/v1/credential_pb.js";
 import { matchHost } from "../../core/allowed-hosts.js";
 import { DomainError } from "../../core/errors.js";
-import { isNonAwsWildcard } from "../../core/host-wildcards.js";
+import { isUnscopableWildcard } from "../../core/host-wildcards.js";
 import { displayName } from "../../core/names.js";
 import { inScope } from "../../core/scope-match.js";
 import { assertUsable } from "../../core/usable.js";
@@ -48,7 +48,7 @@ export function authorize(c: Credential, intent: SignIntent, now: Date): void {
   if (
     c.allowedScopes.length > 0 &&
     c.allowedHosts.length > 0 &&
-    !c.allowedHosts.some((p) => !isNonAwsWildcard(p) && hostAllowed([p], intent.host))
+    !c.allowedHosts.some((p) => !isUnscopableWildcard(p) && hostAllowed([p], intent.host))
   ) {
     deny(
       "WildcardHostWithScopes",
