@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
 import { REPO_ROOT as ROOT, readmeSection, shBlocks } from "../support/readme.js";
 
 const run = promisify(execFile);
@@ -17,7 +20,11 @@ async function walkthrough(heading: string): Promise<string> {
  * Runs a README walkthrough as a reader would paste it, against a real daemon:
  * only the lines that point at the default address and token are replaced.
  */
-async function paste(script: string, daemon: RunningDaemon): Promise<string> {
+async function paste(
+  script: string,
+  daemon: RunningDaemon,
+  env: Record<string, string> = {},
+): Promise<string> {
   const body = script
     .split("\n")
     .filter((l) => !/^(export )?(TOKEN|ADDR|CREDBROKER_ADDR)=/.test(l))
@@ -31,6 +38,7 @@ async function paste(script: string, daemon: RunningDaemon): Promise<string> {
       CREDBROKER_ADDR: daemon.url,
       CREDBROKER_TOKEN_FILE: `${daemon.dataDir}/admin.token`,
       AWS_SECRET_ACCESS_KEY: CLI_SECRET,
+      ...env,
     },
   });
   return stdout + stderr;
@@ -88,5 +96,66 @@ describe("the README's walkthroughs work as written", () => {
     assert.match(out, /"name": "s3-reader"/);
     assert.match(out, /deleted team-a\/s3-reader/);
     assert.ok(!out.includes(CLI_SECRET));
+  });
+
+  test("the Azure and Google Cloud credentials are created as written, no secret echoed", async () => {
+    const dir = await tempDir("credbroker-readme-clouds-");
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const keyFile = path.join(dir, "sa-key.json");
+    await writeFile(
+      keyFile,
+      JSON.stringify({
+        type: "service_account",
+        project_id: "readme-project",
+        private_key_id: "0123456789abcdef0123456789abcdef01234567",
+        private_key: pem,
+        client_email: "gcs-app@readme-project.iam.gserviceaccount.com",
+        client_id: "123456789012345678901",
+        token_uri: "https://oauth2.googleapis.com/token",
+      }),
+    );
+    const secrets = {
+      AZURE_STORAGE_KEY: randomBytes(64).toString("base64"),
+      AZURE_CLIENT_SECRET: "readme~ClientSecret.0123456789abcdefGHIJ",
+      AZURE_TENANT_ID: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+      AZURE_CLIENT_ID: "11111111-2222-4333-8444-555555555555",
+      SAS: "sv=2022-11-02&sr=c&sp=rl&se=2099-01-01T00%3A00%3A00Z&sig=readmeSASsig00000000000000000000000000000%3D",
+      GCS_HMAC_ACCESS_ID: `GOOG1E${"R".repeat(55)}`,
+      GCS_HMAC_SECRET: "readmeHMACsecret0123456789abcdefghijklmn",
+    };
+    const fresh = await startDaemon();
+    try {
+      const azure = shBlocks(await readmeSection("Azure Blob Storage"))[0] ?? "";
+      const google = (shBlocks(await readmeSection("Google Cloud Storage"))[0] ?? "").replaceAll(
+        "./sa-key.json",
+        keyFile,
+      );
+      const out = await paste(`${azure}\n${google}`, fresh, secrets);
+      const list = await paste("npx credbroker cred list -n team-a -o json", fresh);
+      const names = (
+        JSON.parse(list) as { credentials: { name: string; provider?: string }[] }
+      ).credentials.map((c) => `${c.name}:${c.provider}`);
+      assert.deepEqual(names.sort(), [
+        "app-sp:PROVIDER_AZURE",
+        "gcs-app:PROVIDER_GCP",
+        "gcs-hmac:PROVIDER_GCP",
+        "reports-blob:PROVIDER_AZURE",
+        "reports-sas:PROVIDER_AZURE",
+      ]);
+      for (const secret of [
+        secrets.AZURE_STORAGE_KEY,
+        secrets.AZURE_CLIENT_SECRET,
+        secrets.SAS,
+        secrets.GCS_HMAC_SECRET,
+        pem.split("\n")[3] ?? "",
+      ]) {
+        assert.ok(!out.includes(secret) && !list.includes(secret), "no secret echoed");
+      }
+    } finally {
+      await fresh.stop();
+      await removeDir(fresh.dataDir);
+      await removeDir(dir);
+    }
   });
 });
