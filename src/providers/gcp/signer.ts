@@ -31,16 +31,22 @@ export interface GcpSignerDeps {
 }
 
 export function prepareGcsSign(valid: ValidGcsSign, deps: GcpSignerDeps): PreparedSign {
+  const target = {
+    host: valid.url.host,
+    action: valid.mapping.ok
+      ? `storage:${valid.mapping.operation.action}`
+      : `storage:${valid.method}`,
+  };
   return {
     namespace: valid.namespace,
     credential: valid.credential,
-    target: {
-      host: valid.url.host,
-      action: valid.mapping.ok
-        ? `storage:${valid.mapping.operation.action}`
-        : `storage:${valid.method}`,
+    target,
+    sign: async (c, ctx) => {
+      const signed = await signGcs(valid, c, ctx, deps);
+      // The audit line says an access token was lent (never its value).
+      if (signed.lent) target.action = `${target.action}+google-session`;
+      return signed.request;
     },
-    sign: (c, ctx) => signGcs(valid, c, ctx, deps),
   };
 }
 
@@ -94,7 +100,7 @@ async function signGcs(
   c: Credential,
   ctx: SignContext,
   deps: GcpSignerDeps,
-): Promise<SignedRequest> {
+): Promise<{ request: SignedRequest; lent: boolean }> {
   const now = deps.ambient.now();
   const presign = valid.presignExpiresSeconds !== undefined;
   const bearer = !presign && c.kind.case === "serviceAccount";
@@ -102,10 +108,12 @@ async function signGcs(
   const plan = goog4Plan(valid, c, now);
   const notAfter = c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
   const cap = (end: Date) => (notAfter === undefined || end < notAfter ? end : notAfter);
-  if (bearer) return bearerHeaders(valid, c, deps, cap);
+  if (bearer) return { request: await bearerHeaders(valid, c, deps, cap), lent: true };
   const full = await ctx.withSecrets();
   // Written since it was read: decide again on the version whose secret signs.
-  if (full.etag !== c.etag || full.kind.case !== c.kind.case) return ctx.again(full);
+  if (full.etag !== c.etag || full.kind.case !== c.kind.case) {
+    return { request: await ctx.again(full), lent: false };
+  }
   let signer: Goog4Signer;
   if (full.kind.case === "serviceAccount") signer = serviceAccountSigner(full.kind.value.keyJson);
   else if (full.kind.case === "accessKey") {
@@ -115,10 +123,13 @@ async function signGcs(
   const result = goog4(plan, signer);
   const seconds = valid.presignExpiresSeconds ?? HEADER_SIGNATURE_LIFETIME_SECONDS;
   return {
-    url: result.url,
-    headers: headersToSend(valid, result),
-    keyId: signer.keyId,
-    expiresAt: cap(new Date(now.getTime() + seconds * 1000)),
+    request: {
+      url: result.url,
+      headers: headersToSend(valid, result),
+      keyId: signer.keyId,
+      expiresAt: cap(new Date(now.getTime() + seconds * 1000)),
+    },
+    lent: false,
   };
 }
 
