@@ -100,6 +100,7 @@ export function signingService({
     return prepared.sign(c, {
       withSecrets: async () => (withSecrets ? c : reads.getWithSecrets(c.namespace, c.name)),
       again: (full) => signWith(prepared, caller, full, true, action),
+      forwarded: action === "forward",
     });
   }
 

@@ -45,6 +45,11 @@ export interface SignContext {
   withSecrets(): Promise<Credential>;
   /** Starts over on a newer version of the credential (the caller's authorization included). */
   again(c: Credential): Promise<SignedRequest>;
+  /**
+   * The broker sends the signed request itself (ForwardRequest): its headers
+   * never reach the caller, so a bearer token in them is not lent.
+   */
+  readonly forwarded: boolean;
 }
 
 /** A SignRequest checked for form: what is known before the credential is read. */

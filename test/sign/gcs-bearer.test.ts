@@ -60,6 +60,7 @@ const ctx = {
   again: async () => {
     throw new Error("not called");
   },
+  forwarded: false,
 };
 
 test("header mode: Bearer from the token source, for token_scopes, until the token or the credential expires", async () => {
@@ -113,6 +114,36 @@ test("header mode without a token source: failed_precondition; presign needs non
     again: async () => {
       throw new Error("not called");
     },
+    forwarded: false,
   });
   assert.match(signed.url, /X-Goog-Algorithm=GOOG4-RSA-SHA256/);
+});
+
+test("a scoped service account: no Bearer handed back; forwarded, scopes bound the one request", async () => {
+  const provider = gcpProvider({
+    ambient: { now: () => NOW },
+    accessToken: async (_ns, _n, scopes) => ({
+      token: "ya29.scoped",
+      expiresAt: new Date(NOW.getTime() + 3_600_000),
+      scopes,
+    }),
+  });
+  const scoped = account({
+    allowedScopes: [{ bucket: "bkt", prefixes: ["pub/"], actions: ["get_object"] }],
+  });
+  const xml = (url: string) => create(SignRequestRequestSchema, { ...request, url, headers: [] });
+  const inScope = xml("https://storage.googleapis.com/bkt/pub/a.csv");
+  await assert.rejects(
+    provider.prepareSign(inScope).sign(scoped, ctx),
+    (e: unknown) => e instanceof DomainError && /^BearerNotScoped/.test(e.message),
+  );
+  const forwarded = { ...ctx, forwarded: true };
+  const sent = await provider.prepareSign(inScope).sign(scoped, forwarded);
+  assert.deepEqual(sent.headers, [["authorization", "Bearer ya29.scoped"]]);
+  await assert.rejects(
+    provider
+      .prepareSign(xml("https://storage.googleapis.com/bkt/private/a.csv"))
+      .sign(scoped, forwarded),
+    (e: unknown) => e instanceof DomainError && /^ActionNotInScope/.test(e.message),
+  );
 });

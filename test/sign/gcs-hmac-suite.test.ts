@@ -72,6 +72,7 @@ const ctx = {
   again: async () => {
     throw new Error("not called");
   },
+  forwarded: false,
 };
 
 test("the SigV4 suite's requests are here", () => {

@@ -10,12 +10,19 @@ import type { ValidBlobRequest } from "./sign-request.js";
 /**
  * Whether `c` may sign `req` at `now`; permission_denied naming the rule
  * (AccessDenied, ExpiredCredentials, HostNotAllowed, AccountMismatch,
- * OperationNotScoped, ActionNotInScope). With no allowed_hosts, only the
+ * BearerNotScoped, OperationNotScoped, ActionNotInScope). `lendsBearer`: a
+ * service principal's token would go back to the caller, and a token is good
+ * for any request until it expires, so a scoped credential lends none. With no allowed_hosts, only the
  * Blob endpoint of the credential's own account (or, for a service
  * principal, any *.blob.core.windows.net). Pure; messages never quote the
  * request's values.
  */
-export function authorizeBlob(c: Credential, req: ValidBlobRequest, now: Date): void {
+export function authorizeBlob(
+  c: Credential,
+  req: ValidBlobRequest,
+  now: Date,
+  lendsBearer = false,
+): void {
   const who = displayName(c.namespace, c.name);
   if (c.kind.case !== "accessKey" && c.kind.case !== "servicePrincipal") {
     throw new DomainError("failed_precondition", `${who} cannot sign for Azure`);
@@ -41,6 +48,12 @@ export function authorizeBlob(c: Credential, req: ValidBlobRequest, now: Date): 
       );
     }
     return;
+  }
+  if (lendsBearer) {
+    deny(
+      "BearerNotScoped",
+      `${who} has allowed_scopes, and its Entra token would be good for any request: use ForwardRequest, which sends the request without handing out the token`,
+    );
   }
   const m = req.mapping;
   if (!m.ok) deny("OperationNotScoped", `${m.reason}, and ${who} has scopes`);

@@ -37,7 +37,7 @@ export function prepareAzureSign(valid: ValidBlobRequest, deps: AzureSignerDeps)
     target,
     sign: async (c, ctx) => {
       const now = deps.ambient.now();
-      authorizeBlob(c, valid, now);
+      authorizeBlob(c, valid, now, c.kind.case === "servicePrincipal" && !ctx.forwarded);
       if (c.kind.case === "servicePrincipal") {
         const signed = await bearer(valid, c, now, deps);
         // The audit line says a session was lent (never its value).

@@ -104,7 +104,8 @@ async function signGcs(
   const now = deps.ambient.now();
   const presign = valid.presignExpiresSeconds !== undefined;
   const bearer = !presign && c.kind.case === "serviceAccount";
-  authorizeGcs(c, valid, bearer, now);
+  // Forwarded, the token never reaches the caller: scopes then bound the one request sent.
+  authorizeGcs(c, valid, bearer && !ctx.forwarded, now);
   const plan = goog4Plan(valid, c, now);
   const notAfter = c.expiresAt === undefined ? undefined : timestampDate(c.expiresAt);
   const cap = (end: Date) => (notAfter === undefined || end < notAfter ? end : notAfter);

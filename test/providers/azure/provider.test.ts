@@ -36,6 +36,7 @@ function principal(
 const noSecrets: SignContext = {
   withSecrets: () => Promise.reject(new Error("a service principal's secret is not read to sign")),
   again: () => Promise.reject(new Error("no newer version")),
+  forwarded: false,
 };
 
 const req = (method: string, url: string, presign = 0) =>
@@ -108,11 +109,27 @@ describe("Azure service principal: Authorization: Bearer from accessToken", () =
     const scoped = principal({
       allowedScopes: [{ bucket: "c", prefixes: ["pub/"], actions: ["get_object"] }],
     });
+    // Handed back to the caller, a token would be good for any request: a scoped one lends none.
+    await assert.rejects(
+      some
+        .prepareSign(req("GET", "https://acct.blob.core.windows.net/c/pub/x"))
+        .sign(scoped, noSecrets),
+      (e: unknown) =>
+        e instanceof DomainError &&
+        e.code === "permission_denied" &&
+        /^BearerNotScoped/.test(e.message),
+    );
+    // Forwarded, the token never leaves the broker: scopes bound the one request.
+    const forwarded = { ...noSecrets, forwarded: true };
+    const inScope = await some
+      .prepareSign(req("GET", "https://acct.blob.core.windows.net/c/pub/x"))
+      .sign(scoped, forwarded);
+    assert.ok(inScope.headers.some(([n, v]) => n === "authorization" && v === "Bearer t"));
     await assert.rejects(
       some
         .prepareSign(req("GET", "https://acct.blob.core.windows.net/c/secret"))
-        .sign(scoped, noSecrets),
-      (e: unknown) => e instanceof DomainError && /ActionNotInScope/.test(e.message),
+        .sign(scoped, forwarded),
+      (e: unknown) => e instanceof DomainError && /^ActionNotInScope/.test(e.message),
     );
   });
 });
