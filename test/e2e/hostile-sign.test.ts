@@ -435,7 +435,7 @@ describe("SignRequest: hostile input", () => {
       assert.equal(err.code, Code.InvalidArgument);
       assert.match(
         err.rawMessage,
-        /allowed_hosts: with allowed_scopes, a \*\. wildcard only under AWS/,
+        /allowed_hosts: with allowed_scopes, a \*\. wildcard only under \*\.amazonaws\.com, \*\.amazonaws\.com\.cn,/,
       );
       const gone = await failure(admin.creds.getCredential({ namespace: "a", name: "minio-wild" }));
       assert.equal(gone.code, Code.NotFound);
