@@ -20,6 +20,7 @@ import {
   type FetchUpstream,
   startFetchUpstream,
 } from "../support/fetch-upstream.js";
+import { startTogether } from "../support/start-together.js";
 
 const TOKEN = "fetchTOKENsecret51-aB3dE6gH9jK2mN5pQ8rStU";
 
@@ -62,7 +63,7 @@ describe("credbroker fetch", () => {
 
   before(async () => {
     dir = await tempDir("credbroker-fetch-");
-    [daemon, upstream] = await Promise.all([startDaemon(), startFetchUpstream()]);
+    [daemon, upstream] = await startTogether([startDaemon(), startFetchUpstream()]);
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const token = (placement: TokenPlacement, fields: Record<string, string> = {}) => ({
       case: "token" as const,

@@ -18,6 +18,7 @@ import {
 import { type AzuriteServer, startAzurite } from "../support/azurite.js";
 import { credentialClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 
 const NS = "azc";
 const APP = "cb-app";
@@ -41,7 +42,7 @@ describe("brokerAzureCredential with @azure/storage-blob against Azurite", () =>
   };
 
   before(async () => {
-    [azurite, daemon] = await Promise.all([startAzurite(), startDaemon()]);
+    [azurite, daemon] = await startTogether([startAzurite(), startDaemon()]);
     client = createBrokerClient({ addr: daemon.url, token: daemon.token });
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const base = {

@@ -21,6 +21,7 @@ import {
   type FetchUpstream,
   startFetchUpstream,
 } from "../support/fetch-upstream.js";
+import { startTogether } from "../support/start-together.js";
 
 const TOKEN = "bfTOKENsecret61-aB3dE6gH9jK2mN5pQ8rStUvW";
 
@@ -33,7 +34,7 @@ describe("brokerFetch", () => {
   const sent = (e: Echoed) => Buffer.from(e.body, "base64");
 
   before(async () => {
-    [daemon, upstream] = await Promise.all([startDaemon(), startFetchUpstream()]);
+    [daemon, upstream] = await startTogether([startDaemon(), startFetchUpstream()]);
     client = createBrokerClient({ addr: daemon.url, token: daemon.token });
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     for (const [name, allowedHosts] of [

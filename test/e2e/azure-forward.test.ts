@@ -19,6 +19,7 @@ import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { type AzuriteServer, startAzurite } from "../support/azurite.js";
 import { credentialClient, rejection, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 
 const CONTAINER = "cb-forwarded";
 
@@ -47,7 +48,7 @@ describe("ForwardRequest to Azurite with an account key and with a SAS token", (
   const blockBlob = [{ name: "x-ms-blob-type", value: "BlockBlob" }];
 
   before(async () => {
-    [azurite, daemon] = await Promise.all([startAzurite(), startDaemon()]);
+    [azurite, daemon] = await startTogether([startAzurite(), startDaemon()]);
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const kind = {
       case: "accessKey" as const,

@@ -20,6 +20,7 @@ import {
 import { type AzuriteServer, startAzurite } from "../support/azurite.js";
 import { credentialClient, type GrpcStatusError, grpcJsClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 
 const CONTAINER = "cb-signed";
 const OTHER = "cb-other";
@@ -37,7 +38,7 @@ describe("SignRequest for Azure Blob Storage against Azurite", () => {
   let credentials: ReturnType<typeof credentialClient>;
 
   before(async () => {
-    [azurite, daemon] = await Promise.all([startAzurite(), startDaemon()]);
+    [azurite, daemon] = await startTogether([startAzurite(), startDaemon()]);
     credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const key = {
       case: "accessKey" as const,

@@ -23,6 +23,7 @@ import {
 import { credentialClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
 import { grpcFrame } from "../support/h2load.js";
+import { startTogether } from "../support/start-together.js";
 
 interface Answer {
   status: number;
@@ -80,7 +81,7 @@ describe("fast unary path: the same answers as connect-node", () => {
   let slow: RunningDaemon;
 
   before(async () => {
-    [fast, slow] = await Promise.all([
+    [fast, slow] = await startTogether([
       startDaemon({ args: ["--rate-limit", "0", "--auth-failure-delay", "0"] }),
       startDaemon({
         args: ["--rate-limit", "0", "--auth-failure-delay", "0", "--disable-fast-unary"],

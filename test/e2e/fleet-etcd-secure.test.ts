@@ -36,6 +36,7 @@ import {
 } from "../support/daemon.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
 import { signAndSendSts } from "../support/fleet.js";
+import { startTogether } from "../support/start-together.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
@@ -194,7 +195,7 @@ describe("serve --store etcd over mutual TLS", () => {
       ),
       signCsr(pkiDir, "client", "ca", client, 2),
     ]);
-    [etcd, sts] = await Promise.all([
+    [etcd, sts] = await startTogether([
       startEtcd({
         tls: {
           cert: file("server.crt"),
@@ -308,7 +309,7 @@ describe("serve --store etcd with etcd authentication", () => {
   };
 
   before(async () => {
-    [etcd, sts] = await Promise.all([startEtcd(), startFakeSts()]);
+    [etcd, sts] = await startTogether([startEtcd(), startFakeSts()]);
     const admin = client();
     try {
       // etcd enables auth only with a root user holding the root role.

@@ -20,6 +20,7 @@ import { transport } from "../support/clients.js";
 import { removeDir, runCli, tempDir } from "../support/daemon.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
 import { type Fleet, signAndSendSts, startFleet } from "../support/fleet.js";
+import { startTogether } from "../support/start-together.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 
 const ACCOUNT = "123456789012";
@@ -151,7 +152,7 @@ describe("a fleet of three daemons on one etcd", () => {
   };
 
   before(async () => {
-    [etcd, sts] = await Promise.all([startEtcd(), startFakeSts()]);
+    [etcd, sts] = await startTogether([startEtcd(), startFakeSts()]);
     // Every daemon reads the same declarations and reconciles them at the same moment.
     configDir = await tempDir();
     const config = path.join(configDir, "credbroker.toml");

@@ -11,6 +11,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, rejection, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 import { type SwiftServer, startSwift } from "../support/swift.js";
 
 const BUCKET = "cb-forwarded";
@@ -39,7 +40,7 @@ describe("ForwardRequest with an access key, against Swift's S3 API", () => {
   const text = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 
   before(async () => {
-    [swift, daemon] = await Promise.all([startSwift(), startDaemon()]);
+    [swift, daemon] = await startTogether([startSwift(), startDaemon()]);
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const kind = {
       case: "accessKey" as const,

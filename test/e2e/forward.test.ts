@@ -27,6 +27,7 @@ import {
 import { credentialClient, rejection, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
 import { type EchoUpstream, startEchoUpstream, upstreamPki } from "../support/echo-upstream.js";
+import { startTogether } from "../support/start-together.js";
 
 const TOKEN = "tok_FORWARDsecret0123456789abcdefghijKLMN/+=";
 const USER = "ci-bot";
@@ -76,7 +77,7 @@ describe("ForwardRequest", () => {
     const pki = await upstreamPki(pkiDir);
     upstream = await startEchoUpstream({ pki });
     const env = { NODE_EXTRA_CA_CERTS: pki.ca };
-    [daemon, open] = await Promise.all([
+    [daemon, open] = await startTogether([
       startDaemon({
         env,
         args: ["--forward-max-response", "262144", "--forward-max-in-flight", "2"],

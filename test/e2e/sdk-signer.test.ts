@@ -26,6 +26,7 @@ import {
 import { getSignedUrl } from "../../src/client/get-signed-url.js";
 import { credentialClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 import { type FakeSts, startFakeSts } from "../support/sts-server.js";
 import { type SwiftServer, startSwift } from "../support/swift.js";
 
@@ -85,7 +86,7 @@ describe("brokerSigner: S3Client through credbroker", () => {
     });
 
   before(async () => {
-    [swift, daemon, sts] = await Promise.all([startSwift(), startDaemon(), startFakeSts()]);
+    [swift, daemon, sts] = await startTogether([startSwift(), startDaemon(), startFakeSts()]);
     sts.addKey(STS_KEY);
     const creds = credentialClient(daemon.url, "connect-h2", daemon.token);
     const kind = {

@@ -16,6 +16,7 @@ import {
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, type GrpcStatusError, grpcJsClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 import { type SwiftServer, startSwift } from "../support/swift.js";
 
 const BUCKET = "cb-hardening";
@@ -39,7 +40,7 @@ describe("SignRequest hardening against Swift's S3 API", () => {
   let base: { kind: { case: "accessKey"; value: object }; region: string; allowedHosts: string[] };
 
   before(async () => {
-    [swift, daemon] = await Promise.all([startSwift(), startDaemon()]);
+    [swift, daemon] = await startTogether([startSwift(), startDaemon()]);
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const kind = {
       case: "accessKey" as const,

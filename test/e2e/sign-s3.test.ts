@@ -16,6 +16,7 @@ import {
 } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, type GrpcStatusError, grpcJsClient } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { startTogether } from "../support/start-together.js";
 import { type SwiftServer, startSwift } from "../support/swift.js";
 
 const BUCKET = "cb-signed";
@@ -31,7 +32,7 @@ describe("SignRequest against Swift's S3 API", () => {
   let signing: ReturnType<typeof grpcJsClient<typeof SigningService>>;
 
   before(async () => {
-    [swift, daemon] = await Promise.all([startSwift(), startDaemon()]);
+    [swift, daemon] = await startTogether([startSwift(), startDaemon()]);
     const credentials = credentialClient(daemon.url, "connect-h2", daemon.token);
     const key = {
       case: "accessKey" as const,
