@@ -80,6 +80,7 @@ function settingValues(c: ServeConfig): Record<string, string | number | boolean
     "sts-endpoint": c.sts.endpoint,
     "sts-region": c.sts.region,
     "sts-timeout": (c.sts.timeoutMs ?? 5000) / 1000,
+    "azure-authority-host": c.azure?.authorityHost,
     "allow-ambient": c.sts.allowAmbient,
     "imds-listen": hostPort(c.imds?.listen),
     "imds-credential": c.imds && displayName(c.imds.credential.namespace, c.imds.credential.name),

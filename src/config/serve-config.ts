@@ -88,6 +88,11 @@ export interface ServeConfig {
     /** The bound on one STS call (--sts-timeout; unset: the gateway's default, 5 s). */
     timeoutMs?: number | undefined;
   };
+  /** Entra ID (Azure service principals). Unset: the public cloud's authority. */
+  azure?: {
+    /** --azure-authority-host: the origin of `<tenant>/oauth2/v2.0/token`. */
+    authorityHost: string;
+  };
 }
 
 /** The default data dir: $XDG_DATA_HOME/credbroker, else ~/.local/share/credbroker. */
@@ -127,6 +132,7 @@ export interface ServeInputs extends StoreInputs {
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
   stsTimeout?: string | undefined;
+  azureAuthorityHost?: string | undefined;
   allowAmbient?: boolean | undefined;
   auditLog?: string | undefined;
   rateLimit?: string | undefined;
@@ -211,6 +217,13 @@ export function collectServeConfig(
       throw new DomainError("invalid_argument", "--sts-endpoint: an http(s)://host[:port] URL");
     }
     return endpoint;
+  });
+  const azureAuthorityHost = check(DEFAULT_AZURE_AUTHORITY_HOST, () => {
+    const host =
+      flags.azureAuthorityHost ??
+      env.CREDBROKER_AZURE_AUTHORITY_HOST ??
+      DEFAULT_AZURE_AUTHORITY_HOST;
+    return authorityHost(host);
   });
   const stsRegion = check("us-east-1", () => {
     const region = flags.stsRegion ?? env.CREDBROKER_STS_REGION ?? "us-east-1";
@@ -330,6 +343,7 @@ export function collectServeConfig(
       allowAmbient,
       timeoutMs: Math.round(Number(stsTimeout) * 1000),
     },
+    azure: { authorityHost: azureAuthorityHost },
     imds,
     gceMetadata,
     containerListen: containerListen
@@ -408,4 +422,39 @@ function count(value: string, flag: string): number {
   if (!/^\d{1,9}$/.test(value))
     throw new DomainError("invalid_argument", `${flag}: a whole number`);
   return Number(value);
+}
+
+/** Entra ID's public-cloud authority (the same as providers/azure/entra-grant.ts). */
+const DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com";
+
+/**
+ * An authority host: an https origin (an optional trailing slash dropped),
+ * or http to a loopback address (a test authority); no path, query or user.
+ */
+export function authorityHost(value: string): string {
+  const fail = (): never => {
+    throw new DomainError(
+      "invalid_argument",
+      "--azure-authority-host: an https://host[:port] URL (http only to 127.0.0.1, [::1] or localhost)",
+    );
+  };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return fail();
+  }
+  const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
+  if (
+    !(url.protocol === "https:" || (url.protocol === "http:" && loopback)) ||
+    url.username !== "" ||
+    url.password !== "" ||
+    url.pathname !== "/" ||
+    url.search !== "" ||
+    url.hash !== "" ||
+    !/^https?:\/\/[^/\s]+\/?$/.test(value)
+  ) {
+    return fail();
+  }
+  return url.origin;
 }

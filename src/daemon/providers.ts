@@ -8,6 +8,7 @@ import { SessionCache } from "../providers/aws/session-cache.js";
 import { SigningKeyCache } from "../providers/aws/signing-keys.js";
 import { StsGateway } from "../providers/aws/sts-gateway.js";
 import { TaskSessions } from "../providers/aws/task-sessions.js";
+import { EntraTokens } from "../providers/azure/entra-tokens.js";
 import { azureProvider } from "../providers/azure/index.js";
 import { GoogleTokens } from "../providers/gcp/google-tokens.js";
 import { gcpProvider } from "../providers/gcp/index.js";
@@ -21,6 +22,8 @@ export interface DaemonProviders {
   metadata: CloudProvider;
   /** Whose OAuth tokens the GCE metadata listener serves (Google service accounts). */
   gceMetadata: Pick<GoogleTokens, "accessToken" | "account">;
+  /** Whose Entra ID tokens an Azure managed-identity listener would serve (service principals). */
+  azureIdentity: Pick<EntraTokens, "accessToken">;
   /** Drops everything derived from a credential (its keys, its sessions). */
   forget(credentialId: string): void;
   /** Drops every derived key (a master key retired). */
@@ -61,13 +64,22 @@ export function startProviders(
     now: ambient.now,
   });
   const googleTokens = new GoogleTokens({ credentials: reads, now: ambient.now });
+  const entraTokens = new EntraTokens({
+    credentials: reads,
+    now: ambient.now,
+    ...(config.azure === undefined ? {} : { authorityHost: config.azure.authorityHost }),
+  });
   const aws = awsProvider({ signingKeys, roleSessions, ambient, tasks, sts });
   return {
     registry: providerRegistry({
       providers: {
         [Provider.AWS]: aws,
         [Provider.GENERIC]: aws,
-        [Provider.AZURE]: azureProvider({ ambient }),
+        [Provider.AZURE]: azureProvider({
+          ambient,
+          accessToken: (namespace, name, scopes, expectedId) =>
+            entraTokens.accessToken(namespace, name, scopes, expectedId),
+        }),
         [Provider.GCP]: gcpProvider({
           ambient,
           accessToken: (namespace, name, scopes, expectedId) =>
@@ -78,10 +90,12 @@ export function startProviders(
     }),
     metadata: aws,
     gceMetadata: googleTokens,
+    azureIdentity: entraTokens,
     forget(id) {
       signingKeys.drop(id);
       sessions.drop(id);
       googleTokens.forget(id);
+      entraTokens.forget(id);
     },
     clearKeys: () => signingKeys.clear(),
   };

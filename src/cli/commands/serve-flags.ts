@@ -65,6 +65,14 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: "the bound on one STS call, retry included; past it, requests waiting for a session fail unavailable",
   },
   {
+    name: "azure-authority-host",
+    kind: "string",
+    value: "URL",
+    env: "CREDBROKER_AZURE_AUTHORITY_HOST",
+    default: "https://login.microsoftonline.com",
+    help: "Entra ID authority whose token endpoint service principals' tokens come from (https, or http to loopback)",
+  },
+  {
     name: "allow-ambient",
     kind: "boolean",
     env: "CREDBROKER_ALLOW_AMBIENT",
@@ -282,6 +290,7 @@ export const STRING_INPUTS = {
   stsEndpoint: "sts-endpoint",
   stsRegion: "sts-region",
   stsTimeout: "sts-timeout",
+  azureAuthorityHost: "azure-authority-host",
   imdsListen: "imds-listen",
   imdsCredential: "imds-credential",
   gceMetadataListen: "gce-metadata-listen",

@@ -2,15 +2,12 @@ import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
 import { assertUsable } from "../../core/usable.js";
 import type { AccessToken, CredentialReads } from "../provider.js";
+import { scopesWithin, TokenCache } from "../token-cache.js";
 import { jwtBearerGrant } from "./jwt-bearer-grant.js";
 import { keyIdentity, parseServiceAccountKey } from "./service-account-key.js";
 
 /** The scope a service account token gets when the credential lists no token_scopes. */
 export const DEFAULT_GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
-/** A cached token is replaced this long before it expires. */
-const REFRESH_MARGIN_MS = 5 * 60_000;
-/** Distinct scope sets cached per credential; the oldest goes first. */
-const MAX_SCOPE_SETS = 32;
 
 export interface GoogleTokensDeps {
   credentials: CredentialReads;
@@ -19,8 +16,6 @@ export interface GoogleTokensDeps {
   timeoutMs?: number;
 }
 
-type Entry = { token: AccessToken } | { pending: Promise<AccessToken> };
-
 /**
  * Service account access tokens by the JWT-bearer grant: cached until 5
  * minutes before they expire, one grant in flight per (credential id+etag,
@@ -28,7 +23,7 @@ type Entry = { token: AccessToken } | { pending: Promise<AccessToken> };
  */
 export class GoogleTokens {
   /** By credential id, then by etag and scope set. */
-  private readonly byCredential = new Map<string, Map<string, Entry>>();
+  private readonly tokens: TokenCache;
 
   /** Identities read from key files, by credential id. */
   private readonly identities = new Map<
@@ -36,7 +31,9 @@ export class GoogleTokens {
     { etag: string; email: string; projectId: string }
   >();
 
-  constructor(private readonly deps: GoogleTokensDeps) {}
+  constructor(private readonly deps: GoogleTokensDeps) {
+    this.tokens = new TokenCache(deps.now);
+  }
 
   /** CloudProvider.accessToken for service_account credentials. */
   async accessToken(
@@ -55,41 +52,9 @@ export class GoogleTokens {
       throw new DomainError("failed_precondition", `${who} is not a service_account credential`);
     }
     const granted = grantedScopes(c.tokenScopes, scopes, who);
-    const key = `${c.etag}\n${granted.join(" ")}`;
-    let entries = this.byCredential.get(c.id);
-    const hit = entries?.get(key);
-    if (hit !== undefined) {
-      if ("pending" in hit) return hit.pending;
-      if (hit.token.expiresAt.getTime() - REFRESH_MARGIN_MS > this.deps.now().getTime()) {
-        return hit.token;
-      }
-    }
-    if (entries === undefined) {
-      entries = new Map();
-      this.byCredential.set(c.id, entries);
-    }
-    const mine = entries;
-    const pending = this.grant(namespace, name, c.id, granted);
-    mine.delete(key);
-    mine.set(key, { pending });
-    while (mine.size > MAX_SCOPE_SETS) {
-      const oldest = mine.keys().next().value;
-      if (oldest === undefined) break;
-      mine.delete(oldest);
-    }
-    const stillMine = () => {
-      const current = mine.get(key);
-      return current !== undefined && "pending" in current && current.pending === pending;
-    };
-    try {
-      const token = await pending;
-      // Not kept when forgotten (or replaced) while it was in flight.
-      if (stillMine() && this.byCredential.get(c.id) === mine) mine.set(key, { token });
-      return token;
-    } catch (err) {
-      if (stillMine()) mine.delete(key);
-      throw err;
-    }
+    return this.tokens.get(c.id, `${c.etag}\n${granted.join(" ")}`, () =>
+      this.grant(namespace, name, c.id, granted),
+    );
   }
 
   /**
@@ -122,7 +87,7 @@ export class GoogleTokens {
 
   /** Drops every token of the credential (a write, a delete, the store watch). */
   forget(credentialId: string): void {
-    this.byCredential.delete(credentialId);
+    this.tokens.forget(credentialId);
     this.identities.delete(credentialId);
   }
 
@@ -158,15 +123,9 @@ export function grantedScopes(
   requested: readonly string[],
   who: string,
 ): string[] {
-  const allowed = tokenScopes.length > 0 ? tokenScopes : [DEFAULT_GOOGLE_SCOPE];
-  if (requested.length === 0) return [...new Set(allowed)].sort();
-  for (const scope of requested) {
-    if (!allowed.includes(scope)) {
-      throw new DomainError(
-        "permission_denied",
-        `token_scopes: ${who} does not allow a requested scope`,
-      );
-    }
-  }
-  return [...new Set(requested)].sort();
+  return scopesWithin(
+    tokenScopes.length > 0 ? tokenScopes : [DEFAULT_GOOGLE_SCOPE],
+    requested,
+    who,
+  );
 }
