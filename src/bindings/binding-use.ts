@@ -35,6 +35,21 @@ export function creatorOf(caller: Caller): Creator {
  * name is not served). Refusals are permission_denied (403 on the wire).
  */
 export function bindingSessions(deps: BindingUseDeps): (b: Binding) => Promise<ContainerSession> {
+  const check = bindingCheck(deps);
+  return async (b) => {
+    await check(b);
+    return deps.taskSession(b.namespace, b.credential, b.credentialId);
+  };
+}
+
+/**
+ * The checks bindingSessions makes before lending anything (creator, bound
+ * credential by id, sign permission), for protocols that mint their own
+ * answer (the GCE metadata listener): resolves to the bound credential.
+ */
+export function bindingCheck(
+  deps: Pick<BindingUseDeps, "callerNamed" | "credential">,
+): (b: Binding) => Promise<Credential> {
   return async (b) => {
     const creator = await deps.callerNamed(b.creator.name);
     if (creator === undefined || creatorOf(creator).createdAtMs !== b.creator.createdAtMs) {
@@ -62,6 +77,6 @@ export function bindingSessions(deps: BindingUseDeps): (b: Binding) => Promise<C
         { cause: err },
       );
     }
-    return deps.taskSession(b.namespace, b.credential, b.credentialId);
+    return credential;
   };
 }

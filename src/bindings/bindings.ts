@@ -87,6 +87,13 @@ export class BindingTable {
     return publicPart(b);
   }
 
+  /** The live (unexpired) binding `id`, without checking any token; undefined otherwise. */
+  live(id: string): Binding | undefined {
+    const b = this.bindings.get(id);
+    if (b === undefined || b.expiresAt <= this.now()) return undefined;
+    return publicPart(b);
+  }
+
   /** Ends binding `id` (only when `creator`, if given, made it); false when there is no such binding. */
   delete(id: string, creator?: Creator): boolean {
     const b = this.bindings.get(id);

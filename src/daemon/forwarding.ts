@@ -15,6 +15,14 @@ export class OwnListeners {
     this.bound.push({ address, port: Number(u.port) });
   }
 
+  /** Forgets a listener recorded by `add` (one closed before the daemon stops). */
+  remove(url: string): void {
+    const u = new URL(url);
+    const address = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+    const i = this.bound.findIndex((b) => b.address === address && b.port === Number(u.port));
+    if (i >= 0) this.bound.splice(i, 1);
+  }
+
   list(): readonly { address: string; port: number }[] {
     return this.bound;
   }

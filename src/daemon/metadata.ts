@@ -8,10 +8,10 @@ import {
   BindingTable,
   CONTAINER_PATH,
 } from "../bindings/bindings.js";
-import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
+import { type GceBindingListeners, gceBindingListeners } from "./gce-bindings.js";
 import { startGceListener } from "./gce-metadata.js";
 import type { MetadataDeps } from "./metadata-deps.js";
 
@@ -81,7 +81,9 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
     listeners.push(await startGceListener(config.gceMetadata, deps));
   }
   return {
-    containers: container ? bindingEndpoints(bindings, container.url) : undefined,
+    containers: container
+      ? bindingEndpoints(bindings, container.url, gceBindingListeners(bindings, deps))
+      : undefined,
     listeners,
   };
 }
@@ -91,7 +93,11 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
  * listener (by path, with the binding's token), GCE bindings on a listener of
  * their own (GCE_METADATA_HOST names a host:port, no path, no token).
  */
-function bindingEndpoints(table: BindingTable, baseUrl: string): ContainerBindings {
+function bindingEndpoints(
+  table: BindingTable,
+  baseUrl: string,
+  gce: GceBindingListeners,
+): ContainerBindings {
   const uri = (b: Binding): string => {
     switch (b.protocol) {
       case "ecs-container":
@@ -99,13 +105,13 @@ function bindingEndpoints(table: BindingTable, baseUrl: string): ContainerBindin
       case "azure-app-service":
         return `${baseUrl}${AZURE_IDENTITY_PATH}${b.id}`;
       case "gce-metadata":
-        throw new DomainError("unimplemented", "GCE metadata bindings are not served yet");
+        return gce.hostPort(b.id);
     }
   };
   return {
     table,
-    open: async (b) => uri(b),
+    open: async (b) => (b.protocol === "gce-metadata" ? gce.open(b) : uri(b)),
     uri,
-    ended: () => undefined,
+    ended: (id) => void gce.end(id),
   };
 }
