@@ -21,7 +21,7 @@ export interface BuildInfo {
 
 /** One listener as GetServerStatus reports it. */
 export interface ListenerInfo {
-  kind: "api" | "imds" | "container" | "gce-metadata";
+  kind: "api" | "imds" | "container" | "gce-metadata" | "azure-identity";
   url: string;
   /** IMDS: the credential it serves. */
   credential?: string;

@@ -89,6 +89,10 @@ function settingValues(c: ServeConfig): Record<string, string | number | boolean
     "gce-metadata-credential":
       c.gceMetadata &&
       displayName(c.gceMetadata.credential.namespace, c.gceMetadata.credential.name),
+    "azure-identity-listen": hostPort(c.azureIdentity?.listen),
+    "azure-identity-credential":
+      c.azureIdentity &&
+      displayName(c.azureIdentity.credential.namespace, c.azureIdentity.credential.name),
     "container-listen": hostPort(c.containerListen),
     "tls-cert": c.tls?.cert,
     "tls-key": c.tls?.key,

@@ -25,6 +25,13 @@ export interface TlsFiles {
 
 export { DEFAULT_STALE_LIMIT_SECONDS, type StoreConfig } from "./store-config.js";
 
+/** A listener that serves one credential's short-lived tokens (GCE metadata, Azure IMDS). */
+export interface CredentialListener {
+  listen: HostPort;
+  /** The one credential this "instance" has; resolved on each request. */
+  credential: { namespace: string; name: string };
+}
+
 /** Everything `credbroker serve` needs, validated. Built once, passed down. */
 export interface ServeConfig {
   listen: HostPort;
@@ -68,13 +75,9 @@ export interface ServeConfig {
       }
     | undefined;
   /** The GCE metadata endpoint, when --gce-metadata-listen is given. */
-  gceMetadata:
-    | {
-        listen: HostPort;
-        /** The one service account this "instance" has; resolved on each request. */
-        credential: { namespace: string; name: string };
-      }
-    | undefined;
+  gceMetadata: CredentialListener | undefined;
+  /** The Azure managed-identity (IMDS) endpoint, when --azure-identity-listen is given. */
+  azureIdentity: CredentialListener | undefined;
   /** The container-credentials endpoint (for `credbroker exec`), when given. */
   containerListen: HostPort | undefined;
   /** Set: the API listener speaks TLS only (HTTP/2 and HTTP/1.1 chosen by ALPN). */
@@ -128,6 +131,8 @@ export interface ServeInputs extends StoreInputs {
   imdsAllowV1?: boolean | undefined;
   gceMetadataListen?: string | undefined;
   gceMetadataCredential?: string | undefined;
+  azureIdentityListen?: string | undefined;
+  azureIdentityCredential?: string | undefined;
   disableFastUnary?: boolean | undefined;
   containerListen?: string | undefined;
   stsRegion?: string | undefined;
@@ -260,20 +265,36 @@ export function collectServeConfig(
     const credential = credentialRef(imdsCredential, "--imds-credential");
     return at === undefined ? undefined : { listen: at, credential, allowV1 };
   });
-  const gceListen = flags.gceMetadataListen ?? env.CREDBROKER_GCE_METADATA_LISTEN;
-  const gceCredential = flags.gceMetadataCredential ?? env.CREDBROKER_GCE_METADATA_CREDENTIAL;
-  const gceMetadata = check(undefined, (): ServeConfig["gceMetadata"] => {
-    if (!gceListen) return undefined;
-    if (!gceCredential) {
-      throw new DomainError(
-        "invalid_argument",
-        "--gce-metadata-credential [NAMESPACE/]NAME is required with --gce-metadata-listen",
-      );
-    }
-    const at = check(undefined, () => parseHostPort(gceListen, "--gce-metadata-listen"));
-    const credential = credentialRef(gceCredential, "--gce-metadata-credential");
-    return at === undefined ? undefined : { listen: at, credential };
-  });
+  const credentialListener = (
+    listen: string | undefined,
+    credential: string | undefined,
+    listenFlag: string,
+    credentialFlag: string,
+  ): CredentialListener | undefined =>
+    check(undefined, () => {
+      if (!listen) return undefined;
+      if (!credential) {
+        throw new DomainError(
+          "invalid_argument",
+          `--${credentialFlag} [NAMESPACE/]NAME is required with --${listenFlag}`,
+        );
+      }
+      const at = check(undefined, () => parseHostPort(listen, `--${listenFlag}`));
+      const ref = credentialRef(credential, `--${credentialFlag}`);
+      return at === undefined ? undefined : { listen: at, credential: ref };
+    });
+  const gceMetadata = credentialListener(
+    flags.gceMetadataListen ?? env.CREDBROKER_GCE_METADATA_LISTEN,
+    flags.gceMetadataCredential ?? env.CREDBROKER_GCE_METADATA_CREDENTIAL,
+    "gce-metadata-listen",
+    "gce-metadata-credential",
+  );
+  const azureIdentity = credentialListener(
+    flags.azureIdentityListen ?? env.CREDBROKER_AZURE_IDENTITY_LISTEN,
+    flags.azureIdentityCredential ?? env.CREDBROKER_AZURE_IDENTITY_CREDENTIAL,
+    "azure-identity-listen",
+    "azure-identity-credential",
+  );
   const containerListen = flags.containerListen ?? env.CREDBROKER_CONTAINER_LISTEN;
   const tls = check(undefined, () =>
     tlsFiles(
@@ -346,6 +367,7 @@ export function collectServeConfig(
     azure: { authorityHost: azureAuthorityHost },
     imds,
     gceMetadata,
+    azureIdentity,
     containerListen: containerListen
       ? check(undefined, () => parseHostPort(containerListen, "--container-listen"))
       : undefined,

@@ -11,6 +11,7 @@ import {
 import { displayName } from "../core/names.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
+import { startAzureIdentityListener } from "./azure-identity.js";
 import { type GceBindingListeners, gceBindingListeners } from "./gce-bindings.js";
 import { startGceListener } from "./gce-metadata.js";
 import type { MetadataDeps } from "./metadata-deps.js";
@@ -79,6 +80,9 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
   }
   if (config.gceMetadata) {
     listeners.push(await startGceListener(config.gceMetadata, deps));
+  }
+  if (config.azureIdentity) {
+    listeners.push(await startAzureIdentityListener(config.azureIdentity, deps));
   }
   return {
     containers: container
