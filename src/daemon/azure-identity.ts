@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { ListenerInfo } from "../api/server-service.js";
+import { bindingCheck } from "../bindings/binding-use.js";
 import type { CredentialListener } from "../config/serve-config.js";
 import { DomainError } from "../core/errors.js";
 import { displayName } from "../core/names.js";
+import type { AppServiceIdentity } from "../metadata/azure/app-service-route.js";
 import { startAzureIdentityServer } from "../metadata/azure/azure-identity-server.js";
 import type { MetadataDeps } from "./metadata-deps.js";
 
@@ -44,4 +46,34 @@ export async function startAzureIdentityListener(
   own.add(server.url);
   log.info({ url: server.url, credential: who }, "azure managed identity listening");
   return { kind: "azure-identity", url: server.url, credential: who };
+}
+
+/**
+ * The App Service managed identity that Azure service principals' bindings
+ * (`credbroker exec`) are served with on the container listener: each
+ * request checks the binding's creator and credential again (by id, still
+ * allowed_in_tasks) before a token for a resource within token_scopes.
+ */
+export function appServiceIdentity(
+  deps: Pick<MetadataDeps, "providers" | "callers" | "reads" | "ambient">,
+): AppServiceIdentity {
+  const { providers, callers, reads, ambient } = deps;
+  const check = bindingCheck({
+    callerNamed: (name) => callers.callerNamed(name),
+    credential: (namespace, name) => reads.get(namespace, name),
+  });
+  return {
+    check: async (b) => {
+      const credential = await check(b);
+      if (!credential.allowedInTasks) {
+        throw new DomainError(
+          "permission_denied",
+          `${displayName(b.namespace, b.credential)} is not allowed_in_tasks`,
+        );
+      }
+    },
+    token: (b, scope) =>
+      providers.azureIdentity.accessToken(b.namespace, b.credential, [scope], b.credentialId),
+    now: ambient.now,
+  };
 }

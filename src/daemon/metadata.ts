@@ -9,9 +9,10 @@ import {
   CONTAINER_PATH,
 } from "../bindings/bindings.js";
 import { displayName } from "../core/names.js";
+import { answerAppService } from "../metadata/azure/app-service-route.js";
 import { startImdsServer } from "../metadata/ec2/imds-server.js";
 import { startContainerServer } from "../metadata/ecs/container-server.js";
-import { startAzureIdentityListener } from "./azure-identity.js";
+import { appServiceIdentity, startAzureIdentityListener } from "./azure-identity.js";
 import { type GceBindingListeners, gceBindingListeners } from "./gce-bindings.js";
 import { startGceListener } from "./gce-metadata.js";
 import type { MetadataDeps } from "./metadata-deps.js";
@@ -31,6 +32,7 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
   const provider = providers.metadata;
   const bindings = new BindingTable(ambient.now);
   const listeners: ListenerInfo[] = [];
+  const appService = appServiceIdentity(deps);
   const container = config.containerListen
     ? await startContainerServer({
         ...config.containerListen,
@@ -43,6 +45,12 @@ export async function startMetadata(deps: MetadataDeps): Promise<{
         }),
         log,
         audit,
+        routes: [
+          {
+            prefix: AZURE_IDENTITY_PATH,
+            answer: (req, res) => void answerAppService(req, res, bindings, appService, audit),
+          },
+        ],
       })
     : undefined;
   if (container) {

@@ -129,7 +129,7 @@ export async function startAzureIdentityServer(
       if (!(await audited(req, res, path, "allow"))) return;
       return sendJson(res, 200, tokenAnswer(token, resource, opts.now()));
     } catch (err) {
-      const [status, error] = failure(err);
+      const [status, error] = identityFailure(err);
       const code = isDomainError(err) ? err.code : "internal";
       if (status >= 500) log?.warn({ status, code }, "azure identity answer unavailable");
       if (!(await audited(req, res, path, status < 500 ? "deny" : "error", code))) return;
@@ -201,7 +201,8 @@ export function tokenAnswer(token: AccessToken, resource: string, now: Date): ob
   };
 }
 
-function failure(err: unknown): [number, string] {
+/** The IMDS status and error code for a token refusal. */
+export function identityFailure(err: unknown): [number, string] {
   if (!isDomainError(err)) return [500, "internal_error"];
   switch (err.code) {
     case "invalid_argument":
@@ -222,7 +223,8 @@ function sendError(res: http.ServerResponse, status: number, error: string, desc
   sendJson(res, status, { error, error_description: description });
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: object): void {
+/** A JSON answer that no cache keeps. */
+export function sendJson(res: http.ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",

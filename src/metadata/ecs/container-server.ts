@@ -22,6 +22,16 @@ export interface ContainerServerOptions {
   log?: { warn(obj: object, msg: string): void };
   /** Audit lines for every answer; a line that cannot be written turns the answer into a 503. */
   audit?: AuditSink;
+  /**
+   * Other protocols' bindings served on this listener, by path prefix (App
+   * Service managed identity): asked after the guards and the method check.
+   */
+  routes?: readonly ContainerRoute[];
+}
+
+export interface ContainerRoute {
+  prefix: string;
+  answer(req: http.IncomingMessage, res: http.ServerResponse): void;
 }
 
 export interface ContainerServer {
@@ -63,36 +73,30 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
     const refused = guard(req.headers, req.socket);
     if (refused !== undefined) return send(403, { Code: "AccessDenied", Message: refused });
     const path = (req.url ?? "").split("?")[0] ?? "";
-    if (!path.startsWith(CONTAINER_PATH))
+    const route = opts.routes?.find((r) => path.startsWith(r.prefix));
+    if (!path.startsWith(CONTAINER_PATH) && route === undefined)
       return send(404, { Code: "NotFound", Message: "unknown path" });
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       return send(405, { Code: "MethodNotAllowed", Message: "GET only" });
     }
+    if (route !== undefined) return route.answer(req, res);
     const authorized = opts.bindings.authorize(
       path.slice(CONTAINER_PATH.length),
       req.headers.authorization ?? "",
     );
     // A binding is served only by its own protocol (refused like an unknown one).
     const binding = authorized?.protocol === "ecs-container" ? authorized : undefined;
-    /** Writes the audit line; false (and a 503 sent) when it cannot be written. */
-    const audited = (decision: AuditEvent["decision"], reason?: string): boolean => {
-      try {
-        opts.audit?.write({
-          rpc: "container:GET /v1/credentials",
-          peer: req.socket.remoteAddress,
-          namespace: binding?.namespace,
-          credential: binding?.credential,
-          decision,
-          reason,
-          requestId: randomUUID(),
-        });
-        return true;
-      } catch {
-        send(503, { Code: "ServiceUnavailable", Message: "the audit log cannot be written" });
-        return false;
-      }
-    };
+    const audited = (decision: AuditEvent["decision"], reason?: string): boolean =>
+      auditOrRefuse(opts.audit, res, {
+        rpc: "container:GET /v1/credentials",
+        peer: req.socket.remoteAddress,
+        namespace: binding?.namespace,
+        credential: binding?.credential,
+        decision,
+        reason,
+        requestId: randomUUID(),
+      });
     if (binding === undefined) {
       if (!audited("deny", "unknown binding or wrong authorization token")) return;
       return send(403, {
@@ -131,4 +135,22 @@ export async function startContainerServer(opts: ContainerServerOptions): Promis
         for (const s of sockets) s.destroy();
       }),
   };
+}
+
+/** Writes the audit line; false (and a 503 sent) when it cannot be written. */
+function auditOrRefuse(
+  audit: AuditSink | undefined,
+  res: http.ServerResponse,
+  event: AuditEvent,
+): boolean {
+  try {
+    audit?.write(event);
+    return true;
+  } catch {
+    res.writeHead(503, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(
+      JSON.stringify({ Code: "ServiceUnavailable", Message: "the audit log cannot be written" }),
+    );
+    return false;
+  }
 }
