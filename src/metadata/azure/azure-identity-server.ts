@@ -5,10 +5,10 @@
  * service principal's Entra ID tokens: never its client secret.
  */
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
 import { isDomainError } from "../../core/errors.js";
 import type { AccessToken } from "../../providers/provider.js";
-import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
+import { forwardedGuard, requestGuards } from "../guards.js";
+import { listenMetadata } from "../listen.js";
 
 export interface AzureIdentityOptions {
   host: string;
@@ -54,26 +54,8 @@ const MAX_BODY_BYTES = 4096;
 export async function startAzureIdentityServer(
   opts: AzureIdentityOptions,
 ): Promise<AzureIdentityServer> {
-  const sockets = new Set<Socket>();
-  const server = http.createServer({
-    maxHeaderSize: 8192,
-    headersTimeout: 10_000,
-    requestTimeout: 10_000,
-    keepAliveTimeout: 5_000,
-  });
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const bound = { host: address.address, port: address.port };
+  const listener = await listenMetadata(opts.host, opts.port);
+  const { server, bound } = listener;
   const guard = requestGuards(bound, AZURE_IMDS_HOSTS);
   const { log } = opts;
 
@@ -173,12 +155,8 @@ export async function startAzureIdentityServer(
   });
 
   return {
-    url: `http://${hostForm(bound.host)}:${bound.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
+    url: listener.url,
+    close: listener.close,
   };
 }
 

@@ -7,10 +7,11 @@
  */
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { Socket } from "node:net";
 import { DomainError, isDomainError } from "../../core/errors.js";
 import type { MintedSession } from "../../providers/provider.js";
-import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
+import { forwardedGuard, requestGuards } from "../guards.js";
+import { listenMetadata } from "../listen.js";
 import { StampCache, stamp } from "../stamp.js";
 import { MAX_TOKEN_TTL_SECONDS, TokenTable } from "./token-table.js";
 
@@ -91,26 +92,8 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
     throw new DomainError("invalid_argument", "roleName: must be 1-128 of A-Z a-z 0-9 +=,.@_-");
   }
   const tokens = new TokenTable(opts.maxTokens ?? 4096, undefined, opts.maxTokensPerPeer ?? 1024);
-  const sockets = new Set<Socket>();
-  const server = http.createServer({
-    maxHeaderSize: 8192,
-    headersTimeout: 10_000,
-    requestTimeout: 10_000,
-    keepAliveTimeout: 5_000,
-  });
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const bound = { host: address.address, port: address.port };
+  const listener = await listenMetadata(opts.host, opts.port);
+  const { server, bound } = listener;
   const guard = requestGuards(bound, IMDS_HOSTS);
   const routes = buildRoutes(opts.roleName, opts.now());
   const log = opts.log;
@@ -256,12 +239,8 @@ export async function startImdsServer(opts: ImdsServerOptions): Promise<ImdsServ
   });
 
   return {
-    url: `http://${hostForm(bound.host)}:${bound.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
+    url: listener.url,
+    close: listener.close,
   };
 }
 

@@ -4,10 +4,10 @@
  * account's access tokens (GCE_METADATA_HOST=127.0.0.1:PORT): never its key.
  */
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
 import { isDomainError } from "../../core/errors.js";
 import type { AccessToken } from "../../providers/provider.js";
 import { forwardedGuard, hostForm, requestGuards } from "../guards.js";
+import { listenMetadata } from "../listen.js";
 import { GCE_ROUTES, requestedScopes } from "./gce-routes.js";
 
 /** The public identity of the bound service account. */
@@ -66,26 +66,8 @@ const MAX_BODY_BYTES = 4096;
  * `Metadata-Flavor: Google`, which Google libraries check.
  */
 export async function startGceMetadataServer(opts: GceMetadataOptions): Promise<GceMetadataServer> {
-  const sockets = new Set<Socket>();
-  const server = http.createServer({
-    maxHeaderSize: 8192,
-    headersTimeout: 10_000,
-    requestTimeout: 10_000,
-    keepAliveTimeout: 5_000,
-  });
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const bound = { host: address.address, port: address.port };
+  const listener = await listenMetadata(opts.host, opts.port);
+  const { server, bound } = listener;
   const guard = requestGuards(bound, GCE_HOSTS);
   const log = opts.log;
 
@@ -202,13 +184,9 @@ export async function startGceMetadataServer(opts: GceMetadataOptions): Promise<
 
   const hostPort = `${hostForm(bound.host)}:${bound.port}`;
   return {
-    url: `http://${hostPort}`,
+    url: listener.url,
     hostPort,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
+    close: listener.close,
   };
 }
 

@@ -1,10 +1,12 @@
 import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
-import { assertUsable } from "../../core/usable.js";
 import type { AccessToken, CredentialReads } from "../provider.js";
 import { scopesWithin, TokenCache } from "../token-cache.js";
+import { tokenCredential, tokenSecrets } from "../token-credential.js";
 import { clientCredentialsGrant, DEFAULT_AUTHORITY_HOST } from "./entra-grant.js";
 import { STORAGE_SCOPE } from "./signer.js";
+
+const SERVICE_PRINCIPAL = { case: "servicePrincipal", name: "service_principal" } as const;
 
 export interface EntraTokensDeps {
   credentials: CredentialReads;
@@ -36,15 +38,15 @@ export class EntraTokens {
     scopes: readonly string[],
     expectedId?: string,
   ): Promise<AccessToken> {
-    const c = await this.deps.credentials.get(namespace, name);
+    const c = await tokenCredential(
+      this.deps.credentials,
+      namespace,
+      name,
+      SERVICE_PRINCIPAL,
+      this.deps.now(),
+      expectedId,
+    );
     const who = displayName(namespace, name);
-    if (expectedId !== undefined && c.id !== expectedId) {
-      throw new DomainError("permission_denied", `${who} is not the credential that was bound`);
-    }
-    assertUsable(c, this.deps.now());
-    if (c.kind.case !== "servicePrincipal") {
-      throw new DomainError("failed_precondition", `${who} is not a service_principal credential`);
-    }
     const granted = entraScopes(c.tokenScopes, scopes, who);
     return this.tokens.get(c.id, `${c.etag}\n${granted.join(" ")}`, () =>
       this.grant(namespace, name, c.id, granted),
@@ -63,11 +65,7 @@ export class EntraTokens {
     scopes: readonly string[],
   ): Promise<AccessToken> {
     const who = displayName(namespace, name);
-    const full = await this.deps.credentials.getWithSecrets(namespace, name);
-    if (full.id !== id || full.kind.case !== "servicePrincipal") {
-      throw new DomainError("aborted", `${who} changed: retry`);
-    }
-    const sp = full.kind.value;
+    const sp = await tokenSecrets(this.deps.credentials, namespace, name, id, "servicePrincipal");
     if (sp.tenantId === "" || sp.clientId === "" || sp.clientSecret === "") {
       throw new DomainError(
         "failed_precondition",

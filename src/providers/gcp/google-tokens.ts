@@ -1,13 +1,15 @@
 import { DomainError } from "../../core/errors.js";
 import { displayName } from "../../core/names.js";
-import { assertUsable } from "../../core/usable.js";
 import type { AccessToken, CredentialReads } from "../provider.js";
 import { scopesWithin, TokenCache } from "../token-cache.js";
+import { tokenCredential, tokenSecrets } from "../token-credential.js";
 import { jwtBearerGrant } from "./jwt-bearer-grant.js";
 import { keyIdentity, parseServiceAccountKey } from "./service-account-key.js";
 
 /** The scope a service account token gets when the credential lists no token_scopes. */
 export const DEFAULT_GOOGLE_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
+
+const SERVICE_ACCOUNT = { case: "serviceAccount", name: "service_account" } as const;
 
 export interface GoogleTokensDeps {
   credentials: CredentialReads;
@@ -42,15 +44,15 @@ export class GoogleTokens {
     scopes: readonly string[],
     expectedId?: string,
   ): Promise<AccessToken> {
-    const c = await this.deps.credentials.get(namespace, name);
+    const c = await tokenCredential(
+      this.deps.credentials,
+      namespace,
+      name,
+      SERVICE_ACCOUNT,
+      this.deps.now(),
+      expectedId,
+    );
     const who = displayName(namespace, name);
-    if (expectedId !== undefined && c.id !== expectedId) {
-      throw new DomainError("permission_denied", `${who} is not the credential that was bound`);
-    }
-    assertUsable(c, this.deps.now());
-    if (c.kind.case !== "serviceAccount") {
-      throw new DomainError("failed_precondition", `${who} is not a service_account credential`);
-    }
     const granted = grantedScopes(c.tokenScopes, scopes, who);
     return this.tokens.get(c.id, `${c.etag}\n${granted.join(" ")}`, () =>
       this.grant(namespace, name, c.id, granted),
@@ -76,11 +78,8 @@ export class GoogleTokens {
     if (clientEmail !== "") return { email: clientEmail, projectId, scopes };
     const known = this.identities.get(c.id);
     if (known?.etag === c.etag) return { ...known, scopes };
-    const full = await this.deps.credentials.getWithSecrets(namespace, name);
-    if (full.id !== c.id || full.kind.case !== "serviceAccount") {
-      throw new DomainError("aborted", `${who} changed: retry`);
-    }
-    const identity = keyIdentity(full.kind.value.keyJson, who);
+    const key = await tokenSecrets(this.deps.credentials, namespace, name, c.id, "serviceAccount");
+    const identity = keyIdentity(key.keyJson, who);
     this.identities.set(c.id, { etag: c.etag, ...identity });
     return { ...identity, scopes };
   }
@@ -98,11 +97,14 @@ export class GoogleTokens {
     scopes: readonly string[],
   ): Promise<AccessToken> {
     const who = displayName(namespace, name);
-    const full = await this.deps.credentials.getWithSecrets(namespace, name);
-    if (full.id !== id || full.kind.case !== "serviceAccount") {
-      throw new DomainError("aborted", `${who} changed: retry`);
-    }
-    const key = parseServiceAccountKey(full.kind.value.keyJson, who);
+    const secrets = await tokenSecrets(
+      this.deps.credentials,
+      namespace,
+      name,
+      id,
+      "serviceAccount",
+    );
+    const key = parseServiceAccountKey(secrets.keyJson, who);
     const started = this.deps.now();
     const granted = await jwtBearerGrant(key, scopes, started, this.deps.timeoutMs ?? 10_000);
     return {
