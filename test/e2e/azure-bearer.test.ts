@@ -7,7 +7,7 @@
  * daemon trusts through NODE_EXTRA_CA_CERTS.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -16,6 +16,7 @@ import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, runCli, startDaemon, tempDir } from "../support/daemon.js";
 import { type EntraServer, startEntraServer, type TestPrincipal } from "../support/entra-server.js";
+import { filesUnder } from "../support/files.js";
 
 const STORAGE = "https://storage.azure.com/.default";
 const ACCOUNT = "cbtestaccount";
@@ -25,16 +26,6 @@ const URL_IN = `https://${HOST}/c1/data/x.csv`;
 /** A response as text (bigints included), to look for the secret in. */
 function text(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v));
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
 }
 
 describe("SignRequest: a service principal's Bearer token, from Entra ID", () => {

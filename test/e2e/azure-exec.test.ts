@@ -10,9 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
-import http from "node:http";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -21,40 +19,14 @@ import { BindingProtocol, SigningService } from "../../gen/credbroker/v1/signing
 import { credentialClient, transport } from "../support/clients.js";
 import { CLI, type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
 import { type EntraServer, startEntraServer, type TestPrincipal } from "../support/entra-server.js";
+import { filesUnder } from "../support/files.js";
+import { httpGet } from "../support/http-get.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const STORAGE = "https://storage.azure.com/.default";
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function get(url: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(url), { headers, agent: false });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-      );
-    });
-    req.end();
-  });
-}
-
 const withQuery = (endpoint: string, resource: string) =>
   `${endpoint}?api-version=2019-08-01&resource=${encodeURIComponent(resource)}`;
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(path.join(e.parentPath, e.name));
-  }
-  return out;
-}
 
 describe("credbroker exec with an Azure service principal: App Service managed identity", () => {
   let pki: string;
@@ -168,7 +140,7 @@ describe("credbroker exec with an Azure service principal: App Service managed i
     assert.ok(Math.abs(out.expires - (Date.now() + entra.expiresIn * 1000)) < 60_000);
 
     // The binding ended with the child: its endpoint refuses the same header.
-    const after = await get(withQuery(out.endpoint, "https://storage.azure.com"), {
+    const after = await httpGet(withQuery(out.endpoint, "https://storage.azure.com"), {
       "x-identity-header": out.header,
     });
     assert.equal(after.status, 401, after.body);
@@ -205,12 +177,12 @@ describe("credbroker exec with an Azure service principal: App Service managed i
         { "x-identity-header": "wrong" },
         { authorization: b.authorizationToken },
       ]) {
-        const r = await get(storage, headers);
+        const r = await httpGet(storage, headers);
         assert.equal(r.status, 401, r.body);
         assert.equal(JSON.parse(r.body).statusCode, 401);
         assert.doesNotMatch(r.body, /access_token/);
       }
-      const ok = await get(storage, header);
+      const ok = await httpGet(storage, header);
       assert.equal(ok.status, 200, ok.body);
       const body = JSON.parse(ok.body) as Record<string, string>;
       assert.ok(entra.grants.some((g) => g.token === body.access_token));
@@ -218,16 +190,16 @@ describe("credbroker exec with an Azure service principal: App Service managed i
       assert.equal(body.token_type, "Bearer");
 
       const before = entra.requests;
-      const other = await get(withQuery(b.fullUri, "https://canary.example.net"), header);
+      const other = await httpGet(withQuery(b.fullUri, "https://canary.example.net"), header);
       assert.equal(other.status, 400, other.body);
       assert.match(JSON.parse(other.body).message, /token_scopes/);
       assert.doesNotMatch(other.body, /canary/);
-      const noResource = await get(`${b.fullUri}?api-version=2019-08-01`, header);
+      const noResource = await httpGet(`${b.fullUri}?api-version=2019-08-01`, header);
       assert.equal(noResource.status, 400);
       assert.equal(entra.requests, before, "no token request for a refused resource");
 
       // The ECS route does not serve an Azure binding, nor the Azure route an ECS path.
-      const ecs = await get(b.fullUri.replace("/v1/azure-identity/", "/v1/credentials/"), {
+      const ecs = await httpGet(b.fullUri.replace("/v1/azure-identity/", "/v1/credentials/"), {
         authorization: b.authorizationToken,
       });
       assert.equal(ecs.status, 403);
@@ -240,7 +212,7 @@ describe("credbroker exec with an Azure service principal: App Service managed i
         credential: { enabled: false },
         updateMask: { paths: ["enabled"] },
       });
-      const disabled = await get(storage, header);
+      const disabled = await httpGet(storage, header);
       assert.ok(disabled.status === 400 || disabled.status === 403, disabled.body);
       assert.doesNotMatch(disabled.body, /access_token/);
     } finally {

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
-import http from "node:http";
+import { readFile } from "node:fs/promises";
+import type http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -24,31 +24,16 @@ import {
   tempDir,
 } from "../support/daemon.js";
 import { type EntraServer, startEntraServer, type TestPrincipal } from "../support/entra-server.js";
+import { filesUnder } from "../support/files.js";
+import { httpGet } from "../support/http-get.js";
+
+const get = (base: string, p: string, headers: http.OutgoingHttpHeaders = {}) =>
+  httpGet(new URL(p, base), headers);
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const STORAGE = "https://storage.azure.com/.default";
 const VAULT = "https://vault.azure.net/.default";
 const TOKEN_PATH = "/metadata/identity/oauth2/token";
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function get(base: string, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(p, base), { headers, agent: false });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-      );
-    });
-    req.end();
-  });
-}
 
 const metadata = { metadata: "true" };
 const query = (resource: string) =>
@@ -84,16 +69,6 @@ async function runAzureApp(
   } finally {
     await removeDir(home);
   }
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
 }
 
 describe("Azure managed-identity listener: a service principal's tokens for Azure SDKs", () => {

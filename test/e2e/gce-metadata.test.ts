@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
-import http from "node:http";
+import type http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -25,36 +25,15 @@ import {
   startGoogleTokenServer,
   type TestServiceAccount,
 } from "../support/google-token-server.js";
+import { httpGet } from "../support/http-get.js";
+
+const get = (base: string, p: string, headers: http.OutgoingHttpHeaders = {}) =>
+  httpGet(new URL(p, base), headers);
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CLOUD = "https://www.googleapis.com/auth/cloud-platform";
 const READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only";
 const TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token";
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function get(base: string, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(p, base), { headers, agent: false });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-    });
-    req.end();
-  });
-}
 
 const flavor = { "metadata-flavor": "Google" };
 

@@ -9,50 +9,29 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
-import http from "node:http";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
+import type http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { BindingProtocol, SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { CLI, type RunningDaemon, removeDir, startDaemon, tempDir } from "../support/daemon.js";
+import { filesUnder } from "../support/files.js";
 import {
   type GoogleTokenServer,
   startGoogleTokenServer,
   type TestServiceAccount,
 } from "../support/google-token-server.js";
+import { httpGet } from "../support/http-get.js";
+
+const get = (hostPort: string, p: string, headers: http.OutgoingHttpHeaders = {}) =>
+  httpGet(new URL(p, `http://${hostPort}`), headers);
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CLOUD = "https://www.googleapis.com/auth/cloud-platform";
 const TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token";
 const flavor = { "metadata-flavor": "Google" };
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function get(hostPort: string, p: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(p, `http://${hostPort}`), { headers, agent: false });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-    });
-    req.end();
-  });
-}
 
 /** Connection refused, or a GCE-style 404: the binding is no longer served. */
 async function assertGone(hostPort: string): Promise<void> {
@@ -62,14 +41,6 @@ async function assertGone(hostPort: string): Promise<void> {
   );
   if (r instanceof Error) assert.equal(r.code, "ECONNREFUSED");
   else assert.equal(r.status, 404, r.body);
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(path.join(e.parentPath, e.name));
-  }
-  return out;
 }
 
 describe("credbroker exec with a Google service account: a GCE metadata listener per binding", () => {

@@ -6,7 +6,7 @@
  * assertion with the account's public key before it issues a token.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -14,6 +14,7 @@ import { Provider } from "../../gen/credbroker/v1/credential_pb.js";
 import { SigningService } from "../../gen/credbroker/v1/signing_service_pb.js";
 import { credentialClient, transport } from "../support/clients.js";
 import { type RunningDaemon, removeDir, startDaemon } from "../support/daemon.js";
+import { filesUnder } from "../support/files.js";
 import {
   type GoogleTokenServer,
   startGoogleTokenServer,
@@ -22,16 +23,6 @@ import {
 
 const READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only";
 const URL_IN = "https://storage.googleapis.com/cb-bucket/data/x.csv";
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 describe("SignRequest: a service account's Bearer token, from its token_uri", () => {
   let google: GoogleTokenServer;
